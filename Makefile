@@ -1,0 +1,30 @@
+# claw-pipeline: `make run` starts the whole stack, `make test` proves it.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CLAW := $(VENV)/bin/claw-pipeline
+
+.PHONY: install services run test test-all test-reliability bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+services:
+	@bash infra/dev/ensure-services.sh
+
+run: install services
+	$(CLAW) run
+
+test: install services
+	$(PY) -m pytest -m "not slow"
+
+test-all: install services
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) var *.egg-info

@@ -1,0 +1,1 @@
+"""Every task the engine knows, by domain. Importing this package declares them."""

@@ -1,0 +1,121 @@
+"""make_broker(): the one place a broker is built, for every process.
+
+API, worker, scheduler and CLI all call it, so queue arguments
+(``x-max-priority``, the dead-letter queue's TTL), the wire encoder and the
+middleware order can never disagree between processes (RabbitMQ refuses a
+queue re-declared with other arguments).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Iterable
+
+import dramatiq
+import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.encoder import JSONEncoder
+from dramatiq.middleware import Callbacks, Middleware, Pipelines
+from dramatiq.results.backends import RedisBackend
+
+from pipeline.encoder import CompressedJSONEncoder
+from pipeline.errors import ConfigError
+from pipeline.middleware.cancellation import Cancellation
+from pipeline.middleware.connections import FreshPublisher
+from pipeline.middleware.rate_limits import RateLimits
+from pipeline.middleware.results import StateStoreResults
+from pipeline.middleware.retries import RetryPolicy
+from pipeline.middleware.state import QuietSkips, TaskState
+from pipeline.middleware.time_limits import TimeLimits
+from pipeline.settings import Settings
+from pipeline.state.store import StateStore
+from pipeline.task import MAX_PRIORITY, QUEUES, REGISTRY
+
+RESULTS_NAMESPACE_SUFFIX = "results"
+
+
+def make_results_backend(settings: Settings) -> RedisBackend:
+    # Results are plain JSON text (not the gzip wire format) so that any
+    # Redis client can read them; the backend gets its own binary client.
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    return RedisBackend(client=client, namespace=f"{settings.namespace}:{RESULTS_NAMESPACE_SUFFIX}", encoder=JSONEncoder())
+
+
+def make_broker(
+    settings: Settings,
+    store: StateStore,
+    *,
+    extra_middleware: Iterable[Middleware] = (),
+    time_limits: TimeLimits | None = None,
+) -> RabbitmqBroker:
+    """Build the broker, install the encoder and bind every declared task to it."""
+    import_task_modules(settings)
+    encoder = CompressedJSONEncoder(settings.compression_threshold_bytes, on_decode_error=store.record_undecodable)
+    dramatiq.set_encoder(encoder)
+    results_backend = make_results_backend(settings)
+    middleware: list[Middleware] = [
+        *extra_middleware,
+        FreshPublisher(settings.broker_url),
+        Callbacks(),
+        Pipelines(),
+        StateStoreResults(backend=results_backend),
+        RateLimits(store),
+        TaskState(store, results_backend),
+        RetryPolicy(),
+        # Last, so their after-hooks run first (after-hooks run in reverse):
+        # a task that has returned must not be interrupted any more.
+        time_limits or TimeLimits(),
+        Cancellation(store.redis, store.keys.cancel_channel),
+    ]
+    broker = RabbitmqBroker(
+        url=settings.broker_url, max_priority=MAX_PRIORITY, confirm_delivery=True, middleware=middleware
+    )
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    bind_tasks(broker, settings)
+    dramatiq.set_broker(broker)
+    logging.getLogger("dramatiq.worker.WorkerThread").addFilter(QuietSkips())
+    return broker
+
+
+def import_task_modules(settings: Settings) -> None:
+    """Import the modules that declare tasks: ours, and any named in settings."""
+    import pipeline.actors  # noqa: F401
+
+    for name in settings.task_modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"CLAW_TASK_MODULES: cannot import {name!r} ({exc})") from None
+
+
+def bind_tasks(broker: RabbitmqBroker, settings: Settings) -> None:
+    """Create a Dramatiq actor for every declared task, with settings' overrides applied."""
+    unknown = set(settings.actor_overrides) - set(REGISTRY)
+    if unknown:
+        raise ConfigError(f"CLAW_ACTOR_OVERRIDES: unknown actor(s) {', '.join(sorted(unknown))}")
+    for spec in REGISTRY.values():
+        try:
+            policy = spec.policy.with_overrides(settings.actor_overrides.get(spec.name, {}))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"CLAW_ACTOR_OVERRIDES: {spec.name}: {exc}") from None
+        spec.actor = dramatiq.Actor(
+            _validating(spec),
+            broker=broker,
+            actor_name=spec.name,
+            queue_name=policy.queue,
+            priority=0,
+            options={"claw_policy": policy},
+        )
+
+
+def _validating(spec):
+    """The task function, with its keyword arguments validated again at run time."""
+
+    def run(*args, **kwargs):
+        return spec.fn(*args, **spec.validate_kwargs(kwargs))
+
+    run.__name__ = spec.fn.__name__
+    run.__module__ = spec.fn.__module__
+    return run

@@ -1,0 +1,148 @@
+"""``claw-pipeline``: one command for every process and for operators.
+
+Errors a user can fix (bad settings, unreachable services, bad arguments,
+unknown tasks) print one line and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable
+
+from pipeline.errors import BrokerUnavailable, ConfigError, InvalidArguments, InvalidTransition, TaskNotFound, UnknownActor
+
+EXIT_USAGE = 2
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)
+
+
+def _print(value) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@command("worker")
+def cmd_worker(args) -> int:
+    from pipeline.services import check_services
+    from pipeline.settings import get_settings
+    from pipeline.worker import WorkerOptions, run_worker
+
+    settings = get_settings()
+    check_services(settings)
+    setup_logging(args.verbose)
+    return run_worker(WorkerOptions.from_settings(settings, processes=args.processes, threads=args.threads, queues=args.queues))
+
+
+@command("submit")
+def cmd_submit(args) -> int:
+    from pipeline import client
+
+    try:
+        kwargs = json.loads(args.kwargs)
+    except ValueError as exc:
+        raise InvalidArguments(f"--kwargs is not JSON ({exc})") from None
+    if not isinstance(kwargs, dict):
+        raise InvalidArguments("--kwargs must be a JSON object")
+    task_id = client.submit(args.actor, kwargs=kwargs, priority=args.priority, delay_ms=args.delay_ms,
+                            idempotency_key=args.idempotency_key)
+    print(task_id)
+    return 0
+
+
+@command("status")
+def cmd_status(args) -> int:
+    from pipeline import client
+
+    _print(client.get_record(args.task_id))
+    return 0
+
+
+@command("cancel")
+def cmd_cancel(args) -> int:
+    from pipeline import client
+
+    _print(client.cancel(args.task_id))
+    return 0
+
+
+@command("retry")
+def cmd_retry(args) -> int:
+    from pipeline import client
+
+    print(client.retry(args.task_id))
+    return 0
+
+
+@command("workers")
+def cmd_workers(args) -> int:
+    from pipeline.engine import get_engine
+
+    registry = get_engine().workers
+    if args.action == "list":
+        _print(registry.list())
+    else:
+        heard = registry.send_command("pool_restart" if args.action == "restart" else "shutdown", args.worker)
+        print(f"{heard} worker process(es) received {args.action}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="claw-pipeline", description="CLAW.AI background-work engine")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run worker processes (Dramatiq conventions)")
+    worker.add_argument("-p", "--processes", type=int, help="worker processes (default CLAW_WORKER_PROCESSES)")
+    worker.add_argument("-t", "--threads", type=int, help="threads per process (default CLAW_WORKER_THREADS)")
+    worker.add_argument("-Q", "--queues", nargs="+", help="queues to consume (default: all)")
+
+    submit = sub.add_parser("submit", help="submit a task")
+    submit.add_argument("actor")
+    submit.add_argument("--kwargs", default="{}", help="keyword arguments as a JSON object")
+    submit.add_argument("--priority", type=int)
+    submit.add_argument("--delay-ms", type=int)
+    submit.add_argument("--idempotency-key")
+
+    for name, text in (("status", "show a task record"), ("cancel", "cancel a task"), ("retry", "re-run a failed or cancelled task")):
+        one = sub.add_parser(name, help=text)
+        one.add_argument("task_id")
+
+    workers = sub.add_parser("workers", help="list workers, or restart / shut them down")
+    workers.add_argument("action", choices=("list", "restart", "shutdown"), nargs="?", default="list")
+    workers.add_argument("--worker", help="one worker id (default: all)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, InvalidArguments, UnknownActor, TaskNotFound, InvalidTransition, BrokerUnavailable) as exc:
+        detail = ""
+        if isinstance(exc, InvalidArguments) and exc.fields:
+            detail = " (" + "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) + ")"
+        print(f"claw-pipeline: error: {str(exc).strip(chr(39))}{detail}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

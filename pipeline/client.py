@@ -1,0 +1,217 @@
+"""The Python API: submit tasks, look them up, cancel and retry them.
+
+The API resources, the scheduler and the CLI all go through here, so a
+task submitted any way gets the same validation, record and guarantees:
+its record exists before RabbitMQ has the message (a worker can never
+start an unknown task), and a message RabbitMQ did not confirm is reported
+as BrokerUnavailable with its record removed (nothing half-accepted stays).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence
+
+import pika
+from dramatiq import Message
+from dramatiq.errors import BrokerError
+
+from pipeline.engine import Engine, get_engine
+from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, TaskNotFound
+from pipeline.middleware.state import exception_result, untracked
+from pipeline.publisher import publish_batch
+from pipeline.state.store import NewTask, new_task_id
+from pipeline.task import MAX_PRIORITY, get_task, policy_of
+
+MAX_BULK = 1000
+
+
+@dataclass
+class Submission:
+    """One task to submit. ``delay_ms`` and ``eta`` (a datetime) are alternatives."""
+
+    actor: str
+    args: Sequence[Any] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    priority: Optional[int] = None
+    delay_ms: Optional[int] = None
+    eta: Optional[datetime] = None
+    idempotency_key: Optional[str] = None
+
+
+def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[str] = None):
+    spec = get_task(sub.actor)
+    kwargs = spec.validate_kwargs(dict(sub.kwargs or {}))
+    if spec.args_model is not None and sub.args:
+        raise InvalidArguments(f"{sub.actor} takes keyword arguments only", {"args": "must be empty"})
+    policy = policy_of(engine.broker, sub.actor)
+    priority = policy.priority if sub.priority is None else sub.priority
+    if not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
+        raise InvalidArguments("invalid priority", {"priority": f"must be an integer 0..{MAX_PRIORITY}"})
+    delay_ms = _delay(sub)
+    now = time.time()
+    record = NewTask(
+        task_id=task_id,
+        actor=sub.actor,
+        queue=policy.queue,
+        priority=priority,
+        max_retries=policy.max_retries,
+        args=list(sub.args),
+        kwargs=kwargs,
+        eta=now + delay_ms / 1000 if delay_ms else None,
+        retry_of=retry_of,
+        idempotency_key=sub.idempotency_key,
+        options={"delay_ms": delay_ms} if delay_ms else None,
+    )
+    message = Message(
+        queue_name=policy.queue,
+        actor_name=sub.actor,
+        args=tuple(sub.args),
+        kwargs=kwargs,
+        options={"broker_priority": priority},
+        message_id=task_id,
+    )
+    return record, message, delay_ms or None
+
+
+def _delay(sub: Submission) -> int:
+    if sub.delay_ms is not None and sub.eta is not None:
+        raise InvalidArguments("give delay or eta, not both", {"eta": "cannot be combined with delay"})
+    if sub.eta is not None:
+        eta = sub.eta if sub.eta.tzinfo else sub.eta.replace(tzinfo=timezone.utc)
+        return max(0, int((eta.timestamp() - time.time()) * 1000))
+    if sub.delay_ms is not None and sub.delay_ms < 0:
+        raise InvalidArguments("invalid delay", {"delay": "must be >= 0"})
+    return int(sub.delay_ms or 0)
+
+
+def submit(
+    actor: str,
+    *,
+    args: Sequence[Any] = (),
+    kwargs: Optional[dict[str, Any]] = None,
+    priority: Optional[int] = None,
+    delay_ms: Optional[int] = None,
+    eta: Optional[datetime] = None,
+    idempotency_key: Optional[str] = None,
+    engine: Optional[Engine] = None,
+    _task_id: Optional[str] = None,
+    _retry_of: Optional[str] = None,
+) -> str:
+    """Submit one task; returns its id (an existing id when *idempotency_key* was seen)."""
+    engine = engine or get_engine()
+    sub = Submission(actor, args, kwargs or {}, priority, delay_ms, eta, idempotency_key)
+    task_id = _task_id or new_task_id()
+    record, message, delay = _prepare(engine, sub, task_id, _retry_of)
+    if idempotency_key:
+        existing = engine.store.claim_idempotency_key(idempotency_key, task_id)
+        if existing:
+            return existing
+    engine.store.record_enqueued([record])
+    try:
+        with untracked():
+            engine.broker.enqueue(message, delay=delay)
+    except (BrokerError, pika.exceptions.AMQPError) as exc:
+        engine.store.forget([task_id], record.actor, record.queue)
+        if idempotency_key:
+            engine.store.release_idempotency_key(idempotency_key)
+        raise BrokerUnavailable(f"RabbitMQ did not accept the message: {type(exc).__name__}") from None
+    return task_id
+
+
+def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[Engine] = None) -> list[str]:
+    """Submit up to MAX_BULK tasks at once: all validated first, recorded in one
+    Redis transaction, published in one AMQP transaction. Returns ids in order."""
+    engine = engine or get_engine()
+    subs = [s if isinstance(s, Submission) else Submission(**s) for s in submissions]
+    if len(subs) > MAX_BULK:
+        raise InvalidArguments("too many tasks", {"tasks": f"at most {MAX_BULK} per call"})
+    prepared, errors = [], {}
+    for index, sub in enumerate(subs):
+        try:
+            if sub.idempotency_key:
+                raise InvalidArguments("bulk", {"idempotency_key": "not supported in bulk submissions"})
+            prepared.append(_prepare(engine, sub, new_task_id()))
+        except InvalidArguments as exc:
+            errors.update({f"tasks.{index}.{name}": text for name, text in exc.fields.items()})
+        except LookupError as exc:
+            errors[f"tasks.{index}.actor"] = str(exc).strip("'\"")
+    if errors:
+        raise InvalidArguments("invalid submissions", errors)
+    records = [record for record, _, _ in prepared]
+    engine.store.record_enqueued(records)
+    try:
+        publish_batch(engine.broker, [(message, delay) for _, message, delay in prepared])
+    except BrokerUnavailable:
+        for record in records:
+            engine.store.forget([record.task_id], record.actor, record.queue)
+        raise
+    return [record.task_id for record in records]
+
+
+def get_record(task_id: str, *, engine: Optional[Engine] = None) -> dict:
+    record = (engine or get_engine()).store.get(task_id)
+    if record is None:
+        raise TaskNotFound(f"no task {task_id!r} (never submitted, or its result expired)")
+    return record
+
+
+def get_records(task_ids: Sequence[str], *, engine: Optional[Engine] = None) -> list[Optional[dict]]:
+    return (engine or get_engine()).store.get_many(list(task_ids))
+
+
+def result_key(engine: Engine, record: dict) -> str:
+    """The Dramatiq Results key of a task, from its record."""
+    message = Message(record["queue"], record["actor"], (), {}, {}, message_id=record["task_id"])
+    return _results_backend(engine).build_message_key(message)
+
+
+def _results_backend(engine: Engine):
+    from dramatiq.results import Results
+
+    for middleware in engine.broker.middleware:
+        if isinstance(middleware, Results):
+            return middleware.backend
+    raise RuntimeError("the broker has no Results middleware")
+
+
+def cancel(task_id: str, *, engine: Optional[Engine] = None) -> dict:
+    """Cancel a task. PENDING/RETRY: it will never run. STARTED: it is interrupted.
+
+    Raises TaskNotFound, or InvalidTransition when the task already finished.
+    """
+    engine = engine or get_engine()
+    record = get_record(task_id, engine=engine)
+    value = exception_result("TaskCancelled", "cancelled before it ran")
+    outcome, previous = engine.store.cancel(task_id, result_key(engine, record), value)
+    if outcome == "MISSING":
+        raise TaskNotFound(f"no task {task_id!r}")
+    if outcome == "REFUSED":
+        raise InvalidTransition(f"task already finished as {previous}; only PENDING, RETRY or STARTED tasks can be cancelled", previous)
+    if outcome == "CANCELLED":
+        return {"task_id": task_id, "state": "CANCELLED", "previous_state": previous}
+    return {"task_id": task_id, "state": "STARTED", "cancel_requested": True}
+
+
+def retry(task_id: str, *, engine: Optional[Engine] = None) -> str:
+    """Re-run a FAILURE or CANCELLED task as a new task (same actor, original
+    arguments and priority), linked both ways. Returns the new id."""
+    engine = engine or get_engine()
+    record = get_record(task_id, engine=engine)
+    if record["state"] not in ("FAILURE", "CANCELLED"):
+        raise InvalidTransition(f"task is {record['state']}; only FAILURE or CANCELLED tasks can be retried", record["state"])
+    new_id = new_task_id()
+    earlier = engine.store.claim_retry(task_id, new_id)
+    if earlier:
+        raise InvalidTransition(f"task was already retried as {earlier}", record["state"])
+    payload = engine.store.payload(task_id) or {"args": [], "kwargs": {}}
+    try:
+        return submit(
+            record["actor"], args=payload["args"], kwargs=payload["kwargs"], priority=record["priority"],
+            engine=engine, _task_id=new_id, _retry_of=task_id,
+        )
+    except Exception:
+        engine.store.unclaim_retry(task_id)
+        raise

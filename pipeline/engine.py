@@ -1,0 +1,75 @@
+"""The engine of one process: settings, state store, worker registry and broker.
+
+Built once per process by :func:`get_engine` (or explicitly by
+:func:`make_engine`, which tests and the worker use with their own options).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.middleware import Middleware
+
+from pipeline.broker import make_broker
+from pipeline.middleware.time_limits import TimeLimits
+from pipeline.redis_client import redis_for
+from pipeline.settings import Settings, get_settings
+from pipeline.state.store import StateStore
+from pipeline.state.workers import WorkerRegistry
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    store: StateStore
+    workers: WorkerRegistry
+    broker: RabbitmqBroker
+
+    def close(self) -> None:
+        self.broker.close()
+
+
+def make_store(settings: Settings) -> StateStore:
+    client = redis_for(settings.redis_url)
+    return StateStore(client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds)
+
+
+def make_registry(settings: Settings) -> WorkerRegistry:
+    return WorkerRegistry(redis_for(settings.redis_url), settings.namespace, settings.worker_ttl_seconds)
+
+
+def make_engine(
+    settings: Optional[Settings] = None,
+    *,
+    store: Optional[StateStore] = None,
+    workers: Optional[WorkerRegistry] = None,
+    extra_middleware: Iterable[Middleware] = (),
+    time_limits: Optional[TimeLimits] = None,
+) -> Engine:
+    settings = settings or get_settings()
+    store = store or make_store(settings)
+    workers = workers or make_registry(settings)
+    broker = make_broker(settings, store, extra_middleware=extra_middleware, time_limits=time_limits)
+    return Engine(settings, store, workers, broker)
+
+
+_engine: Optional[Engine] = None
+_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine, built on first use."""
+    global _engine
+    with _lock:
+        if _engine is None:
+            _engine = make_engine()
+        return _engine
+
+
+def set_engine(engine: Optional[Engine]) -> None:
+    global _engine
+    with _lock:
+        _engine = engine

@@ -1,0 +1,72 @@
+"""Exceptions that carry meaning across the engine.
+
+Actors raise these to tell the retry policy what kind of failure happened;
+processes raise :class:`ConfigError` to stop with one clear line.
+"""
+
+from dramatiq.middleware import Interrupt
+
+
+class ConfigError(Exception):
+    """A setting is invalid or a service it names does not answer.
+
+    The CLI prints the message on one line and exits with code 2.
+    """
+
+
+class PermanentError(Exception):
+    """A failure that no retry can fix (bad arguments, a 4xx from a provider).
+
+    The task fails at once, without using its remaining retries.
+    """
+
+
+class TransientError(Exception):
+    """A failure worth retrying (timeouts, 429/5xx, connection refused)."""
+
+
+class SoftTimeLimitExceeded(Interrupt):
+    """Raised inside a task when it passes its soft time limit.
+
+    It is catchable so the task can save progress; left uncaught it counts as
+    a failed attempt and is retried like any other error.
+    """
+
+
+class HardTimeLimitExceeded(Interrupt):
+    """Raised inside a task when it passes its hard time limit; never retried."""
+
+
+class TaskCancelled(Interrupt):
+    """Raised inside a running task whose cancellation was requested."""
+
+
+class UnknownActor(LookupError):
+    """A submission named an actor that no module declares."""
+
+
+class InvalidArguments(ValueError):
+    """Submitted arguments do not match the actor's argument model.
+
+    ``fields`` maps each offending field (dotted path) to what is wrong with it.
+    """
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class BrokerUnavailable(RuntimeError):
+    """RabbitMQ did not confirm a message; it was not accepted."""
+
+
+class TaskNotFound(LookupError):
+    """No record exists for the task id (never submitted, or expired)."""
+
+
+class InvalidTransition(RuntimeError):
+    """The task's state does not allow the requested operation (e.g. cancel a finished task)."""
+
+    def __init__(self, message: str, state: str | None = None):
+        super().__init__(message)
+        self.state = state

@@ -1,0 +1,535 @@
+"""Knowledge bases, documents, chunks and conversations in PostgreSQL.
+
+The rules that keep the index trustworthy live here:
+
+* a document's chunks are replaced in ONE transaction (old rows deleted, new
+  rows inserted, document marked indexed), so a retry or a redelivered task can
+  never leave duplicates or half a document, and readers see old or new;
+* each base records the embedder model and dimension that filled it, and
+  anything done with another embedder is refused until the base is rebuilt;
+* per-script centroid sums are updated in the same transaction as the chunks
+  they summarise (see :mod:`pipeline.knowledge.retrieval` for why).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+
+from pipeline.errors import PermanentError
+from pipeline.knowledge.chunking import Chunk
+
+
+# --------------------------------------------------------------------------- vectors
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form, ``[0.1,0.2,…]`` (cast with ``::vector`` in SQL)."""
+    return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+def parse_vector(text: str) -> np.ndarray:
+    return np.array(text.strip("[]").split(","), dtype=np.float32)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- knowledge bases
+
+
+@dataclass
+class KnowledgeBase:
+    id: uuid.UUID
+    name: str
+    embedder_model: str
+    embedding_dim: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+    def check_embedder(self, model_name: str, dim: int) -> None:
+        """Refuse an embedder whose vectors cannot be compared with this base's."""
+        if (model_name, dim) != (self.embedder_model, self.embedding_dim):
+            raise PermanentError(
+                f"knowledge base {self.name!r} was indexed with embedding model {self.embedder_model!r} "
+                f"({self.embedding_dim} dimensions) but the configured embedder is {model_name!r} ({dim} dimensions); "
+                f"run update_knowledge_base with mode='rebuild' to re-embed it with the new model"
+            )
+
+
+_KB_COLUMNS = "id, name, embedder_model, embedding_dim, status, created_at, updated_at"
+
+
+def get_knowledge_base(conn: psycopg.Connection, kb_id: str | uuid.UUID, *, for_update: bool = False) -> KnowledgeBase:
+    """The base with this id; PermanentError when there is none."""
+    lock = " FOR UPDATE" if for_update else ""
+    with conn.cursor(row_factory=class_row(KnowledgeBase)) as cur:
+        row = cur.execute(f"SELECT {_KB_COLUMNS} FROM knowledge_bases WHERE id = %s{lock}", (_uuid(kb_id),)).fetchone()
+    if row is None:
+        raise PermanentError(f"knowledge base {kb_id} does not exist")
+    return row
+
+
+def find_knowledge_base(conn: psycopg.Connection, name: str) -> Optional[KnowledgeBase]:
+    with conn.cursor(row_factory=class_row(KnowledgeBase)) as cur:
+        return cur.execute(f"SELECT {_KB_COLUMNS} FROM knowledge_bases WHERE name = %s", (name,)).fetchone()
+
+
+def ensure_knowledge_base(conn: psycopg.Connection, name: str, model_name: str, dim: int) -> KnowledgeBase:
+    """The base called ``name``, created for this embedder if it does not exist yet.
+
+    Call :func:`ensure_index` after committing, to give a new base its index.
+    """
+    with conn.cursor(row_factory=class_row(KnowledgeBase)) as cur:
+        cur.execute(
+            f"INSERT INTO knowledge_bases (name, embedder_model, embedding_dim) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (name) DO NOTHING RETURNING {_KB_COLUMNS}",
+            (name, model_name, dim),
+        )
+        created = cur.fetchone()
+    return created or find_knowledge_base(conn, name)
+
+
+def index_name(kb_id: str | uuid.UUID) -> str:
+    return f"chunks_hnsw_{_uuid(kb_id).hex}"
+
+
+def ensure_index(url_or_conn: str | psycopg.Connection, kb: KnowledgeBase) -> bool:
+    """Give the base its HNSW (cosine) index if it lacks a valid one; True when one was built.
+
+    One partial index per base, on the embedding cast to the base's
+    dimension, because bases may hold vectors of different sizes. Built
+    CONCURRENTLY, so writers to other bases are not blocked; that needs an
+    autocommit connection, hence a URL or such a connection.
+    """
+    from pipeline.knowledge.db import connect
+
+    own = isinstance(url_or_conn, str)
+    conn = connect(url_or_conn, autocommit=True) if own else url_or_conn
+    try:
+        name = index_name(kb.id)
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        try:
+            valid = conn.execute(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+                (name,),
+            ).fetchone()
+            if valid is not None and valid[0]:
+                return False
+            if valid is not None:  # left INVALID by an interrupted concurrent build
+                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX CONCURRENTLY {name} ON chunks USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+                    "WHERE knowledge_base_id = {kb}"
+                ).format(name=sql.Identifier(name), dim=sql.Literal(kb.embedding_dim), kb=sql.Literal(str(kb.id)))
+            )
+            return True
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+    finally:
+        if own:
+            conn.close()
+
+
+def start_rebuild(conn: psycopg.Connection, kb_id: str, model_name: str, dim: int) -> KnowledgeBase:
+    """Drop the base's index and every vector, and switch it to the given embedder.
+
+    Documents stay; they are marked pending so that vectorizing them again
+    fills the base with vectors of the new model. One transaction.
+    """
+    kb = get_knowledge_base(conn, kb_id, for_update=True)
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(kb.id))))
+    conn.execute("DELETE FROM chunks WHERE knowledge_base_id = %s", (kb.id,))
+    conn.execute("DELETE FROM script_centroids WHERE knowledge_base_id = %s", (kb.id,))
+    conn.execute(
+        "DELETE FROM embedding_staging s USING documents d WHERE s.document_id = d.id AND d.knowledge_base_id = %s",
+        (kb.id,),
+    )
+    conn.execute(
+        "UPDATE documents SET status = 'pending', indexed_hash = NULL, indexed_model = NULL, chunk_count = 0,"
+        " error = NULL, updated_at = now() WHERE knowledge_base_id = %s",
+        (kb.id,),
+    )
+    conn.execute(
+        "UPDATE knowledge_bases SET embedder_model = %s, embedding_dim = %s, status = 'rebuilding', updated_at = now()"
+        " WHERE id = %s",
+        (model_name, dim, kb.id),
+    )
+    return get_knowledge_base(conn, kb.id)
+
+
+def set_base_status(conn: psycopg.Connection, kb_id: str | uuid.UUID, status: str) -> None:
+    conn.execute("UPDATE knowledge_bases SET status = %s, updated_at = now() WHERE id = %s", (status, _uuid(kb_id)))
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@dataclass
+class Document:
+    id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    source: str
+    title: str
+    content: str
+    metadata: dict
+    content_hash: str
+    status: str
+    error: Optional[str]
+    indexed_hash: Optional[str]
+    indexed_model: Optional[str]
+    chunk_count: int
+    index_task_id: Optional[str]
+    updated_at: datetime
+
+    def is_current(self, model_name: str) -> bool:
+        """True when the stored chunks were made from this content with this model."""
+        return self.status == "ready" and self.indexed_hash == self.content_hash and self.indexed_model == model_name
+
+
+_DOC_COLUMNS = (
+    "id, knowledge_base_id, source, title, content, metadata, content_hash, status, error, indexed_hash,"
+    " indexed_model, chunk_count, index_task_id, updated_at"
+)
+
+
+def upsert_document(
+    conn: psycopg.Connection,
+    kb_id: str | uuid.UUID,
+    source: str,
+    title: str,
+    content: str,
+    metadata: Optional[dict] = None,
+) -> Document:
+    """Create or update the document identified by (base, source).
+
+    Its status turns 'pending' only when the content changed, so re-sending
+    identical text leaves an indexed document alone.
+    """
+    digest = content_hash(content)
+    with conn.cursor(row_factory=class_row(Document)) as cur:
+        return cur.execute(
+            f"""
+            INSERT INTO documents (knowledge_base_id, source, title, content, metadata, content_hash)
+            VALUES (%(kb)s, %(source)s, %(title)s, %(content)s, %(metadata)s, %(hash)s)
+            ON CONFLICT (knowledge_base_id, source) DO UPDATE SET
+                title = EXCLUDED.title,
+                metadata = EXCLUDED.metadata,
+                content = EXCLUDED.content,
+                content_hash = EXCLUDED.content_hash,
+                status = CASE WHEN documents.content_hash = EXCLUDED.content_hash THEN documents.status
+                              ELSE 'pending' END,
+                updated_at = now()
+            RETURNING {_DOC_COLUMNS}
+            """,
+            {"kb": _uuid(kb_id), "source": source, "title": title, "content": content,
+             "metadata": Jsonb(metadata or {}), "hash": digest},
+        ).fetchone()
+
+
+def get_document(conn: psycopg.Connection, doc_id: str | uuid.UUID) -> Document:
+    """The document with this id; PermanentError when there is none (e.g. deleted meanwhile)."""
+    with conn.cursor(row_factory=class_row(Document)) as cur:
+        row = cur.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = %s", (_uuid(doc_id),)).fetchone()
+    if row is None:
+        raise PermanentError(f"document {doc_id} does not exist")
+    return row
+
+
+def list_documents(conn: psycopg.Connection, kb_id: str | uuid.UUID) -> list[Document]:
+    with conn.cursor(row_factory=class_row(Document)) as cur:
+        return cur.execute(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE knowledge_base_id = %s ORDER BY source", (_uuid(kb_id),)
+        ).fetchall()
+
+
+def set_document_status(
+    conn: psycopg.Connection,
+    doc_id: str | uuid.UUID,
+    status: str,
+    error: Optional[str] = None,
+    task_id: Optional[str] = None,
+) -> None:
+    conn.execute(
+        "UPDATE documents SET status = %s, error = %s, index_task_id = COALESCE(%s, index_task_id),"
+        " updated_at = now() WHERE id = %s",
+        (status, error, task_id, _uuid(doc_id)),
+    )
+
+
+def record_index_tasks(conn: psycopg.Connection, task_ids: dict[str, str]) -> None:
+    """Remember which vectorize task works on which document (document id -> task id)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE documents SET index_task_id = %s WHERE id = %s",
+            [(task_id, _uuid(doc_id)) for doc_id, task_id in task_ids.items()],
+        )
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+def known_vectors(conn: psycopg.Connection, doc_id: str | uuid.UUID, model_name: str) -> dict[str, np.ndarray]:
+    """Vectors already computed for this document's chunk texts with this model.
+
+    Comes from the staging table (an interrupted attempt) and from the current
+    chunks when they were made with this model, keyed by the chunk text's hash.
+    Re-vectorizing therefore embeds only text that is new.
+    """
+    rows = conn.execute(
+        """
+        SELECT text_hash, embedding::text FROM embedding_staging WHERE document_id = %(doc)s AND model = %(model)s
+        UNION ALL
+        SELECT encode(sha256(convert_to(c.content, 'UTF8')), 'hex'), c.embedding::text
+          FROM chunks c JOIN documents d ON d.id = c.document_id
+         WHERE c.document_id = %(doc)s AND d.indexed_model = %(model)s
+        """,
+        {"doc": _uuid(doc_id), "model": model_name},
+    ).fetchall()
+    return {text_hash: parse_vector(vector) for text_hash, vector in rows}
+
+
+def stage_vectors(
+    conn: psycopg.Connection, doc_id: str | uuid.UUID, model_name: str, texts: Sequence[str], vectors: np.ndarray
+) -> None:
+    """Keep vectors of a finished batch so a later attempt need not embed them again."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO embedding_staging (document_id, model, text_hash, embedding) VALUES (%s, %s, %s, %s::vector)"
+            " ON CONFLICT DO NOTHING",
+            [(_uuid(doc_id), model_name, content_hash(t), vector_literal(v)) for t, v in zip(texts, vectors)],
+        )
+
+
+def replace_chunks(
+    conn: psycopg.Connection,
+    doc_id: str | uuid.UUID,
+    expected_hash: str,
+    model_name: str,
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+) -> bool:
+    """Swap the document's chunks for these, atomically. False when the content changed meanwhile.
+
+    The document row is locked first, so two attempts for the same document
+    (a retry racing a redelivery) run one after the other; the second simply
+    replaces the first's rows with identical ones.
+    """
+    if len(chunks) != len(vectors):
+        raise ValueError("one vector per chunk is needed")
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT knowledge_base_id, content_hash FROM documents WHERE id = %s FOR UPDATE", (_uuid(doc_id),)
+        ).fetchone()
+        if row is None:
+            raise PermanentError(f"document {doc_id} was deleted while it was being vectorized")
+        kb_id, current_hash = row
+        if current_hash != expected_hash:
+            return False
+        removed = conn.execute(
+            "SELECT script, count(*), sum(embedding)::text FROM chunks WHERE document_id = %s GROUP BY script",
+            (_uuid(doc_id),),
+        ).fetchall()
+        conn.execute("DELETE FROM chunks WHERE document_id = %s", (_uuid(doc_id),))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO chunks (knowledge_base_id, document_id, position, content, token_count, script, embedding)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::vector)",
+                [
+                    (kb_id, _uuid(doc_id), c.position, c.text, c.token_count, c.script, vector_literal(v))
+                    for c, v in zip(chunks, vectors)
+                ],
+            )
+        _adjust_centroids(conn, kb_id, removed, chunks, vectors)
+        conn.execute(
+            "UPDATE documents SET status = 'ready', error = NULL, indexed_hash = %s, indexed_model = %s,"
+            " chunk_count = %s, indexed_at = now(), updated_at = now() WHERE id = %s",
+            (expected_hash, model_name, len(chunks), _uuid(doc_id)),
+        )
+        conn.execute("DELETE FROM embedding_staging WHERE document_id = %s", (_uuid(doc_id),))
+    return True
+
+
+def _adjust_centroids(
+    conn: psycopg.Connection,
+    kb_id: uuid.UUID,
+    removed: Iterable[tuple[str, int, str]],
+    chunks: Sequence[Chunk] = (),
+    vectors: Optional[np.ndarray] = None,
+) -> None:
+    """Apply (added - removed) per script to the running centroid sums, in the caller's transaction."""
+    delta: dict[str, list] = {}
+    for script, count, vector_sum in removed:
+        entry = delta.setdefault(script, [0, 0.0])
+        entry[0] -= count
+        entry[1] = entry[1] - parse_vector(vector_sum)
+    for chunk, vector in zip(chunks, vectors if vectors is not None else []):
+        entry = delta.setdefault(chunk.script, [0, 0.0])
+        entry[0] += 1
+        entry[1] = entry[1] + vector
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO script_centroids AS s (knowledge_base_id, script, chunk_count, embedding_sum)"
+            " VALUES (%s, %s, %s, %s::vector) ON CONFLICT (knowledge_base_id, script) DO UPDATE SET"
+            " chunk_count = s.chunk_count + EXCLUDED.chunk_count, embedding_sum = s.embedding_sum + EXCLUDED.embedding_sum",
+            [
+                (kb_id, script, count, vector_literal(vector_sum))
+                for script, (count, vector_sum) in delta.items()
+                if not np.isscalar(vector_sum)
+            ],
+        )
+
+
+def delete_documents(
+    conn: psycopg.Connection, kb_id: str | uuid.UUID, doc_ids: Optional[Sequence[str]] = None
+) -> dict[str, int]:
+    """Remove documents with their chunks; all of the base's when ``doc_ids`` is None. One transaction."""
+    kb_uuid = _uuid(kb_id)
+    with conn.transaction():
+        get_knowledge_base(conn, kb_uuid, for_update=True)
+        if doc_ids is None:
+            chunks = conn.execute("DELETE FROM chunks WHERE knowledge_base_id = %s", (kb_uuid,)).rowcount
+            conn.execute("DELETE FROM script_centroids WHERE knowledge_base_id = %s", (kb_uuid,))
+            documents = conn.execute("DELETE FROM documents WHERE knowledge_base_id = %s", (kb_uuid,)).rowcount
+            return {"documents": documents, "chunks": chunks}
+        ids = [_uuid(d) for d in doc_ids]
+        removed = conn.execute(
+            "SELECT script, count(*), sum(embedding)::text FROM chunks"
+            " WHERE knowledge_base_id = %s AND document_id = ANY(%s) GROUP BY script",
+            (kb_uuid, ids),
+        ).fetchall()
+        chunks = conn.execute(
+            "DELETE FROM chunks WHERE knowledge_base_id = %s AND document_id = ANY(%s)", (kb_uuid, ids)
+        ).rowcount
+        _adjust_centroids(conn, kb_uuid, removed)
+        documents = conn.execute(
+            "DELETE FROM documents WHERE knowledge_base_id = %s AND id = ANY(%s)", (kb_uuid, ids)
+        ).rowcount
+        return {"documents": documents, "chunks": chunks}
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    created_at: datetime
+    task_id: Optional[str]
+    sources: Optional[list]
+    usage: Optional[dict]
+    provider: Optional[str]
+    model: Optional[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "created_at": self.created_at.isoformat()}
+
+
+_MSG_COLUMNS = "id, conversation_id, role, content, created_at, task_id, sources, usage, provider, model"
+
+
+def recent_messages(conn: psycopg.Connection, conversation_id: str, limit: int) -> list[Message]:
+    """The last ``limit`` messages of a conversation, oldest first."""
+    if limit <= 0:
+        return []
+    with conn.cursor(row_factory=class_row(Message)) as cur:
+        rows = cur.execute(
+            f"SELECT {_MSG_COLUMNS} FROM messages WHERE conversation_id = %s ORDER BY id DESC LIMIT %s",
+            (conversation_id, limit),
+        ).fetchall()
+    return rows[::-1]
+
+
+def list_messages(
+    conn: psycopg.Connection, conversation_id: str, limit: int, before: Optional[int] = None
+) -> Optional[list[Message]]:
+    """A page of messages (oldest first) ending before message id ``before``; None for an unknown conversation."""
+    if conn.execute("SELECT 1 FROM conversations WHERE id = %s", (conversation_id,)).fetchone() is None:
+        return None
+    with conn.cursor(row_factory=class_row(Message)) as cur:
+        rows = cur.execute(
+            f"SELECT {_MSG_COLUMNS} FROM messages WHERE conversation_id = %s AND (%s::bigint IS NULL OR id < %s)"
+            " ORDER BY id DESC LIMIT %s",
+            (conversation_id, before, before, limit),
+        ).fetchall()
+    return rows[::-1]
+
+
+def exchange_for_task(conn: psycopg.Connection, task_id: str) -> Optional[Message]:
+    """The assistant message a task already stored, if any."""
+    with conn.cursor(row_factory=class_row(Message)) as cur:
+        return cur.execute(
+            f"SELECT {_MSG_COLUMNS} FROM messages WHERE task_id = %s AND role = 'assistant'", (task_id,)
+        ).fetchone()
+
+
+@dataclass
+class Exchange:
+    conversation_id: str
+    task_id: Optional[str]
+    question: str
+    reply: str
+    sources: list = field(default_factory=list)
+    usage: dict = field(default_factory=dict)
+    provider: str = ""
+    model: Optional[str] = None
+
+
+def save_exchange(conn: psycopg.Connection, exchange: Exchange) -> Message:
+    """Store the user's question and the reply together (one transaction); return the reply's row.
+
+    Keyed by task id, so a redelivered task that already answered stores nothing twice.
+    """
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO conversations (id) VALUES (%s) ON CONFLICT (id) DO UPDATE SET updated_at = now()",
+            (exchange.conversation_id,),
+        )
+        conn.execute(
+            "INSERT INTO messages (conversation_id, role, content, task_id) VALUES (%s, 'user', %s, %s)"
+            " ON CONFLICT (task_id, role) DO NOTHING",
+            (exchange.conversation_id, exchange.question, exchange.task_id),
+        )
+        conn.execute(
+            "INSERT INTO messages (conversation_id, role, content, task_id, sources, usage, provider, model)"
+            " VALUES (%s, 'assistant', %s, %s, %s, %s, %s, %s) ON CONFLICT (task_id, role) DO NOTHING",
+            (exchange.conversation_id, exchange.reply, exchange.task_id, Jsonb(exchange.sources),
+             Jsonb(exchange.usage), exchange.provider, exchange.model),
+        )
+        with conn.cursor(row_factory=class_row(Message)) as cur:
+            if exchange.task_id is None:
+                return cur.execute(
+                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conversation_id = %s AND role = 'assistant'"
+                    " ORDER BY id DESC LIMIT 1",
+                    (exchange.conversation_id,),
+                ).fetchone()
+            return cur.execute(
+                f"SELECT {_MSG_COLUMNS} FROM messages WHERE task_id = %s AND role = 'assistant'", (exchange.task_id,)
+            ).fetchone()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _uuid(value: str | uuid.UUID) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise PermanentError(f"{value!r} is not a valid id (expected a UUID)") from None

@@ -1,0 +1,127 @@
+"""Heartbeat: each worker process keeps its record fresh and obeys control commands.
+
+The record (host, pid, queues, concurrency, counts, current tasks) expires
+a few heartbeats after the process stops refreshing it, so a killed worker
+disappears by itself. The same thread trims expired entries from the task
+indexes in small batches, which keeps list pages free of dead entries
+without any scan on a request path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Callable
+
+import redis
+from dramatiq.middleware import Middleware
+
+from pipeline.state.store import StateStore
+from pipeline.state.workers import WorkerRegistry
+
+logger = logging.getLogger("pipeline.heartbeat")
+TRIM_BATCH = 1000
+
+
+class Heartbeat(Middleware):
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        store: StateStore,
+        *,
+        worker_id: str,
+        node: str,
+        queues: list[str],
+        threads: int,
+        interval: float,
+        on_command: Callable[[str], None],
+    ):
+        self.registry = registry
+        self.store = store
+        self.worker_id = worker_id
+        self.interval = interval
+        self.on_command = on_command
+        self.lock = threading.Lock()
+        self.current: set[str] = set()
+        self.processed = 0
+        self.failed = 0
+        self.stopping = threading.Event()
+        self.static = {
+            "id": worker_id,
+            "node": node,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": queues,
+            "threads": threads,
+            "concurrency": threads,
+            "started_at": f"{time.time():.3f}",
+        }
+
+    def after_worker_boot(self, broker, worker):
+        self._beat()
+        threading.Thread(target=self._beat_loop, name="claw-heartbeat", daemon=True).start()
+        threading.Thread(target=self._control_loop, name="claw-control", daemon=True).start()
+
+    def before_worker_shutdown(self, broker, worker):
+        self.stopping.set()
+
+    def after_worker_shutdown(self, broker, worker):
+        try:
+            self.registry.remove(self.worker_id)
+        except redis.RedisError:
+            logger.warning("Could not remove worker record %s; it will expire.", self.worker_id)
+
+    def before_process_message(self, broker, message):
+        with self.lock:
+            self.current.add(message.message_id)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        with self.lock:
+            self.current.discard(message.message_id)
+            self.processed += 1
+            if exception is not None and getattr(message, "_claw_outcome", "FAILURE") != "RETRY":
+                self.failed += 1
+
+    def after_skip_message(self, broker, message):
+        with self.lock:
+            self.current.discard(message.message_id)
+
+    def _beat(self) -> None:
+        with self.lock:
+            record = {**self.static, "processed": self.processed, "failed": self.failed, "current_tasks": sorted(self.current)}
+        self.registry.beat(record)
+
+    def _beat_loop(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                self._beat()
+                self.store.trim_expired(TRIM_BATCH)
+            except redis.RedisError as exc:
+                logger.warning("Heartbeat failed (%s); will retry.", exc)
+
+    def _control_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                pubsub = self.registry.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.registry.keys.control_channel)
+                while not self.stopping.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message and message["type"] == "message":
+                        self._handle(message["data"])
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                logger.warning("Control listener lost Redis (%s); reconnecting.", exc)
+                time.sleep(1)
+
+    def _handle(self, data: str) -> None:
+        try:
+            command = json.loads(data)
+        except ValueError:
+            return
+        if command.get("worker") in ("*", self.worker_id, self.static["node"]):
+            logger.info("Worker %s received %s.", self.worker_id, command.get("command"))
+            self.on_command(command.get("command", ""))
+

@@ -1,0 +1,54 @@
+"""RetryPolicy: retries per actor policy, with exponential backoff and jitter.
+
+Replaces Dramatiq's Retries so that the decision uses the attempts counted in
+the state store (which include deliveries lost to a killed worker) and so
+that cancellation, permanent errors and the hard time limit never retry.
+The decision is left on the message for TaskState to record.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from dramatiq.middleware import Middleware
+
+from pipeline.errors import HardTimeLimitExceeded, InvalidArguments, PermanentError, TaskCancelled
+from pipeline.middleware.state import untracked
+from pipeline.task import TaskPolicy, policy_of
+
+logger = logging.getLogger("pipeline.retries")
+NEVER_RETRIED = (PermanentError, InvalidArguments, HardTimeLimitExceeded)
+
+
+def backoff_ms(policy: TaskPolicy, attempt: int) -> int:
+    """Delay before attempt *attempt* + 1: base x 2^(attempt-1), +/-20 % jitter, capped."""
+    delay = policy.retry_backoff_ms * 2 ** (attempt - 1)
+    return int(min(delay, policy.retry_backoff_max_ms) * random.uniform(0.8, 1.2))
+
+
+class RetryPolicy(Middleware):
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is None or getattr(message, "_claw_started", None) is None:
+            return
+        if isinstance(exception, TaskCancelled):
+            message._claw_outcome = "CANCELLED"
+            return
+        policy = policy_of(broker, message.actor_name)
+        attempt = getattr(message, "_claw_attempt", 1)
+        if isinstance(exception, NEVER_RETRIED) or attempt > policy.max_retries:
+            message._claw_outcome = "FAILURE"
+            message.fail()
+            return
+        delay = backoff_ms(policy, attempt)
+        try:
+            with untracked():
+                broker.enqueue(message.copy(options={"retries": attempt}), delay=delay)
+        except Exception:
+            logger.exception("Could not schedule the retry of %s; failing it.", message.message_id)
+            message._claw_outcome = "FAILURE"
+            message.fail()
+            return
+        message._claw_outcome = "RETRY"
+        message._claw_retry_eta = time.time() + delay / 1000

@@ -1,0 +1,203 @@
+"""TaskState: keeps every message's record in the state store in step with the worker.
+
+before_process_message moves the task to STARTED (or drops a message whose
+task was cancelled or already finished, or that was delivered more often
+than its policy allows); after_process_message records SUCCESS, RETRY,
+FAILURE or CANCELLED together with the result, in one Redis round trip.
+
+When Redis does not answer, the worker thread waits for it instead of
+running a task it cannot track: the message stays unacked, so nothing is
+lost, and the state catches up as soon as Redis is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from typing import Any, Callable, Iterator, TypeVar
+
+import redis
+from dramatiq.middleware import Middleware, SkipMessage
+
+from pipeline.context import TaskContext, set_current, peek_current
+from pipeline.state.store import NewTask, StateStore, to_json
+from pipeline.task import policy_of
+
+logger = logging.getLogger("pipeline.state")
+T = TypeVar("T")
+
+#: A message may be delivered this many times more than its policy's attempts
+#: (a worker killed mid-task) before it is failed as poison.
+LOST_DELIVERIES_TOLERATED = 1
+_local = threading.local()
+RESULT_CANARY = "dramatiq.results.Result"
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def untracked() -> Iterator[None]:
+    """Enqueue without TaskState writing a record (the caller has written it)."""
+    _local.untracked = True
+    try:
+        yield
+    finally:
+        _local.untracked = False
+
+
+def wait_for_redis(call: Callable[[], T], what: str) -> T:
+    """Run *call*, retrying for as long as Redis is unreachable."""
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            logger.warning("Redis unavailable while %s (%s); retrying in %.1fs", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"type": type(exc).__name__, "message": str(exc)[:4000], "traceback": "".join(lines)[-8000:]}
+
+
+def exception_result(error_type: str, message: str) -> str:
+    """The Results-backend encoding of a failure, so ``message.get_result()`` raises ResultFailure."""
+    return to_json({"__t": RESULT_CANARY, "exn": {"type": error_type, "msg": message}})
+
+
+def new_task_from_message(broker, message) -> NewTask:
+    policy = policy_of(broker, message.actor_name)
+    return NewTask(
+        task_id=message.message_id,
+        actor=message.actor_name,
+        queue=message.queue_name,
+        priority=message.options.get("broker_priority", policy.priority) or 0,
+        max_retries=policy.max_retries,
+        args=list(message.args),
+        kwargs=dict(message.kwargs),
+    )
+
+
+class TaskState(Middleware):
+    def __init__(self, store: StateStore, results_backend):
+        self.store = store
+        self.results = results_backend
+
+    def result_key(self, message) -> str:
+        return self.results.build_message_key(message)
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    def before_enqueue(self, broker, message, delay):
+        # Retries and delayed messages moving to their queue carry their
+        # record already; pipeline.client writes its own in a pipeline.
+        if getattr(_local, "untracked", False) or "retries" in message.options or "eta" in message.options:
+            return
+        wait_for_redis(lambda: self.store.record_if_missing(new_task_from_message(broker, message)), "recording a message")
+
+    # -- processing ------------------------------------------------------------------------
+
+    def before_process_message(self, broker, message):
+        policy = policy_of(broker, message.actor_name)
+        max_attempts = policy.max_retries + 1 + LOST_DELIVERIES_TOLERATED
+        start = lambda: self.store.start(message.message_id, worker_identity(), max_attempts)  # noqa: E731
+        outcome, attempts = wait_for_redis(start, "starting a task")
+        if outcome == "MISSING":
+            self.store.record_if_missing(new_task_from_message(broker, message))
+            outcome, attempts = wait_for_redis(start, "starting a task")
+
+        if outcome == "STARTED":
+            message._claw_attempt = attempts
+            message._claw_started = time.monotonic()
+            set_current(TaskContext(message.message_id, message.actor_name, attempts, self.store))
+            return
+        self._drop(message, outcome, attempts)
+
+    def _drop(self, message, outcome: str, attempts: int):
+        """Do not run this delivery: its task is cancelled, finished, or poison."""
+        message._claw_quiet_skip = True
+        if outcome == "CANCELLED":
+            logger.info("Dropping message %s: its task was cancelled.", message.message_id)
+            wait_for_redis(lambda: self.store.mark_cancelled_dropped(message.message_id), "dropping a cancelled task")
+        elif outcome == "EXHAUSTED":
+            logger.error("Message %s was delivered %d times without finishing; failing it.", message.message_id, attempts)
+            error = {
+                "type": "WorkerLost",
+                "message": f"delivered {attempts} times without finishing (its worker died each time)",
+            }
+            self._record_failure(message, error)
+            message.fail()
+        elif outcome == "FAILURE":
+            # Failed by the hard time limit while its worker was replaced:
+            # dead-letter this redelivered copy.
+            message.fail()
+        raise SkipMessage(f"task is {outcome}")
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        started = getattr(message, "_claw_started", None)
+        if started is None:
+            return
+        set_current(None)
+        runtime_ms = int((time.monotonic() - started) * 1000)
+        task_id = message.message_id
+        if exception is None:
+            try:
+                body = to_json(result)
+            except (TypeError, ValueError) as exc:
+                message.fail()
+                self._record_failure(message, error_fields(exc), runtime_ms)
+                return
+            finish = lambda: self.store.finish(  # noqa: E731
+                task_id, "SUCCESS", {"finished_at": f"{time.time():.6f}", "runtime_ms": str(runtime_ms), "result": body},
+                self.result_key(message), body, runtime_ms,
+            )
+            wait_for_redis(finish, "recording a success")
+            return
+
+        outcome = getattr(message, "_claw_outcome", "FAILURE")
+        if outcome == "RETRY":
+            fields = {"error": to_json(error_fields(exception)), "eta": f"{message._claw_retry_eta:.3f}"}
+            wait_for_redis(lambda: self.store.finish(task_id, "RETRY", fields), "recording a retry")
+        elif outcome == "CANCELLED":
+            fields = {
+                "finished_at": f"{time.time():.6f}",
+                "runtime_ms": str(runtime_ms),
+                "error": to_json({"type": "TaskCancelled", "message": "cancelled while running"}),
+            }
+            value = exception_result("TaskCancelled", "cancelled while running")
+            wait_for_redis(lambda: self.store.finish(task_id, "CANCELLED", fields, self.result_key(message), value), "recording a cancellation")
+        else:
+            self._record_failure(message, error_fields(exception), runtime_ms)
+
+    def _record_failure(self, message, error: dict[str, Any], runtime_ms: int | None = None) -> None:
+        fields = {"finished_at": f"{time.time():.6f}", "error": to_json(error)}
+        if runtime_ms is not None:
+            fields["runtime_ms"] = str(runtime_ms)
+        value = exception_result(error["type"], error["message"])
+        finish = lambda: self.store.finish(  # noqa: E731
+            message.message_id, "FAILURE", fields, self.result_key(message), value, runtime_ms
+        )
+        wait_for_redis(finish, "recording a failure")
+
+    def after_skip_message(self, broker, message):
+        if peek_current() is not None and getattr(message, "_claw_started", None) is not None:
+            set_current(None)
+
+
+class QuietSkips(logging.Filter):
+    """Drop Dramatiq's "was skipped" warning for the skips this engine makes on purpose
+    (rate-limited, cancelled, already finished); they are recorded in the task instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (args and getattr(args[0], "_claw_quiet_skip", False))
+

@@ -1,0 +1,178 @@
+"""Arguments of the notification actors.
+
+Recipients are checked per channel: an email address for ``email``, an E.164
+phone number for ``sms`` (spaces, dashes, dots and parentheses are removed
+first, so ``+1 (415) 555-0100`` becomes ``+14155550100``), a user id for
+``push`` and ``system``. Every text is bounded, and subject/recipient may not
+contain line breaks (no header injection).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+Channel = Literal["email", "push", "sms", "system"]
+CHANNELS: tuple[str, ...] = ("email", "push", "sms", "system")
+
+#: dot-atom local part, LDH domain labels with at least one dot (RFC 5321 subset that providers accept).
+EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+USER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
+DEDUP_KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
+APP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+
+MAX_SUBJECT = 200
+MAX_BODY = {"email": 100_000, "push": 4_000, "sms": 1_600, "system": 10_000}
+MAX_HTML = 500_000
+MAX_DATA_BYTES = 8_192
+MAX_BATCH = 5_000
+
+
+def normalise_recipient(channel: str, value: str) -> str:
+    """The recipient in canonical form, or ValueError saying what is wrong."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    value = value.strip()
+    if channel == "email":
+        if len(value) > 254 or not EMAIL_RE.match(value) or len(value.partition("@")[0]) > 64:
+            raise ValueError("must be an email address like name@example.com")
+        local, _, domain = value.partition("@")
+        return f"{local}@{domain.lower()}"
+    if channel == "sms":
+        phone = _PHONE_SEPARATORS.sub("", value)
+        if not E164_RE.match(phone):
+            raise ValueError("must be an E.164 phone number like +14155550100")
+        return phone
+    if channel in ("push", "system"):
+        if not USER_ID_RE.match(value):
+            raise ValueError("must be a user id (letters, digits, _ . @ : -, at most 128 characters)")
+        return value
+    raise ValueError(f"unknown channel {channel!r}")
+
+
+class _Content(BaseModel):
+    """What is sent: shared by one notification and a batch."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    channel: Channel = Field(description="email, push, sms or system (in-app inbox).")
+    subject: str = Field("", max_length=MAX_SUBJECT, description="Email subject / push and inbox title; none for sms.")
+    body: str = Field(min_length=1, max_length=max(MAX_BODY.values()), description="Plain-text content.")
+    html_body: Optional[str] = Field(None, max_length=MAX_HTML, description="HTML alternative (email only).")
+    data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON data (push payload, sms template params, inbox).")
+    app: Optional[str] = Field(None, description="Push app (CLAW_PUSH_APPS key); default CLAW_PUSH_DEFAULT_APP.")
+    dedup_key: Optional[str] = Field(
+        None, description="De-duplication key; a second send with the same key (per channel and recipient) is skipped."
+    )
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str, info: ValidationInfo) -> str:
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError("must not contain line breaks")
+        channel = info.data.get("channel")
+        if channel == "sms" and value:
+            raise ValueError("sms has no subject; put everything in body")
+        if channel == "email" and not value.strip():
+            raise ValueError("is required for email")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str, info: ValidationInfo) -> str:
+        channel = info.data.get("channel")
+        if "\0" in value:
+            raise ValueError("must not contain NUL characters")
+        if not value.strip():
+            raise ValueError("must not be blank")
+        limit = MAX_BODY.get(channel or "", max(MAX_BODY.values()))
+        if len(value) > limit:
+            raise ValueError(f"is {len(value)} characters; {channel} allows at most {limit}")
+        return value
+
+    @field_validator("html_body")
+    @classmethod
+    def _html(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is not None and info.data.get("channel") != "email":
+            raise ValueError("is only for the email channel")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        except (TypeError, ValueError):
+            raise ValueError("must be JSON-serialisable") from None
+        if size > MAX_DATA_BYTES:
+            raise ValueError(f"is {size} bytes as JSON; at most {MAX_DATA_BYTES}")
+        return value
+
+    @field_validator("app")
+    @classmethod
+    def _app(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is None:
+            return None
+        if info.data.get("channel") != "push":
+            raise ValueError("is only for the push channel")
+        if not APP_RE.match(value):
+            raise ValueError(f"must match {APP_RE.pattern}")
+        return value
+
+    @field_validator("dedup_key")
+    @classmethod
+    def _dedup(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not DEDUP_KEY_RE.match(value):
+            raise ValueError("must be 1-200 characters of letters, digits and _ . : @ / + = -")
+        return value
+
+
+class NotificationArgs(_Content):
+    """One notification to one recipient (arguments of ``send_notification``)."""
+
+    recipient: str = Field(
+        min_length=1, max_length=320, description="Email address, E.164 phone number or user id, per channel."
+    )
+
+    @field_validator("recipient")
+    @classmethod
+    def _recipient(cls, value: str, info: ValidationInfo) -> str:
+        channel = info.data.get("channel")
+        if channel is None:  # channel itself failed; that error is reported
+            return value
+        return normalise_recipient(channel, value)
+
+
+class NotificationBatchArgs(_Content):
+    """The same notification to many recipients (arguments of ``send_notification_batch``)."""
+
+    recipients: list[str] = Field(min_length=1, max_length=MAX_BATCH, description="Recipients, per channel.")
+    wait_seconds: float = Field(
+        1800.0, gt=0, le=3000, description="How long the batch waits for its children before reporting (seconds)."
+    )
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        channel = info.data.get("channel")
+        if channel is None:
+            return value
+        seen: dict[str, None] = {}
+        errors = []
+        for index, item in enumerate(value):
+            try:
+                seen.setdefault(normalise_recipient(channel, item), None)
+            except ValueError as exc:
+                errors.append(f"[{index}] {exc}")
+        if errors:
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise ValueError("; ".join(errors[:5]) + more)
+        return list(seen)  # duplicates (after normalising) are sent once

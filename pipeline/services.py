@@ -1,0 +1,41 @@
+"""Checks that the services named in settings answer, with a one-line diagnosis."""
+
+from __future__ import annotations
+
+import pika
+import redis
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings, redact_url
+
+START_REDIS = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
+START_RABBITMQ = "rabbitmq-server -detached"
+
+
+def check_redis(settings: Settings) -> None:
+    try:
+        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        raise ConfigError(
+            f"CLAW_REDIS_URL: Redis at {redact_url(settings.redis_url)} does not answer ({exc}); "
+            f"start it (locally: {START_REDIS}) or fix the URL"
+        ) from None
+
+
+def check_rabbitmq(settings: Settings) -> None:
+    url = settings.broker_url.split(";")[0]
+    try:
+        params = pika.URLParameters(url)
+        params.socket_timeout = 3
+        params.connection_attempts = 1
+        pika.BlockingConnection(params).close()
+    except Exception as exc:  # pika raises many unrelated types for one cause
+        raise ConfigError(
+            f"CLAW_BROKER_URL: RabbitMQ at {redact_url(url)} does not answer ({type(exc).__name__}); "
+            f"start it (locally: {START_RABBITMQ}) or fix the URL"
+        ) from None
+
+
+def check_services(settings: Settings) -> None:
+    check_redis(settings)
+    check_rabbitmq(settings)

@@ -1,0 +1,158 @@
+"""The one settings object, read from ``CLAW_*`` environment variables.
+
+Every process (API, worker, scheduler, CLI) calls :func:`get_settings`; nothing
+else reads the environment. A bad value raises :class:`ConfigError` naming the
+variable, which the CLI turns into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "CLAW_"
+ROLES = ("read", "submit", "admin")
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Field names map to ``CLAW_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    broker_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        description="RabbitMQ URL (amqp:// or amqps://); several nodes separated by ';'.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for task state, results, heartbeats.")
+    rabbitmq_management_url: str = Field(
+        "http://guest:guest@127.0.0.1:15672",
+        description="RabbitMQ management HTTP API, for queue depths; passive declares are used when it is off.",
+    )
+    namespace: str = Field(
+        "claw", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="Prefix of every Redis key this deployment writes."
+    )
+    result_ttl_seconds: int = Field(3600, ge=1, description="How long finished task records and results are kept.")
+    idempotency_ttl_seconds: int = Field(3600, ge=1, description="How long an idempotency key maps to its task.")
+    compression_threshold_bytes: int = Field(
+        1024, ge=64, description="Messages larger than this are gzip-compressed on the wire."
+    )
+
+    worker_processes: int = Field(2, ge=1, le=64, description="Worker processes per `claw-pipeline worker`.")
+    worker_threads: int = Field(2, ge=1, le=256, description="Threads per worker process (concurrency = processes x threads).")
+    worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Queues to consume, comma-separated; empty means all declared queues."
+    )
+    max_tasks_per_child: int = Field(
+        100, ge=0, description="A worker process is replaced after this many tasks (0 = never)."
+    )
+    queue_prefetch: int = Field(
+        0, ge=0, description="Messages prefetched per worker process; 0 = 2 x threads (Dramatiq's default)."
+    )
+    heartbeat_interval_seconds: float = Field(2.0, gt=0, description="How often a worker process refreshes its record.")
+    worker_ttl_seconds: float = Field(10.0, gt=0, description="A worker record disappears this long after its last heartbeat.")
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port for the workers' Prometheus exporter (0 = off)."
+    )
+    shutdown_timeout_seconds: float = Field(
+        600.0, gt=0, description="How long a stopping worker waits for running tasks to finish."
+    )
+
+    task_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra modules declaring tasks, comma-separated (imported by every process)."
+    )
+    actor_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='Per-actor policy overrides as JSON, e.g. {"generate_ai_response": {"rate_limit": "20/m"}}.',
+    )
+
+    api_tokens: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="API bearer tokens as `token:role` pairs, comma-separated (roles: read, submit, admin)."
+    )
+    auth_disabled: bool = Field(False, description="Serve the API without authentication (development only).")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body the API accepts.")
+    timezone: str = Field("Asia/Shanghai", description="Timezone of the built-in schedules.")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        for url in value.split(";"):
+            if urlsplit(url).scheme not in ("amqp", "amqps"):
+                raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("worker_queues", "task_modules", mode="before")
+    @classmethod
+    def _split_queues(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [q.strip() for q in value.split(",") if q.strip()]
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        tokens: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            token, sep, role = pair.rpartition(":")
+            if not sep or not token:
+                raise ValueError("each entry must be token:role")
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r} (use one of {', '.join(ROLES)})")
+            if len(token) < 16:
+                raise ValueError("tokens must be at least 16 characters")
+            tokens[token] = role
+        return tokens
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except Exception:
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; raise ConfigError naming the variable on failure."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        raise ConfigError(f"{env_name(field)}: {error['msg']}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

@@ -1,0 +1,402 @@
+"""The task-state store: one Redis hash per task plus sorted-set indexes.
+
+Dramatiq keeps only final results, keyed by actor and queue; Flower-style
+operations (status by id, lists by state/actor/queue, counts, cancel, retry)
+need a record per message from the moment it is enqueued. This module owns
+that record. Every request-path operation here is O(1) or O(page) in Redis
+round trips, whatever the number of stored tasks: counts are ZCARDs of the
+indexes, lists are ZREVRANGEBYSCORE pages, lookups are pipelined HGETALLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+import redis
+
+from pipeline.redact import redact
+from pipeline.state import scripts
+from pipeline.state.keys import FINAL_STATES, STATES, Keys
+
+#: Record fields holding JSON documents (decoded on read).
+JSON_FIELDS = ("args", "kwargs", "error", "result", "progress", "options")
+INT_FIELDS = ("priority", "attempts", "max_retries", "runtime_ms")
+FLOAT_FIELDS = ("enqueued_at", "started_at", "finished_at", "eta", "cancel_requested")
+#: Fields kept for the engine's own use and never shown.
+PRIVATE_FIELDS = ("payload", "score")
+#: Index entries are trimmed this long before their record expires, so a
+#: page never meets an entry whose record is already gone.
+EXPIRY_GRACE_SECONDS = 120
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class NewTask:
+    """What the store needs to record a task at enqueue time."""
+
+    task_id: str
+    actor: str
+    queue: str
+    priority: int
+    max_retries: int
+    args: list
+    kwargs: dict
+    eta: Optional[float] = None
+    retry_of: Optional[str] = None
+    idempotency_key: Optional[str] = None
+    options: Optional[dict] = None
+
+    def fields(self, now: float) -> dict[str, str]:
+        record = {
+            "task_id": self.task_id,
+            "actor": self.actor,
+            "queue": self.queue,
+            "priority": str(self.priority),
+            "max_retries": str(self.max_retries),
+            "state": "PENDING",
+            "attempts": "0",
+            "args": to_json(redact(self.args)),
+            "kwargs": to_json(redact(self.kwargs)),
+            # The unredacted arguments, for a manual retry of this task.
+            "payload": to_json({"args": self.args, "kwargs": self.kwargs}),
+            "enqueued_at": f"{now:.6f}",
+            "score": str(int(now * 1_000_000)),
+        }
+        if self.eta is not None:
+            record["eta"] = f"{self.eta:.3f}"
+            record["wait_reason"] = "delay"
+        if self.retry_of:
+            record["retry_of"] = self.retry_of
+        if self.idempotency_key:
+            record["idempotency_key"] = self.idempotency_key
+        if self.options:
+            record["options"] = to_json(self.options)
+        return record
+
+
+class StateStore:
+    def __init__(self, client: redis.Redis, namespace: str, result_ttl: int, idempotency_ttl: int = 3600):
+        self.redis = client
+        self.keys = Keys(namespace)
+        self.result_ttl = result_ttl
+        self.idempotency_ttl = idempotency_ttl
+        self._start = client.register_script(scripts.START)
+        self._finish = client.register_script(scripts.FINISH)
+        self._cancel = client.register_script(scripts.CANCEL)
+        self._drop_cancelled = client.register_script(scripts.DROP_CANCELLED)
+        self._rate_limit = client.register_script(scripts.RATE_LIMIT)
+        self._trim = client.register_script(scripts.TRIM)
+
+    @property
+    def namespace(self) -> str:
+        return self.keys.prefix
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    def claim_idempotency_key(self, key: str, task_id: str) -> Optional[str]:
+        """Bind *key* to *task_id*; return the task already bound to it, if any."""
+        name = self.keys.idempotency(key)
+        if self.redis.set(name, task_id, nx=True, ex=self.idempotency_ttl):
+            return None
+        return self.redis.get(name) or None
+
+    def release_idempotency_key(self, key: str) -> None:
+        self.redis.delete(self.keys.idempotency(key))
+
+    def record_enqueued(self, tasks: Iterable[NewTask], now: Optional[float] = None) -> None:
+        """Write PENDING records and their index entries, all in one transaction."""
+        now = time.time() if now is None else now
+        with self.redis.pipeline(transaction=True) as pipe:
+            for task in tasks:
+                self._add_record(pipe, task, now)
+            pipe.execute()
+
+    def record_if_missing(self, task: NewTask) -> bool:
+        """Record a message enqueued outside :mod:`pipeline.client` (e.g. ``actor.send``)."""
+        key = self.keys.task(task.task_id)
+        if self.redis.exists(key):
+            return False
+        self.record_enqueued([task])
+        return True
+
+    def _add_record(self, pipe, task: NewTask, now: float) -> None:
+        fields = task.fields(now)
+        score = fields["score"]
+        pipe.hset(self.keys.task(task.task_id), mapping=fields)
+        for key in (
+            self.keys.index(),
+            self.keys.index(actor=task.actor),
+            self.keys.index(queue=task.queue),
+            self.keys.index(state="PENDING"),
+            self.keys.index(state="PENDING", actor=task.actor),
+            self.keys.index(state="PENDING", queue=task.queue),
+        ):
+            pipe.zadd(key, {task.task_id: score})
+
+    def forget(self, task_ids: list[str], actor: str, queue: str) -> None:
+        """Remove records that were never accepted (the broker refused the message)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            for task_id in task_ids:
+                pipe.delete(self.keys.task(task_id))
+                for key in (
+                    self.keys.index(),
+                    self.keys.index(actor=actor),
+                    self.keys.index(queue=queue),
+                    self.keys.index(state="PENDING"),
+                    self.keys.index(state="PENDING", actor=actor),
+                    self.keys.index(state="PENDING", queue=queue),
+                ):
+                    pipe.zrem(key, task_id)
+            pipe.execute()
+
+    # -- transitions (workers) -------------------------------------------------------------
+
+    def start(self, task_id: str, worker: str, max_attempts: int) -> tuple[str, int]:
+        """PENDING/RETRY/STARTED -> STARTED. Returns (outcome, attempts).
+
+        Outcomes: STARTED; MISSING (no record); EXHAUSTED (delivered more times
+        than the policy allows, e.g. a message that kills its worker); or the
+        final state when the task already finished (a redelivery).
+        """
+        outcome, attempts = self._start(args=[self.namespace, task_id, worker, f"{time.time():.6f}", max_attempts])
+        return outcome, int(attempts)
+
+    def finish(
+        self,
+        task_id: str,
+        state: str,
+        fields: dict[str, str],
+        result_key: str = "",
+        result_value: str = "",
+        runtime_ms: Optional[int] = None,
+    ) -> str:
+        """Move a non-final task to *state* with *fields*; returns the previous state.
+
+        A task already in a final state is left alone, so a redelivered message
+        can never finish twice.
+        """
+        argv: list[Any] = [
+            self.namespace, task_id, state, f"{time.time():.6f}", self.result_ttl, EXPIRY_GRACE_SECONDS,
+            result_key, result_value, self.result_ttl * 1000, "" if runtime_ms is None else runtime_ms,
+        ]
+        for name, value in fields.items():
+            argv += [name, value]
+        return self._finish(args=argv)
+
+    def mark_cancelled_dropped(self, task_id: str) -> None:
+        """A worker dropped the message of a cancelled task: start its expiry."""
+        self._drop_cancelled(args=[self.namespace, task_id, f"{time.time():.6f}", self.result_ttl, EXPIRY_GRACE_SECONDS])
+
+    def reserve_rate_slot(self, actor: str, member: str, task_id: str, limit: int, window_ms: int) -> int:
+        """0 when the task may start now, else milliseconds until its reserved slot."""
+        return int(self._rate_limit(args=[self.namespace, actor, member, task_id, limit, window_ms]))
+
+    def report_progress(self, task_id: str, progress: dict[str, Any]) -> None:
+        body = to_json(progress)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.keys.task(task_id), "progress", body)
+            pipe.publish(self.keys.events_channel(task_id), '{"type":"progress","progress":' + body + "}")
+            pipe.execute()
+
+    # -- operator actions ------------------------------------------------------------------
+
+    def cancel(self, task_id: str, result_key: str, result_value: str) -> tuple[str, str]:
+        """Returns (outcome, previous state): CANCELLED, INTERRUPTING, REFUSED or MISSING."""
+        error = to_json({"type": "TaskCancelled", "message": "cancelled before it ran"})
+        outcome, previous = self._cancel(
+            args=[self.namespace, task_id, f"{time.time():.6f}", result_key, result_value, self.result_ttl * 1000, error]
+        )
+        return outcome, previous
+
+    def claim_retry(self, original_id: str, new_id: str) -> Optional[str]:
+        """Link *new_id* as the retry of *original_id*; return the earlier retry if there is one."""
+        key = self.keys.task(original_id)
+        if self.redis.hsetnx(key, "retried_by", new_id):
+            return None
+        return self.redis.hget(key, "retried_by")
+
+    def unclaim_retry(self, original_id: str) -> None:
+        self.redis.hdel(self.keys.task(original_id), "retried_by")
+
+    def payload(self, task_id: str) -> Optional[dict]:
+        raw = self.redis.hget(self.keys.task(task_id), "payload")
+        return json.loads(raw) if raw else None
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Optional[dict]:
+        return decode_record(self.redis.hgetall(self.keys.task(task_id)))
+
+    def get_many(self, task_ids: list[str]) -> list[Optional[dict]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(self.keys.task(task_id))
+            return [decode_record(raw) for raw in pipe.execute()]
+
+    def list(
+        self,
+        *,
+        state: Optional[str] = None,
+        actor: Optional[str] = None,
+        queue: Optional[str] = None,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+        limit: int = 50,
+        cursor: Optional[str] = None,
+    ) -> tuple[list[dict], Optional[str]]:
+        """One page of tasks, newest first, and the cursor of the next page.
+
+        The cursor is (score, ties): the last score seen and how many entries
+        with that score were already returned, so equal timestamps never make
+        a page repeat or skip a task.
+        """
+        key = self.keys.index(state=state, actor=actor, queue=None if actor else queue)
+        high = f"{int(until * 1_000_000)}" if until is not None else "+inf"
+        low = f"{int(since * 1_000_000)}" if since is not None else "-inf"
+        offset = 0
+        if cursor:
+            cursor_score, offset = decode_cursor(cursor)
+            high = str(cursor_score)
+        entries = self.redis.zrevrangebyscore(key, high, low, start=offset, num=limit, withscores=True)
+        records = [r for r in self.get_many([task_id for task_id, _ in entries]) if r is not None]
+        if actor and queue:
+            records = [r for r in records if r["queue"] == queue]
+        if len(entries) < limit:
+            return records, None
+        last = int(entries[-1][1])
+        ties = sum(1 for _, score in entries if int(score) == last)
+        if cursor and last == cursor_score:
+            ties += offset
+        return records, encode_cursor(last, ties)
+
+    def count_by_state(self, actors: Iterable[str], queues: Iterable[str]) -> dict[str, Any]:
+        """Task counts per state, per actor and state, and per queue and state."""
+        actors, queues = list(actors), list(queues)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for state in STATES:
+                pipe.zcard(self.keys.index(state=state))
+            for actor in actors:
+                for state in STATES:
+                    pipe.zcard(self.keys.index(state=state, actor=actor))
+            for queue in queues:
+                for state in STATES:
+                    pipe.zcard(self.keys.index(state=state, queue=queue))
+            counts = iter(pipe.execute())
+        per_state = {state: next(counts) for state in STATES}
+        per_actor = {actor: {state: next(counts) for state in STATES} for actor in actors}
+        per_queue = {queue: {state: next(counts) for state in STATES} for queue in queues}
+        return {"states": per_state, "actors": per_actor, "queues": per_queue}
+
+    def runtimes(self, actors: Iterable[str]) -> dict[str, dict[str, Optional[float]]]:
+        """p50/p95 runtime (ms) per actor over its last 500 finished tasks."""
+        actors = list(actors)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for actor in actors:
+                pipe.lrange(self.keys.runtimes(actor), 0, -1)
+            samples = pipe.execute()
+        return {actor: percentiles([float(x) for x in values]) for actor, values in zip(actors, samples)}
+
+    def throughput(self, now: Optional[float] = None) -> dict[str, dict[str, int]]:
+        """Finished tasks per final state over the last minute and the last hour (10 s buckets)."""
+        current = int((time.time() if now is None else now) // 10)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in range(current - 359, current + 1):
+                pipe.hmget(self.keys.throughput(bucket), FINAL_STATES)
+            buckets = pipe.execute()
+        totals = {"last_minute": dict.fromkeys(FINAL_STATES, 0), "last_hour": dict.fromkeys(FINAL_STATES, 0)}
+        for age, values in enumerate(reversed(buckets)):
+            for state, value in zip(FINAL_STATES, values):
+                count = int(value or 0)
+                totals["last_hour"][state] += count
+                if age < 6:
+                    totals["last_minute"][state] += count
+        return totals
+
+    def throughput_series(self, minutes: int = 60, now: Optional[float] = None) -> list[dict[str, Any]]:
+        """Per-minute finished counts for charts (oldest first)."""
+        current = int((time.time() if now is None else now) // 10)
+        first = current - minutes * 6 + 1
+        with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in range(first, current + 1):
+                pipe.hmget(self.keys.throughput(bucket), FINAL_STATES)
+            buckets = pipe.execute()
+        series = []
+        for minute in range(minutes):
+            chunk = buckets[minute * 6 : minute * 6 + 6]
+            point = {"t": (first + minute * 6) * 10}
+            for i, state in enumerate(FINAL_STATES):
+                point[state] = sum(int(values[i] or 0) for values in chunk)
+            series.append(point)
+        return series
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def trim_expired(self, limit: int = 1000, now: Optional[float] = None) -> int:
+        """Remove index entries of records whose result TTL has passed; returns how many."""
+        return int(self._trim(args=[self.namespace, f"{time.time() if now is None else now:.6f}", limit]))
+
+    def record_undecodable(self, body: bytes, reason: str) -> None:
+        entry = to_json({"at": time.time(), "reason": reason, "size": len(body), "head": body[:512].hex()})
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(self.keys.undecodable, entry)
+            pipe.ltrim(self.keys.undecodable, 0, 999)
+            pipe.execute()
+
+    def undecodable(self, limit: int = 100) -> list[dict]:
+        return [json.loads(x) for x in self.redis.lrange(self.keys.undecodable, 0, limit - 1)]
+
+
+def decode_record(raw: dict[str, str]) -> Optional[dict]:
+    if not raw:
+        return None
+    record: dict[str, Any] = {k: v for k, v in raw.items() if k not in PRIVATE_FIELDS}
+    for name in JSON_FIELDS:
+        if name in record:
+            record[name] = json.loads(record[name])
+    for name in INT_FIELDS:
+        if name in record:
+            record[name] = int(record[name])
+    for name in FLOAT_FIELDS:
+        if name in record and record[name] != "":
+            record[name] = float(record[name])
+    return record
+
+
+def encode_cursor(score: int, ties: int) -> str:
+    return base64.urlsafe_b64encode(f"{score}:{ties}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """Raise ValueError for anything that is not a cursor this store made."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, ties = text.split(":")
+        score_value, ties_value = int(score), int(ties)
+    except Exception:
+        raise ValueError("cursor is not one returned by this API") from None
+    if ties_value < 0 or ties_value > 100_000:
+        raise ValueError("cursor is not one returned by this API")
+    return score_value, ties_value
+
+
+def percentiles(values: list[float]) -> dict[str, Optional[float]]:
+    if not values:
+        return {"p50": None, "p95": None, "samples": 0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+    return {"p50": at(0.50), "p95": at(0.95), "samples": len(ordered)}

@@ -1,0 +1,190 @@
+"""Fixtures shared by every test: real Redis and RabbitMQ, own namespace and queues.
+
+Each test gets a fresh Redis key namespace (deleted afterwards) and, when it
+asks for an engine, test queues that are purged before and deleted after.
+Worker processes are real ``claw-pipeline worker`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pika
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("CLAW_TEST_RUN", uuid.uuid4().hex[:8])
+
+from tests import sample_tasks  # noqa: E402  (declares the sample tasks with this run's queues)
+
+REDIS_URL = os.environ.get("CLAW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BROKER_URL = os.environ.get("CLAW_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+TEST_QUEUES = (sample_tasks.QUEUE, sample_tasks.PRIORITY_QUEUE)
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(redis_client):
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    keys = list(redis_client.scan_iter(f"{name}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        redis_client.delete(*keys[start : start + 500])
+
+
+def _queue_names():
+    for queue in TEST_QUEUES:
+        yield from (queue, f"{queue}.DQ", f"{queue}.XQ")
+
+
+def purge_test_queues(delete: bool = False) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
+    try:
+        for name in _queue_names():
+            channel = connection.channel()
+            try:
+                if delete:
+                    channel.queue_delete(name)
+                else:
+                    channel.queue_purge(name)
+            except pika.exceptions.ChannelClosedByBroker:
+                pass  # not declared yet
+            finally:
+                if channel.is_open:
+                    channel.close()
+    finally:
+        connection.close()
+
+
+def queue_depth(name: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
+    try:
+        return connection.channel().queue_declare(name, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def env(namespace):
+    """Environment for processes started by a test: its namespace, its queues, fast settings."""
+    values = {
+        **os.environ,
+        "CLAW_NAMESPACE": namespace,
+        "CLAW_REDIS_URL": REDIS_URL,
+        "CLAW_BROKER_URL": BROKER_URL,
+        "CLAW_TASK_MODULES": "tests.sample_tasks",
+        "CLAW_HEARTBEAT_INTERVAL_SECONDS": "0.5",
+        "CLAW_WORKER_TTL_SECONDS": "3",
+        "CLAW_SHUTDOWN_TIMEOUT_SECONDS": "20",
+        "PYTHONPATH": str(ROOT),
+    }
+    return values
+
+
+@pytest.fixture
+def settings(env, monkeypatch):
+    from pipeline.settings import get_settings, load_settings
+
+    for key, value in env.items():
+        if key.startswith("CLAW_"):
+            monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield load_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def engine(settings):
+    from pipeline.engine import make_engine, set_engine
+
+    purge_test_queues()
+    built = make_engine(settings)
+    set_engine(built)
+    yield built
+    set_engine(None)
+    built.close()
+    purge_test_queues(delete=True)
+
+
+class WorkerProcess:
+    """A real ``claw-pipeline worker`` supervisor in a subprocess."""
+
+    def __init__(self, env: dict, *args: str):
+        self.log = open(Path(os.environ.get("CLAW_TEST_LOGS", "/tmp")) / f"worker-{uuid.uuid4().hex[:6]}.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "worker", *args],
+            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill_group(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+@pytest.fixture
+def start_worker(env, engine):
+    """Start worker supervisors on the test queues; all stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, queues=(sample_tasks.QUEUE,), extra_env: dict | None = None, wait: bool = True) -> WorkerProcess:
+        worker = WorkerProcess({**env, **(extra_env or {})}, "--queues", *queues, *args)
+        started.append(worker)
+        if wait:
+            wait_until(lambda: engine.workers.list() or worker.proc.poll() is not None, 30, message="a worker heartbeat")
+            assert worker.proc.poll() is None, worker.output()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+        worker.log.close()
+
+
+def wait_for_state(engine, task_id: str, states, timeout: float = 30.0) -> dict:
+    states = (states,) if isinstance(states, str) else tuple(states)
+    return wait_until(
+        lambda: (r := engine.store.get(task_id)) and r["state"] in states and r,
+        timeout,
+        message=f"task {task_id} to reach {states} (now {(engine.store.get(task_id) or {}).get('state')})",
+    )

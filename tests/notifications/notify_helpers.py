@@ -1,0 +1,17 @@
+"""Values and helpers shared by the notification tests (imported as ``notify_helpers``)."""
+
+from __future__ import annotations
+
+import socket
+
+SMTP_USER = "mailer"
+SMTP_PASSWORD = "s3cret-Smtp-Pa55word!"
+HMAC_SECRET = "hmac-secret-0123456789-abcdef"
+SMS_KEY = "sk_live_SMSKEY_0123456789abcdef"
+ALL_SECRETS = (SMTP_PASSWORD, HMAC_SECRET, SMS_KEY)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,126 @@
+"""Small actors for the engine's own tests, on per-run test queues.
+
+The worker processes started by tests import this module through
+CLAW_TASK_MODULES; queue names carry CLAW_TEST_RUN so concurrent runs on one
+RabbitMQ never share a queue.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pydantic
+
+from pipeline.context import current_task
+from pipeline.errors import PermanentError, SoftTimeLimitExceeded
+from pipeline.redis_client import get_redis
+from pipeline.task import task
+
+RUN = os.environ.setdefault("CLAW_TEST_RUN", str(os.getpid()))
+QUEUE = f"test_{RUN}"
+PRIORITY_QUEUE = f"test_{RUN}_prio"
+FAST = dict(queue=QUEUE, retry_backoff_ms=50, retry_backoff_max_ms=200)
+
+
+class EchoArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    value: object = None
+    password: str | None = None
+
+
+@task(args_model=EchoArgs, **FAST)
+def echo(value=None, password=None):
+    return {"value": value, "had_password": password is not None}
+
+
+@task(max_retries=2, **FAST)
+def always_fails(message: str = "boom"):
+    raise ValueError(message)
+
+
+@task(max_retries=3, **FAST)
+def fails_then_succeeds(counter_key: str, failures: int):
+    if get_redis().incr(counter_key) <= failures:
+        raise ConnectionError("transient")
+    return "ok"
+
+
+@task(max_retries=3, **FAST)
+def permanent_failure():
+    raise PermanentError("bad arguments: cannot be fixed by retrying")
+
+
+@task(max_retries=0, soft_time_limit=60, time_limit=60, **FAST)
+def spin(seconds: float, progress_key: str | None = None):
+    """Pure-Python busy loop: interruptible at any bytecode."""
+    deadline = time.monotonic() + seconds
+    if progress_key:
+        get_redis().set(progress_key, "running", ex=60)
+    while time.monotonic() < deadline:
+        sum(range(1000))
+    return "finished"
+
+
+@task(max_retries=0, soft_time_limit=60, time_limit=60, **FAST)
+def cooperative(seconds: float):
+    """Checks for cancellation between steps."""
+    ctx = current_task()
+    for step in range(int(seconds * 10)):
+        ctx.report_progress(step * 100 / (seconds * 10), f"step {step}")
+        if ctx.cancel_requested():
+            return "stopped early"
+        time.sleep(0.1)
+    return "finished"
+
+
+@task(max_retries=2, soft_time_limit=0.5, time_limit=2, **FAST)
+def saves_at_soft_limit(state_key: str):
+    try:
+        while True:
+            sum(range(1000))
+    except SoftTimeLimitExceeded:
+        get_redis().set(state_key, "saved", ex=60)
+        return "saved progress"
+
+
+@task(max_retries=3, soft_time_limit=0.5, time_limit=1, **FAST)
+def blocks_in_c(seconds: float):
+    time.sleep(seconds)
+    return "woke"
+
+
+@task(max_retries=3, soft_time_limit=1, time_limit=1, **FAST)
+def spins_past_hard_limit():
+    while True:
+        sum(range(1000))
+
+
+@task(queue=PRIORITY_QUEUE, retry_backoff_ms=50)
+def record_order(list_key: str, tag: str):
+    get_redis().rpush(list_key, tag)
+
+
+@task(rate_limit="2/s", **FAST)
+def rate_limited(list_key: str):
+    get_redis().rpush(list_key, f"{time.time():.3f}")
+
+
+@task(max_retries=1, **FAST)
+def kills_its_worker():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task(max_retries=3, **FAST)
+def slow_side_effect(key: str, seconds: float):
+    """Idempotent side effect: one SET NX per task id, then work."""
+    ctx = current_task()
+    get_redis().hsetnx(key, ctx.task_id, ctx.attempt)
+    time.sleep(seconds)
+    return ctx.task_id
+
+
+@task(**FAST)
+def returns_unserialisable():
+    return object()
