@@ -30,7 +30,7 @@ from pipeline.middleware.state import QuietSkips, TaskState
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.settings import Settings
 from pipeline.state.store import StateStore
-from pipeline.task import MAX_PRIORITY, QUEUES, REGISTRY
+from pipeline.task import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
 
 RESULTS_NAMESPACE_SUFFIX = "results"
 
@@ -50,7 +50,6 @@ def make_broker(
     time_limits: TimeLimits | None = None,
 ) -> RabbitmqBroker:
     """Build the broker, install the encoder and bind every declared task to it."""
-    import_task_modules(settings)
     encoder = CompressedJSONEncoder(settings.compression_threshold_bytes, on_decode_error=store.record_undecodable)
     dramatiq.set_encoder(encoder)
     results_backend = make_results_backend(settings)
@@ -90,16 +89,25 @@ def import_task_modules(settings: Settings) -> None:
             raise ConfigError(f"CLAW_TASK_MODULES: cannot import {name!r} ({exc})") from None
 
 
-def bind_tasks(broker: RabbitmqBroker, settings: Settings) -> None:
-    """Create a Dramatiq actor for every declared task, with settings' overrides applied."""
+def resolve_policies(settings: Settings) -> dict[str, TaskPolicy]:
+    """Every declared task's policy with settings' overrides applied (ConfigError if they are wrong)."""
+    import_task_modules(settings)
     unknown = set(settings.actor_overrides) - set(REGISTRY)
     if unknown:
         raise ConfigError(f"CLAW_ACTOR_OVERRIDES: unknown actor(s) {', '.join(sorted(unknown))}")
+    policies = {}
     for spec in REGISTRY.values():
         try:
-            policy = spec.policy.with_overrides(settings.actor_overrides.get(spec.name, {}))
+            policies[spec.name] = spec.policy.with_overrides(settings.actor_overrides.get(spec.name, {}))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"CLAW_ACTOR_OVERRIDES: {spec.name}: {exc}") from None
+    return policies
+
+
+def bind_tasks(broker: RabbitmqBroker, settings: Settings) -> None:
+    """Create a Dramatiq actor for every declared task, with settings' overrides applied."""
+    for name, policy in resolve_policies(settings).items():
+        spec = REGISTRY[name]
         spec.actor = dramatiq.Actor(
             _validating(spec),
             broker=broker,

@@ -40,11 +40,13 @@ def _print(value) -> None:
 
 @command("worker")
 def cmd_worker(args) -> int:
+    from pipeline.broker import resolve_policies
     from pipeline.services import check_services
     from pipeline.settings import get_settings
     from pipeline.worker import WorkerOptions, run_worker
 
     settings = get_settings()
+    resolve_policies(settings)
     check_services(settings)
     setup_logging(args.verbose)
     return run_worker(WorkerOptions.from_settings(settings, processes=args.processes, threads=args.threads, queues=args.queues))

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from pipeline.middleware.heartbeat import Heartbeat
 from pipeline.middleware.recycle import MaxTasksPerChild
 from pipeline.middleware.state import worker_identity
 from pipeline.middleware.time_limits import TimeLimits
+from pipeline.errors import ConfigError
 from pipeline.settings import Settings, get_settings
 from pipeline.state.store import to_json
 from pipeline.task import QUEUES
@@ -39,7 +41,12 @@ logger = logging.getLogger("pipeline.worker")
 EXIT_SHUTDOWN = 0  # told to stop: not replaced
 EXIT_RECYCLE = 3  # max tasks reached or pool restart: replaced at once
 EXIT_REPLACE = 4  # a task was stuck past its hard limit: replaced at once
+EXIT_CONFIG = 2  # cannot start with these settings: replacing it would not help
 RESPAWN_BACKOFF_SECONDS = 1.0
+#: A process that dies this soon after starting, this many times in a row,
+#: means something is wrong with the host or the code, not with one task.
+QUICK_DEATH_SECONDS = 5.0
+QUICK_DEATHS_LIMIT = 5
 
 
 @dataclass
@@ -71,7 +78,16 @@ class Lifecycle:
 
 
 def worker_process(node: str, options: WorkerOptions) -> None:
-    """Body of one worker process: a Dramatiq Worker with the engine's middleware."""
+    """Body of one worker process; settings problems end it with one line and EXIT_CONFIG."""
+    try:
+        _serve(node, options)
+    except ConfigError as exc:
+        print(f"claw-pipeline: error: {exc}", file=sys.stderr, flush=True)
+        os._exit(EXIT_CONFIG)
+
+
+def _serve(node: str, options: WorkerOptions) -> None:
+    """A Dramatiq Worker with the engine's middleware, until told to stop."""
     settings = get_settings()
     lifecycle = Lifecycle()
     signal.signal(signal.SIGTERM, lambda *_: lifecycle.request(EXIT_SHUTDOWN))
@@ -133,11 +149,15 @@ class Supervisor:
         self.children: dict[int, multiprocessing.Process] = {}
         self.stopping = False
         self.restart_requested = False
+        self.started_at: dict[int, float] = {}
+        self.quick_deaths = 0
+        self.exit_code = 0
 
     def spawn(self, slot: int) -> None:
         process = self.context.Process(target=worker_process, args=(self.node, self.options), name=f"claw-worker-{slot}")
         process.start()
         self.children[slot] = process
+        self.started_at[slot] = time.monotonic()
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
@@ -159,12 +179,23 @@ class Supervisor:
                 self._after_exit(slot, process.exitcode)
             time.sleep(0.1)
         logger.info("Supervisor %s stopped.", self.node)
-        return 0
+        return self.exit_code
 
     def _after_exit(self, slot: int, code: int | None) -> None:
         if self.stopping or code == EXIT_SHUTDOWN:
             return
+        if code == EXIT_CONFIG:
+            self.exit_code = EXIT_CONFIG
+            self._stop()
+            return
         if code not in (EXIT_RECYCLE, EXIT_REPLACE):
+            quick = time.monotonic() - self.started_at[slot] < QUICK_DEATH_SECONDS
+            self.quick_deaths = self.quick_deaths + 1 if quick else 0
+            if self.quick_deaths >= QUICK_DEATHS_LIMIT:
+                logger.error("Worker processes keep dying at start (exit code %s); giving up.", code)
+                self.exit_code = 1
+                self._stop()
+                return
             logger.error("Worker process in slot %d died (exit code %s); starting another.", slot, code)
             time.sleep(RESPAWN_BACKOFF_SECONDS)
         self.spawn(slot)

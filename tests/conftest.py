@@ -83,6 +83,8 @@ def queue_depth(name: str) -> int:
     connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
     try:
         return connection.channel().queue_declare(name, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0  # never declared: empty
     finally:
         connection.close()
 

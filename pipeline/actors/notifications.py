@@ -31,7 +31,10 @@ def _validated(model: type[pydantic.BaseModel], kwargs: dict[str, Any]) -> Any:
     try:
         return model.model_validate({k: v for k, v in kwargs.items() if v is not None})
     except pydantic.ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'kwargs'}: {e['msg']}" for e in exc.errors())
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'kwargs'}: {str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise PermanentError(f"invalid arguments: {fields}") from None
 
 
@@ -126,6 +129,7 @@ def send_notification_batch(
             namespace=settings.namespace,
             report_progress=report,
             cancel_requested=(ctx.cancel_requested if ctx is not None else (lambda: False)),
+            cancel_task=client.cancel,
             children_ttl_seconds=settings.result_ttl_seconds,
         )
     except SoftTimeLimitExceeded:

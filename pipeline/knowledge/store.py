@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from pipeline.errors import PermanentError
@@ -48,6 +48,14 @@ def content_hash(text: str) -> str:
 # --------------------------------------------------------------------------- knowledge bases
 
 
+class UnknownKnowledgeBase(PermanentError):
+    """No knowledge base has this id."""
+
+
+class EmbedderMismatch(PermanentError):
+    """The base was filled by another embedding model; it must be rebuilt first."""
+
+
 @dataclass
 class KnowledgeBase:
     id: uuid.UUID
@@ -61,7 +69,7 @@ class KnowledgeBase:
     def check_embedder(self, model_name: str, dim: int) -> None:
         """Refuse an embedder whose vectors cannot be compared with this base's."""
         if (model_name, dim) != (self.embedder_model, self.embedding_dim):
-            raise PermanentError(
+            raise EmbedderMismatch(
                 f"knowledge base {self.name!r} was indexed with embedding model {self.embedder_model!r} "
                 f"({self.embedding_dim} dimensions) but the configured embedder is {model_name!r} ({dim} dimensions); "
                 f"run update_knowledge_base with mode='rebuild' to re-embed it with the new model"
@@ -77,7 +85,7 @@ def get_knowledge_base(conn: psycopg.Connection, kb_id: str | uuid.UUID, *, for_
     with conn.cursor(row_factory=class_row(KnowledgeBase)) as cur:
         row = cur.execute(f"SELECT {_KB_COLUMNS} FROM knowledge_bases WHERE id = %s{lock}", (_uuid(kb_id),)).fetchone()
     if row is None:
-        raise PermanentError(f"knowledge base {kb_id} does not exist")
+        raise UnknownKnowledgeBase(f"knowledge base {kb_id} does not exist")
     return row
 
 
@@ -367,28 +375,26 @@ def _adjust_centroids(
     kb_id: uuid.UUID,
     removed: Iterable[tuple[str, int, str]],
     chunks: Sequence[Chunk] = (),
-    vectors: Optional[np.ndarray] = None,
+    vectors: Sequence[np.ndarray] = (),
 ) -> None:
     """Apply (added - removed) per script to the running centroid sums, in the caller's transaction."""
-    delta: dict[str, list] = {}
+    counts: dict[str, int] = {}
+    sums: dict[str, np.ndarray] = {}
+
+    def add(script: str, count: int, vector: np.ndarray) -> None:
+        counts[script] = counts.get(script, 0) + count
+        sums[script] = sums[script] + vector if script in sums else vector.astype(np.float64)
+
     for script, count, vector_sum in removed:
-        entry = delta.setdefault(script, [0, 0.0])
-        entry[0] -= count
-        entry[1] = entry[1] - parse_vector(vector_sum)
-    for chunk, vector in zip(chunks, vectors if vectors is not None else []):
-        entry = delta.setdefault(chunk.script, [0, 0.0])
-        entry[0] += 1
-        entry[1] = entry[1] + vector
+        add(script, -count, -parse_vector(vector_sum))
+    for chunk, vector in zip(chunks, vectors):
+        add(chunk.script, 1, vector)
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO script_centroids AS s (knowledge_base_id, script, chunk_count, embedding_sum)"
             " VALUES (%s, %s, %s, %s::vector) ON CONFLICT (knowledge_base_id, script) DO UPDATE SET"
             " chunk_count = s.chunk_count + EXCLUDED.chunk_count, embedding_sum = s.embedding_sum + EXCLUDED.embedding_sum",
-            [
-                (kb_id, script, count, vector_literal(vector_sum))
-                for script, (count, vector_sum) in delta.items()
-                if not np.isscalar(vector_sum)
-            ],
+            [(kb_id, script, counts[script], vector_literal(sums[script])) for script in counts],
         )
 
 
@@ -481,7 +487,7 @@ def exchange_for_task(conn: psycopg.Connection, task_id: str) -> Optional[Messag
 @dataclass
 class Exchange:
     conversation_id: str
-    task_id: Optional[str]
+    task_id: Optional[str]  # None only outside a worker
     question: str
     reply: str
     sources: list = field(default_factory=list)
@@ -505,22 +511,15 @@ def save_exchange(conn: psycopg.Connection, exchange: Exchange) -> Message:
             " ON CONFLICT (task_id, role) DO NOTHING",
             (exchange.conversation_id, exchange.question, exchange.task_id),
         )
-        conn.execute(
-            "INSERT INTO messages (conversation_id, role, content, task_id, sources, usage, provider, model)"
-            " VALUES (%s, 'assistant', %s, %s, %s, %s, %s, %s) ON CONFLICT (task_id, role) DO NOTHING",
-            (exchange.conversation_id, exchange.reply, exchange.task_id, Jsonb(exchange.sources),
-             Jsonb(exchange.usage), exchange.provider, exchange.model),
-        )
         with conn.cursor(row_factory=class_row(Message)) as cur:
-            if exchange.task_id is None:
-                return cur.execute(
-                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE conversation_id = %s AND role = 'assistant'"
-                    " ORDER BY id DESC LIMIT 1",
-                    (exchange.conversation_id,),
-                ).fetchone()
-            return cur.execute(
-                f"SELECT {_MSG_COLUMNS} FROM messages WHERE task_id = %s AND role = 'assistant'", (exchange.task_id,)
+            stored = cur.execute(
+                "INSERT INTO messages (conversation_id, role, content, task_id, sources, usage, provider, model)"
+                " VALUES (%s, 'assistant', %s, %s, %s, %s, %s, %s) ON CONFLICT (task_id, role) DO NOTHING"
+                f" RETURNING {_MSG_COLUMNS}",
+                (exchange.conversation_id, exchange.reply, exchange.task_id, Jsonb(exchange.sources),
+                 Jsonb(exchange.usage), exchange.provider, exchange.model),
             ).fetchone()
+        return stored or exchange_for_task(conn, exchange.task_id)
 
 
 # --------------------------------------------------------------------------- helpers

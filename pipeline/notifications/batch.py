@@ -10,7 +10,8 @@ engine's functions passed in (so it runs the same in a worker and in a test):
   re-run batch follows the children it already submitted instead of
   submitting new ones;
 * it polls the child records, reports progress when the counts change (and
-  every few seconds anyway), stops early on cancellation, and gives up waiting
+  every few seconds anyway), stops on cancellation (cancelling the children
+  that are not final yet), and gives up waiting
   after ``wait_seconds`` (the result then says ``timed_out`` and how many are
   still pending).
 
@@ -74,6 +75,7 @@ def run_batch(
     namespace: str,
     report_progress: Callable[..., None] = lambda *a, **k: None,
     cancel_requested: Callable[[], bool] = lambda: False,
+    cancel_task: Optional[Callable[[str], Any]] = None,
     children_ttl_seconds: int = 7 * 24 * 3600,
     poll_interval: float = 0.2,
     max_poll_interval: float = 3.0,
@@ -93,6 +95,30 @@ def run_batch(
         redis.set(key, json.dumps(child_ids), nx=True, ex=children_ttl_seconds)
         log.info("batch %s: submitted %d children", batch_key, len(child_ids))
 
+    try:
+        return _follow(
+            args, batch_key, child_ids, get_records, report_progress, cancel_requested, poll_interval, max_poll_interval, sleep
+        )
+    except TaskCancelled:
+        if cancel_task is not None:
+            _cancel_children(child_ids, get_records, cancel_task)
+        raise
+
+
+def _cancel_children(child_ids: list[str], get_records, cancel_task) -> None:
+    """Best effort: children not yet final are cancelled with the batch."""
+    records = []
+    for chunk in _chunks(child_ids, POLL_CHUNK):
+        records.extend(get_records(list(chunk)))
+    for task_id, record in zip(child_ids, records):
+        if record and record.get("state") not in FINAL_OK | FINAL_BAD:
+            try:
+                cancel_task(task_id)
+            except Exception as exc:  # finished meanwhile, expired...
+                log.debug("could not cancel child %s: %s", task_id, type(exc).__name__)
+
+
+def _follow(args, batch_key, child_ids, get_records, report_progress, cancel_requested, poll_interval, max_poll_interval, sleep):
     total = len(child_ids)
     deadline = time.monotonic() + args.wait_seconds
     interval = poll_interval

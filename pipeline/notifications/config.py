@@ -106,7 +106,7 @@ class NotificationSettings(BaseSettings):
         7 * 24 * 3600, ge=60, description="How long a sent notification's marker blocks a second send of its key."
     )
     notify_claim_lease_seconds: int = Field(
-        120, ge=5, description="How long a 'sending' claim blocks other attempts (must exceed the slowest send)."
+        120, ge=1, description="How long a 'sending' claim blocks other attempts (must exceed the slowest send)."
     )
     notify_unknown_outcome: Literal["resend", "fail"] = Field(
         "resend",

@@ -64,7 +64,9 @@ class _Content(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     channel: Channel = Field(description="email, push, sms or system (in-app inbox).")
-    subject: str = Field("", max_length=MAX_SUBJECT, description="Email subject / push and inbox title; none for sms.")
+    subject: str = Field(
+        "", max_length=MAX_SUBJECT, validate_default=True, description="Email subject / push and inbox title; none for sms."
+    )
     body: str = Field(min_length=1, max_length=max(MAX_BODY.values()), description="Plain-text content.")
     html_body: Optional[str] = Field(None, max_length=MAX_HTML, description="HTML alternative (email only).")
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON data (push payload, sms template params, inbox).")

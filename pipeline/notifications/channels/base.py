@@ -164,7 +164,8 @@ def http_post_json(
     except requests.exceptions.ConnectTimeout:
         raise TransientError(f"{what}: connection timed out after {timeout:g}s") from None
     except requests.exceptions.ReadTimeout:
-        # The request was sent; the Idempotency-Key makes the retry safe at the provider.
+        # The request was sent and may have been accepted: the de-duplicator keeps its claim, and
+        # a later resend carries the same Idempotency-Key.
         raise OutcomeUnknown(f"{what}: no answer within {timeout:g}s (the provider may have accepted it)") from None
     except requests.exceptions.ConnectionError as exc:
         text = str(exc)

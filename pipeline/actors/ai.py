@@ -1,0 +1,114 @@
+"""``generate_ai_response``: answer a conversation's new message, grounded in a knowledge base.
+
+The partial reply is published as task progress while it streams
+(``progress.text``), so the API's event stream can show it as it is written.
+The question and the reply are stored together, keyed by the task id: a
+redelivered task that already answered returns the stored reply instead of
+asking the model again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Optional
+
+import pydantic
+from pydantic import Field
+
+from pipeline.knowledge import llm, retrieval, store
+from pipeline.knowledge.config import get_knowledge_settings
+from pipeline.knowledge.db import connection
+from pipeline.knowledge.indexing import running_task
+from pipeline.task import task
+
+PROGRESS_INTERVAL_SECONDS = 0.25
+
+
+class GenerateArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    conversation_id: str = Field(..., min_length=1, max_length=200)
+    user_message: str = Field(..., min_length=1, max_length=20_000)
+    knowledge_base_id: Optional[uuid.UUID] = None
+
+
+@task(
+    queue="ai_high_priority",
+    priority=9,
+    max_retries=3,
+    soft_time_limit=120,
+    time_limit=180,
+    rate_limit="10/m",
+    args_model=GenerateArgs,
+)
+def generate_ai_response(*, conversation_id: str, user_message: str, knowledge_base_id: Optional[str] = None) -> dict:
+    """Answer the user's message (with knowledge-base passages when a base is given) and store both."""
+    current = running_task()
+    settings = get_knowledge_settings()
+    with connection() as conn:
+        if current.task_id is not None:
+            answered = store.exchange_for_task(conn, current.task_id)
+            if answered is not None:
+                return _result(answered)
+        history = store.recent_messages(conn, conversation_id, settings.history_messages)
+
+    hits = []
+    if knowledge_base_id is not None:
+        current.report_progress(5, "searching the knowledge base")
+        hits = retrieval.search(knowledge_base_id, user_message, k=settings.answer_passages, distinct=False)
+    passages = [llm.Passage(number, hit.title, hit.text) for number, hit in enumerate(hits, start=1)]
+    provider = llm.get_provider(has_knowledge_base=knowledge_base_id is not None, settings=settings)
+
+    current.report_progress(10, "generating", text="")
+    publish = _Publisher(current, settings.llm_max_tokens)
+    reply = provider.answer(user_message, [llm.Turn(m.role, m.content) for m in history], passages, publish)
+    publish.flush()
+
+    exchange = store.Exchange(
+        conversation_id=conversation_id,
+        task_id=current.task_id,
+        question=user_message,
+        reply=reply.text,
+        sources=[hit.as_source() for hit in hits],
+        usage=reply.usage,
+        provider=reply.provider,
+        model=reply.model,
+    )
+    with connection() as conn:
+        return _result(store.save_exchange(conn, exchange))
+
+
+class _Publisher:
+    """``on_delta`` for a provider: publishes the text so far as progress, at most every 0.25 s."""
+
+    def __init__(self, current, max_tokens: int):
+        self.current = current
+        self.expected_chars = 4 * max_tokens  # a rough upper bound, only for the percentage
+        self.text = ""
+        self.sent = ""
+        self.last = 0.0
+
+    def __call__(self, text_so_far: str) -> None:
+        self.text = text_so_far
+        if time.monotonic() - self.last >= PROGRESS_INTERVAL_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.text == self.sent:
+            return
+        percent = 10 + 85 * min(1.0, len(self.text) / self.expected_chars)
+        self.current.report_progress(percent, "generating", text=self.text)
+        self.sent, self.last = self.text, time.monotonic()
+
+
+def _result(message: store.Message) -> dict:
+    return {
+        "reply": message.content,
+        "sources": message.sources or [],
+        "usage": message.usage or {},
+        "provider": message.provider,
+        "model": message.model,
+        "conversation_id": message.conversation_id,
+        "message_id": message.id,
+    }

@@ -1,0 +1,116 @@
+"""Knowledge-base actors: vectorize a document, update a base, delete vectors.
+
+The work itself is in :mod:`pipeline.knowledge.indexing` and
+:mod:`pipeline.knowledge.store`; these declarations hold the policy and the
+argument models the API validates submissions with.
+
+``update_knowledge_base`` waits for the ``vectorize_document`` tasks it
+submits, on the same queue, so workers consuming ``knowledge_default`` need
+more threads than updates that may run at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal, Optional
+
+import pydantic
+from pydantic import Field
+
+from pipeline.knowledge import indexing, store
+from pipeline.knowledge.indexing import MAX_TEXT_CHARS
+from pipeline.knowledge.db import connection
+from pipeline.task import task
+
+
+class VectorizeArgs(pydantic.BaseModel):
+    """A stored document by id, or a document's text to create/update by (base, source) first."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    document_id: Optional[uuid.UUID] = None
+    knowledge_base_id: Optional[uuid.UUID] = None
+    source: Optional[str] = Field(None, min_length=1, max_length=500, description="Unique within the base, e.g. a path.")
+    title: Optional[str] = Field(None, min_length=1, max_length=200)
+    text: Optional[str] = Field(None, max_length=MAX_TEXT_CHARS)
+    metadata: Optional[dict[str, Any]] = None
+    force: bool = Field(False, description="Chunk again even when content and model are unchanged.")
+
+    @pydantic.model_validator(mode="after")
+    def _one_way(self) -> "VectorizeArgs":
+        if self.document_id is not None:
+            if any(v is not None for v in (self.knowledge_base_id, self.source, self.text)):
+                raise ValueError("give document_id alone, or knowledge_base_id + source + text")
+        elif self.knowledge_base_id is None or self.source is None or self.text is None:
+            raise ValueError("give document_id, or knowledge_base_id + source + text")
+        return self
+
+
+class UpdateArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    knowledge_base_id: uuid.UUID
+    mode: Literal["incremental", "full", "rebuild"] = "incremental"
+
+
+class DeleteArgs(pydantic.BaseModel):
+    """Some documents by id, or every document of the base with ``all_documents=True``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    knowledge_base_id: uuid.UUID
+    document_ids: Optional[list[uuid.UUID]] = Field(None, min_length=1, max_length=1000)
+    all_documents: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _explicit(self) -> "DeleteArgs":
+        if (self.document_ids is None) == (not self.all_documents):
+            raise ValueError("give document_ids, or all_documents=true to empty the whole base")
+        return self
+
+
+@task(
+    queue="knowledge_default",
+    priority=5,
+    max_retries=3,
+    soft_time_limit=300,
+    time_limit=600,
+    rate_limit="5/m",
+    args_model=VectorizeArgs,
+)
+def vectorize_document(
+    *,
+    document_id: Optional[str] = None,
+    knowledge_base_id: Optional[str] = None,
+    source: Optional[str] = None,
+    title: Optional[str] = None,
+    text: Optional[str] = None,
+    metadata: Optional[dict] = None,
+    force: bool = False,
+) -> dict:
+    """Chunk, embed and store one document, replacing its previous chunks in one transaction."""
+    return indexing.vectorize(
+        document_id=document_id, knowledge_base_id=knowledge_base_id, source=source, title=title, text=text,
+        metadata=metadata, force=force,
+    )
+
+
+@task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=180, time_limit=300, args_model=UpdateArgs)
+def update_knowledge_base(*, knowledge_base_id: str, mode: str = "incremental") -> dict:
+    """Re-vectorize the documents of a base that need it (incremental | full | rebuild) and wait for them."""
+    from pipeline import client
+
+    return indexing.update_base(
+        knowledge_base_id, mode, submit_many=client.submit_many, get_records=client.get_records
+    )
+
+
+@task(queue="knowledge_default", priority=5, max_retries=2, args_model=DeleteArgs)
+def delete_knowledge_vectors(
+    *, knowledge_base_id: str, document_ids: Optional[list[str]] = None, all_documents: bool = False
+) -> dict:
+    """Delete documents and their vectors: some by id, or all of a base."""
+    with connection() as conn:
+        counts = store.delete_documents(conn, knowledge_base_id, None if all_documents else document_ids)
+    return {"knowledge_base_id": knowledge_base_id, "deleted_documents": counts["documents"],
+            "deleted_chunks": counts["chunks"]}

@@ -1,0 +1,135 @@
+"""Operator commands for knowledge bases (wired as ``claw-pipeline kb …`` and ``db upgrade``).
+
+``ingest`` sends every .txt/.md file under a folder through the same
+``vectorize_document`` task the API uses (so the workers do the embedding and
+the usual retries apply) and follows the tasks with a progress bar.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.errors import PermanentError
+from pipeline.knowledge import db, retrieval, store
+from pipeline.knowledge.db import connection
+from pipeline.knowledge.embedders import get_embedder
+from pipeline.knowledge.indexing import FINAL_STATES, MAX_TEXT_CHARS, SUBMIT_CHUNK, VECTORIZE_ACTOR, error_text
+
+SUFFIXES = (".txt", ".md")
+
+
+def db_upgrade(console: Optional[Console] = None) -> int:
+    """Apply pending schema migrations and say which."""
+    from pipeline.knowledge.migrations import upgrade
+
+    console = console or Console()
+    applied = upgrade()
+    console.print(f"applied: {', '.join(applied)}" if applied else "database schema is up to date")
+    return 0
+
+
+def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, console: Optional[Console] = None) -> int:
+    """Vectorize every .txt/.md file under ``path`` into the base ``kb_name`` (created if new).
+
+    Returns 0 when every file was stored, 1 when some failed (they are listed).
+    """
+    from pipeline import client
+
+    console = console or Console()
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    files = [p for p in files if p.suffix.lower() in SUFFIXES]
+    if not files:
+        console.print(f"[red]no .txt or .md files under {root}[/red]")
+        return 1
+
+    embedder = get_embedder()
+    with connection() as conn:
+        kb = store.ensure_knowledge_base(conn, kb_name, embedder.model_name, embedder.dim)
+    try:
+        kb.check_embedder(embedder.model_name, embedder.dim)
+    except PermanentError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    store.ensure_index(db.database_url(), kb)
+
+    failures: list[tuple[str, str]] = []
+    sources, submissions = [], []
+    for file in files:
+        source = file.name if file == root else file.relative_to(root).as_posix()
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            failures.append((source, f"cannot read: {exc}"))
+            continue
+        if len(text) > MAX_TEXT_CHARS:
+            failures.append((source, f"longer than {MAX_TEXT_CHARS} characters"))
+            continue
+        sources.append(source)
+        submissions.append({"actor": VECTORIZE_ACTOR,
+                            "kwargs": {"knowledge_base_id": str(kb.id), "source": source, "text": text}})
+    task_ids: list[str] = []
+    for start in range(0, len(submissions), SUBMIT_CHUNK):
+        task_ids += client.submit_many(submissions[start : start + SUBMIT_CHUNK])
+
+    records = _follow(task_ids, client.get_records, poll_interval, console, kb_name)
+    outcome = {"vectorized": 0, "skipped": 0}
+    for source, record in zip(sources, records):
+        if record is None or record["state"] != "SUCCESS":
+            failures.append((source, "task record missing" if record is None else error_text(record)))
+        else:
+            status = (record.get("result") or {}).get("status")
+            outcome["vectorized" if status == "vectorized" else "skipped"] += 1
+
+    console.print(
+        f"{kb_name} ({kb.id}): {outcome['vectorized']} vectorized, {outcome['skipped']} unchanged, "
+        f"{len(failures)} failed"
+    )
+    if failures:
+        table = Table("file", "error", title="failures")
+        for source, error in failures:
+            table.add_row(source, error)
+        console.print(table)
+    return 1 if failures else 0
+
+
+def _follow(task_ids: list[str], get_records, poll_interval: float, console: Console, label: str) -> list:
+    """Poll the tasks' records until all finished, with a progress bar; return the final records."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task(f"vectorizing into {label}", total=len(task_ids))
+        while True:
+            records = get_records(task_ids) if task_ids else []
+            finished = sum(1 for r in records if r is None or r["state"] in FINAL_STATES)
+            progress.update(bar, completed=finished)
+            if finished == len(task_ids):
+                return records
+            time.sleep(poll_interval)
+
+
+def search(kb_name: str, question: str, k: int = 5, console: Optional[Console] = None) -> int:
+    """Print the ``k`` documents that best answer ``question``."""
+    console = console or Console()
+    with connection() as conn:
+        kb = store.find_knowledge_base(conn, kb_name)
+    if kb is None:
+        console.print(f"[red]no knowledge base named {kb_name!r}[/red]")
+        return 1
+    try:
+        hits = retrieval.search(kb.id, question, k)
+    except PermanentError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    table = Table("#", "score", "cosine", "title", "source", "passage", title=f"{kb_name}: {question}")
+    for rank, hit in enumerate(hits, start=1):
+        passage = " ".join(hit.text.split())
+        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.similarity:.3f}", hit.title, hit.source,
+                      passage[:160] + ("…" if len(passage) > 160 else ""))
+    console.print(table)
+    return 0

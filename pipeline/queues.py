@@ -1,0 +1,260 @@
+"""RabbitMQ queue depths and the dead-letter queue, for the API and operators.
+
+Dramatiq keeps three queues per logical queue Q: Q itself, Q.DQ (delayed
+messages, held *unacked* by a worker until their eta) and Q.XQ (dead letters).
+Depths come from the management HTTP API, which knows unacked counts and
+rates; when it does not answer, passive declares over AMQP still give the
+ready and consumer counts (the rest is reported as None, not as zero).
+
+:func:`requeue_dead` moves dead-lettered messages back to their queue and
+resets their task records to PENDING *before* the messages are published, so
+a worker can never meet a requeued message whose record still says FAILURE
+(it would dead-letter it again as a finished task).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterable, Optional
+from urllib.parse import quote
+
+import pika
+import requests
+
+from pipeline.encoder import CompressedJSONEncoder
+from pipeline.errors import BrokerUnavailable
+from pipeline.settings import Settings
+from pipeline.state import scripts
+from pipeline.state.store import to_json
+
+MANAGEMENT_TIMEOUT_SECONDS = 1.5
+AMQP_TIMEOUT_SECONDS = 3
+STAT_FIELDS = ("ready", "unacked", "delayed", "dead_lettered", "consumers", "publish_rate", "deliver_rate")
+_COLUMNS = "messages_ready,messages_unacknowledged,consumers,message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
+
+
+class _ManagementUnavailable(Exception):
+    pass
+
+
+def queue_stats(settings: Settings, queue_names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Depths, consumers and rates of each queue (with its .DQ and .XQ).
+
+    ``source`` says where the numbers came from: "management", or "amqp"
+    (ready, dead_lettered and consumers only) when the management API is off.
+    """
+    names = list(queue_names)
+    try:
+        return _from_management(settings, names)
+    except _ManagementUnavailable:
+        return _from_amqp(settings, names)
+
+
+def _vhost(settings: Settings) -> str:
+    return pika.URLParameters(settings.broker_url.split(";")[0]).virtual_host
+
+
+def _from_management(settings: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
+    base = settings.rabbitmq_management_url.rstrip("/") + "/api/queues/" + quote(_vhost(settings), safe="")
+    with requests.Session() as session:
+
+        def get(name: str) -> dict[str, Any]:
+            try:
+                response = session.get(f"{base}/{quote(name, safe='')}", params={"columns": _COLUMNS},
+                                       timeout=MANAGEMENT_TIMEOUT_SECONDS)
+            except requests.RequestException as exc:
+                raise _ManagementUnavailable(str(exc)) from None
+            if response.status_code == 404:
+                return {}  # never declared: empty
+            if response.status_code != 200:
+                raise _ManagementUnavailable(f"HTTP {response.status_code}")
+            return response.json()
+
+        stats = {}
+        for name in names:
+            main, delayed, dead = get(name), get(f"{name}.DQ"), get(f"{name}.XQ")
+            rates = main.get("message_stats", {})
+            stats[name] = {
+                "ready": main.get("messages_ready", 0),
+                "unacked": main.get("messages_unacknowledged", 0),
+                "delayed": delayed.get("messages_ready", 0) + delayed.get("messages_unacknowledged", 0),
+                "dead_lettered": dead.get("messages_ready", 0) + dead.get("messages_unacknowledged", 0),
+                "consumers": main.get("consumers", 0),
+                "publish_rate": rates.get("publish_details", {}).get("rate", 0.0),
+                "deliver_rate": rates.get("deliver_get_details", {}).get("rate", 0.0),
+                "source": "management",
+            }
+        return stats
+
+
+def _from_amqp(settings: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
+    params = pika.URLParameters(settings.broker_url.split(";")[0])
+    params.socket_timeout = params.blocked_connection_timeout = AMQP_TIMEOUT_SECONDS
+    params.connection_attempts = 1
+    try:
+        connection = pika.BlockingConnection(params)
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"RabbitMQ does not answer: {type(exc).__name__}") from None
+    try:
+        stats = {}
+        for name in names:
+            ready, consumers = _passive_declare(connection, name)
+            dead, _ = _passive_declare(connection, f"{name}.XQ")
+            stats[name] = {**dict.fromkeys(STAT_FIELDS), "ready": ready, "consumers": consumers,
+                           "dead_lettered": dead, "source": "amqp"}
+        return stats
+    finally:
+        connection.close()
+
+
+def _passive_declare(connection, name: str) -> tuple[int, int]:
+    channel = connection.channel()
+    try:
+        method = channel.queue_declare(name, passive=True).method
+        return method.message_count, method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0, 0  # never declared: empty
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+class QueueStatsCache:
+    """Queue stats at most *ttl* seconds old, fetched by one thread at a time.
+
+    The management API refreshes its numbers every 5 s, so asking it on every
+    API request would only add latency (about 10 ms per queue).
+    """
+
+    def __init__(self, settings: Settings, ttl: float = 2.0):
+        self.settings = settings
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._value: dict[tuple[str, ...], tuple[float, dict[str, dict[str, Any]]]] = {}
+
+    def get(self, queue_names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        key = tuple(sorted(queue_names))
+        with self._lock:
+            fetched_at, stats = self._value.get(key, (0.0, {}))
+            if time.monotonic() - fetched_at > self.ttl:
+                stats = queue_stats(self.settings, key)
+                self._value[key] = (time.monotonic(), stats)
+            return stats
+
+
+# -- dead letters ----------------------------------------------------------------------------
+
+#: FAILURE -> PENDING, undoing what FINISH did: expiry, result, error, attempts.
+#: A task that was already retried by hand (``retried_by``) is not reset, so
+#: requeueing its dead message can never run the work a second time.
+# ARGV: P, id, now, result_key
+REQUEUE = scripts.PRELUDE + r"""
+local id, now = ARGV[2], ARGV[3]
+local key = P..':t:'..id
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'retried_by', 'error')
+if not r[1] then return {'MISSING', ''} end
+if r[1] ~= 'FAILURE' then return {r[1], ''} end
+if r[5] then return {'RETRIED', ''} end
+redis.call('PERSIST', key)
+redis.call('ZREM', P..':exp', id..'\31'..r[2]..'\31'..r[3]..'\31FAILURE')
+redis.call('HDEL', key, 'finished_at', 'error', 'result', 'runtime_ms', 'started_at', 'worker', 'eta',
+           'wait_reason', 'cancel_requested')
+redis.call('HSET', key, 'state', 'PENDING', 'attempts', '0')
+move(id, r[4], r[2], r[3], 'FAILURE', 'PENDING')
+for _, k in ipairs({P..':i:all', P..':i:a:'..r[2], P..':i:q:'..r[3]}) do redis.call('ZADD', k, r[4], id) end
+redis.call('DEL', ARGV[4])
+event(id, 'PENDING', now)
+return {'PENDING', r[6] or ''}
+"""
+
+
+def requeue_dead(engine, queue: str, task_ids: Optional[Iterable[str]] = None) -> int:
+    """Move dead-lettered messages of *queue* (all, or those of *task_ids*) back to it.
+
+    Returns how many were requeued. Messages whose task cannot run again (it
+    finished otherwise, or was retried by hand) and undecodable ones stay in
+    the dead-letter queue. Publishes and acks happen in one AMQP transaction.
+    """
+    wanted = set(task_ids) if task_ids is not None else None
+    channel = _channel(engine)
+    try:
+        channel.tx_select()
+        depth = channel.queue_declare(f"{queue}.XQ", passive=True).method.message_count
+        selected, others = _drain(channel, f"{queue}.XQ", depth, wanted)
+        reset = _reset_records(engine, selected)
+        for tag, properties, body, _ in reset:
+            channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, priority=properties.priority))
+            channel.basic_ack(tag)
+        for tag in others + [tag for tag, *_ in selected if tag not in {t for t, *_ in reset}]:
+            channel.basic_nack(tag, requeue=True)
+        _commit(engine, channel, reset)
+        return len(reset)
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0  # the dead-letter queue was never declared: nothing to requeue
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+def _channel(engine):
+    try:
+        return engine.broker.connection.channel()
+    except pika.exceptions.AMQPError as exc:
+        del engine.broker.connection
+        raise BrokerUnavailable(f"RabbitMQ does not answer: {type(exc).__name__}") from None
+
+
+def _drain(channel, name: str, depth: int, wanted: Optional[set[str]]):
+    """basic_get up to *depth* messages (the depth when we started, so the
+    nacked ones are never fetched twice); split them into selected and others."""
+    decoder = CompressedJSONEncoder()
+    selected, others = [], []
+    for _ in range(depth):
+        method, properties, body = channel.basic_get(name, auto_ack=False)
+        if method is None:
+            break
+        try:
+            task_id = decoder.decode(body)["message_id"]
+        except Exception:
+            others.append(method.delivery_tag)  # undecodable: listed by the store, left here
+            continue
+        if wanted is None or task_id in wanted:
+            selected.append((method.delivery_tag, properties, body, task_id))
+            if wanted is not None and len(selected) == len(wanted):
+                break
+        else:
+            others.append(method.delivery_tag)
+    return selected, others
+
+
+def _reset_records(engine, selected):
+    """Reset each selected task to PENDING; keep the messages whose task may run again.
+
+    A missing record (expired) is fine: the worker records the message again.
+    Returns the kept entries with the task's previous error appended.
+    """
+    from pipeline.client import result_key
+
+    script = engine.store.redis.register_script(REQUEUE)
+    kept = []
+    for tag, properties, body, task_id in selected:
+        record = {"task_id": task_id, "queue": "", "actor": ""}
+        decoded = CompressedJSONEncoder().decode(body)
+        record.update(queue=decoded["queue_name"].removesuffix(".DQ"), actor=decoded["actor_name"])
+        outcome, error = script(args=[engine.store.namespace, task_id, f"{time.time():.6f}", result_key(engine, record)])
+        if outcome in ("PENDING", "MISSING"):
+            kept.append((tag, properties, body, (task_id, outcome, error)))
+    return kept
+
+
+def _commit(engine, channel, reset) -> None:
+    """Commit; if RabbitMQ refuses, put the reset records back to FAILURE."""
+    try:
+        channel.tx_commit()
+    except pika.exceptions.AMQPError as exc:
+        now = f"{time.time():.6f}"
+        for _, _, _, (task_id, outcome, error) in reset:
+            if outcome == "PENDING":
+                engine.store.finish(task_id, "FAILURE", {"finished_at": now, "error": error or to_json({})})
+        raise BrokerUnavailable(f"RabbitMQ did not take the requeued messages: {type(exc).__name__}") from None

@@ -1,0 +1,99 @@
+"""Cancelling pending, waiting and running tasks; manually retrying failed ones."""
+
+import time
+
+import pytest
+from dramatiq import Message
+from dramatiq.results import ResultFailure
+
+from pipeline import client
+from pipeline.client import _results_backend
+from pipeline.errors import InvalidTransition, TaskNotFound
+from tests import sample_tasks
+from tests.conftest import wait_for_state
+
+
+def test_cancelled_pending_task_never_runs_and_reads_as_cancelled(engine, start_worker, namespace, redis_client):
+    task_id = client.submit("spin", kwargs={"seconds": 0.1, "progress_key": f"{namespace}:ran"})
+    assert client.cancel(task_id)["state"] == "CANCELLED"
+    start_worker()
+    marker = client.submit("echo", kwargs={"value": "after"})
+    wait_for_state(engine, marker, "SUCCESS")
+    assert redis_client.get(f"{namespace}:ran") is None
+    record = engine.store.get(task_id)
+    assert record["state"] == "CANCELLED" and record["attempts"] == 0
+    message = Message(sample_tasks.QUEUE, "spin", (), {}, {}, message_id=task_id)
+    with pytest.raises(ResultFailure) as result:
+        message.get_result(backend=_results_backend(engine))
+    assert result.value.orig_exc_type == "TaskCancelled"
+
+
+def test_cancelled_delayed_task_never_runs_however_long_it_waited(engine, start_worker, namespace, redis_client):
+    start_worker()
+    task_id = client.submit("spin", kwargs={"seconds": 0.1, "progress_key": f"{namespace}:ran"}, delay_ms=2000)
+    time.sleep(0.5)  # now held in the worker's delay queue
+    client.cancel(task_id)
+    time.sleep(2.5)
+    assert redis_client.get(f"{namespace}:ran") is None
+    assert engine.store.get(task_id)["state"] == "CANCELLED"
+
+
+def test_running_python_task_is_interrupted_and_not_retried(engine, start_worker, namespace, redis_client):
+    start_worker()
+    task_id = client.submit("spin", kwargs={"seconds": 60, "progress_key": f"{namespace}:ran"})
+    wait_for_state(engine, task_id, "STARTED")
+    assert client.cancel(task_id)["cancel_requested"] is True
+    record = wait_for_state(engine, task_id, "CANCELLED", timeout=10)
+    assert record["attempts"] == 1 and record["error"]["type"] == "TaskCancelled"
+    time.sleep(0.5)
+    assert engine.store.get(task_id)["attempts"] == 1
+
+
+def test_cooperative_task_sees_the_cancel_request(engine, start_worker):
+    start_worker()
+    task_id = client.submit("cooperative", kwargs={"seconds": 30})
+    wait_for_state(engine, task_id, "STARTED")
+    time.sleep(0.3)
+    client.cancel(task_id)
+    record = wait_for_state(engine, task_id, ("CANCELLED", "SUCCESS"), timeout=10)
+    assert record["state"] == "CANCELLED" or record["result"] == "stopped early"
+    assert record["progress"]["message"].startswith("step")
+
+
+def test_cancelling_a_finished_task_is_refused_with_its_state(engine, start_worker):
+    start_worker()
+    task_id = client.submit("echo", kwargs={"value": 1})
+    wait_for_state(engine, task_id, "SUCCESS")
+    with pytest.raises(InvalidTransition) as refused:
+        client.cancel(task_id)
+    assert refused.value.state == "SUCCESS"
+    with pytest.raises(TaskNotFound):
+        client.cancel("00000000-0000-0000-0000-000000000000")
+
+
+def test_retry_of_a_failed_task_reruns_it_with_original_arguments_linked_both_ways(engine, start_worker):
+    start_worker()
+    failed = client.submit("always_fails", kwargs={"message": "x"}, priority=6)
+    wait_for_state(engine, failed, "FAILURE")
+    new_id = client.retry(failed)
+    new = wait_for_state(engine, new_id, "FAILURE")
+    assert new["retry_of"] == failed and engine.store.get(failed)["retried_by"] == new_id
+    assert new["priority"] == 6 and new["kwargs"] == {"message": "x"}
+    with pytest.raises(InvalidTransition):
+        client.retry(failed)  # already retried
+
+
+def test_retry_of_a_cancelled_task_uses_the_unredacted_arguments(engine, start_worker):
+    cancelled = client.submit("echo", kwargs={"value": 1, "password": "s3cret"})
+    client.cancel(cancelled)
+    start_worker()
+    new = wait_for_state(engine, client.retry(cancelled), "SUCCESS")
+    assert new["result"]["had_password"] is True and new["kwargs"]["password"] == "***"
+
+
+def test_retry_is_refused_for_tasks_that_did_not_fail(engine, start_worker):
+    start_worker()
+    done = client.submit("echo", kwargs={"value": 1})
+    wait_for_state(engine, done, "SUCCESS")
+    with pytest.raises(InvalidTransition):
+        client.retry(done)

@@ -1,0 +1,88 @@
+"""The state store on the real Redis: pages, filters, counts and expiry."""
+
+import time
+
+import pytest
+
+from pipeline.state.store import NewTask, StateStore, decode_cursor, encode_cursor
+
+
+@pytest.fixture
+def store(redis_client, namespace):
+    return StateStore(redis_client, namespace, result_ttl=60)
+
+
+def _task(i: int, actor: str = "a", queue: str = "q") -> NewTask:
+    return NewTask(task_id=f"t{i:04d}", actor=actor, queue=queue, priority=0, max_retries=1, args=[], kwargs={"i": i})
+
+
+def test_pages_walk_every_task_once_newest_first_even_with_equal_timestamps(store):
+    now = time.time()
+    store.record_enqueued([_task(i) for i in range(25)], now=now)  # all share one score
+    store.record_enqueued([_task(i) for i in range(25, 40)], now=now + 1)
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.list(limit=7, cursor=cursor)
+        seen += [r["task_id"] for r in page]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(f"t{i:04d}" for i in range(40))
+    assert len(seen) == 40
+    assert set(seen[:15]) == {f"t{i:04d}" for i in range(25, 40)}
+
+
+def test_filters_by_state_actor_queue_and_time_range(store):
+    now = time.time()
+    store.record_enqueued([_task(1, "a", "q1"), _task(2, "b", "q2")], now=now - 100)
+    store.record_enqueued([_task(3, "a", "q1")], now=now)
+    store.start("t0001", "w", 5)
+    assert [r["task_id"] for r in store.list(state="STARTED")[0]] == ["t0001"]
+    assert [r["task_id"] for r in store.list(actor="a")[0]] == ["t0003", "t0001"]
+    assert [r["task_id"] for r in store.list(queue="q2")[0]] == ["t0002"]
+    assert [r["task_id"] for r in store.list(state="PENDING", actor="a")[0]] == ["t0003"]
+    assert [r["task_id"] for r in store.list(actor="a", queue="q2")[0]] == []
+    assert [r["task_id"] for r in store.list(since=now - 10)[0]] == ["t0003"]
+    assert [r["task_id"] for r in store.list(until=now - 10)[0]] == ["t0002", "t0001"]
+
+
+def test_counts_follow_every_transition_exactly(store):
+    store.record_enqueued([_task(i) for i in range(3)])
+    store.start("t0000", "w", 5)
+    store.finish("t0000", "SUCCESS", {"result": "1"})
+    store.start("t0001", "w", 5)
+    store.finish("t0001", "RETRY", {"eta": "0"})
+    store.finish("t0001", "SUCCESS", {"result": "1"})  # a finished task cannot finish twice:
+    assert store.finish("t0001", "FAILURE", {}) == "SUCCESS"
+    counts = store.count_by_state(["a"], ["q"])
+    assert counts["states"] == {"PENDING": 1, "STARTED": 0, "RETRY": 0, "SUCCESS": 2, "FAILURE": 0, "CANCELLED": 0}
+    assert counts["actors"]["a"]["SUCCESS"] == 2 and counts["queues"]["q"]["PENDING"] == 1
+    assert store.throughput()["last_minute"]["SUCCESS"] == 2
+
+
+def test_start_refuses_finished_cancelled_and_over_delivered_tasks(store):
+    store.record_enqueued([_task(1), _task(2)])
+    assert store.start("t0001", "w", 2) == ("STARTED", 1)
+    assert store.start("t0001", "w", 2) == ("STARTED", 2)  # redelivered after a crash
+    assert store.start("t0001", "w", 2) == ("EXHAUSTED", 2)
+    store.cancel("t0002", "r:t0002", "x")
+    assert store.start("t0002", "w", 2)[0] == "CANCELLED"
+    assert store.start("nope", "w", 2)[0] == "MISSING"
+
+
+def test_expired_records_leave_the_indexes_and_nothing_else_does(store, redis_client):
+    store.record_enqueued([_task(1), _task(2)])
+    store.start("t0001", "w", 5)
+    store.finish("t0001", "SUCCESS", {"result": "1"})
+    assert store.trim_expired(now=time.time() + 30) == 0
+    assert store.trim_expired(now=time.time() + 61) == 1
+    assert [r["task_id"] for r in store.list()[0]] == ["t0002"]
+    assert store.count_by_state(["a"], ["q"])["states"]["SUCCESS"] == 0
+    assert 0 < redis_client.ttl(store.keys.task("t0001")) <= 60 + 120
+    assert redis_client.ttl(store.keys.task("t0002")) == -1  # pending records never expire
+
+
+def test_bad_cursors_are_rejected(store):
+    assert decode_cursor(encode_cursor(123, 4)) == (123, 4)
+    for bad in ("", "!!!", encode_cursor(1, -1).replace("-", ""), "MTIz"):
+        with pytest.raises(ValueError):
+            decode_cursor(bad)
