@@ -52,6 +52,24 @@ def cmd_worker(args) -> int:
     return run_worker(WorkerOptions.from_settings(settings, processes=args.processes, threads=args.threads, queues=args.queues))
 
 
+@command("api")
+def cmd_api(args) -> int:
+    from api.cli import run_api
+    from pipeline.services import check_services
+    from pipeline.settings import get_settings
+
+    check_services(get_settings())
+    return run_api(args.bind, args.workers)
+
+
+@command("run")
+def cmd_run(args) -> int:
+    from pipeline.settings import get_settings
+    from pipeline.stack import run_stack
+
+    return run_stack(get_settings(), args.bind)
+
+
 @command("submit")
 def cmd_submit(args) -> int:
     from pipeline import client
@@ -114,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("-p", "--processes", type=int, help="worker processes (default CLAW_WORKER_PROCESSES)")
     worker.add_argument("-t", "--threads", type=int, help="threads per process (default CLAW_WORKER_THREADS)")
     worker.add_argument("-Q", "--queues", nargs="+", help="queues to consume (default: all)")
+
+    api = sub.add_parser("api", help="serve the REST API with gunicorn")
+    api.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT (default 127.0.0.1:8000)")
+    api.add_argument("--workers", type=int, help="gunicorn worker processes (default CLAW_API_WORKERS or 2)")
+
+    run = sub.add_parser("run", help="run the whole local stack (API, worker, scheduler)")
+    run.add_argument("--bind", default="127.0.0.1:8000", help="API address (default 127.0.0.1:8000)")
 
     submit = sub.add_parser("submit", help="submit a task")
     submit.add_argument("actor")

@@ -109,9 +109,8 @@ def submit(
         existing = engine.store.claim_idempotency_key(idempotency_key, task_id)
         if existing:
             return existing
-    engine.store.record_enqueued([record])
     try:
-        with untracked():
+        with engine.store.recording(record), untracked():
             engine.broker.enqueue(message, delay=delay)
     except (BrokerError, pika.exceptions.AMQPError) as exc:
         engine.store.forget([task_id], record.actor, record.queue)
@@ -143,7 +142,8 @@ def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[En
     records = [record for record, _, _ in prepared]
     engine.store.record_enqueued(records)
     try:
-        publish_batch(engine.broker, [(message, delay) for _, message, delay in prepared])
+        with untracked():
+            publish_batch(engine.broker, [(message, delay) for _, message, delay in prepared])
     except BrokerUnavailable:
         for record in records:
             engine.store.forget([record.task_id], record.actor, record.queue)

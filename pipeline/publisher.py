@@ -4,6 +4,12 @@ Dramatiq's ``enqueue`` waits for a publisher confirm per message (~1 ms
 each). For bulk submissions the messages are published inside one AMQP
 transaction instead: ``tx.commit-ok`` arrives only once RabbitMQ has taken
 every message, so a batch is either all accepted or reported as failed.
+
+The messages go through the blocking channel's underlying asynchronous
+channel (``_impl``), which queues frames without flushing the socket per
+message; ``tx_commit`` then flushes them all and waits. That is pika's only
+way to pipeline publishes on a BlockingConnection, and it is what makes a
+batch of 1,000 cost a few socket writes instead of 3,000.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ def publish_batch(broker, messages: Sequence[tuple[Message, Optional[int]]], att
             try:
                 channel.tx_select()
                 for message, _ in prepared:
-                    channel.basic_publish(
+                    channel._impl.basic_publish(
                         exchange="",
                         routing_key=message.queue_name,
                         body=message.encode(),

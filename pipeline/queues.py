@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 from urllib.parse import quote
 
 import pika
 import requests
+from dramatiq.errors import ConnectionClosed, DecodeError
 
 from pipeline.encoder import CompressedJSONEncoder
 from pipeline.errors import BrokerUnavailable
@@ -69,7 +71,9 @@ def _from_management(settings: Settings, names: list[str]) -> dict[str, dict[str
                 return {}  # never declared: empty
             if response.status_code != 200:
                 raise _ManagementUnavailable(f"HTTP {response.status_code}")
-            return response.json()
+            body = response.json()
+            # A queue declared in the last few seconds has no statistics yet: the API answers [].
+            return body if isinstance(body, dict) else {}
 
         stats = {}
         for name in names:
@@ -169,6 +173,16 @@ return {'PENDING', r[6] or ''}
 """
 
 
+@dataclass
+class DeadMessage:
+    tag: int
+    properties: pika.BasicProperties
+    body: bytes
+    task_id: str
+    actor: str
+    queue: str
+
+
 def requeue_dead(engine, queue: str, task_ids: Optional[Iterable[str]] = None) -> int:
     """Move dead-lettered messages of *queue* (all, or those of *task_ids*) back to it.
 
@@ -177,50 +191,61 @@ def requeue_dead(engine, queue: str, task_ids: Optional[Iterable[str]] = None) -
     the dead-letter queue. Publishes and acks happen in one AMQP transaction.
     """
     wanted = set(task_ids) if task_ids is not None else None
-    channel = _channel(engine)
+    channel = _channel(engine, queue)
     try:
         channel.tx_select()
         depth = channel.queue_declare(f"{queue}.XQ", passive=True).method.message_count
         selected, others = _drain(channel, f"{queue}.XQ", depth, wanted)
-        reset = _reset_records(engine, selected)
-        for tag, properties, body, _ in reset:
-            channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, priority=properties.priority))
-            channel.basic_ack(tag)
-        for tag in others + [tag for tag, *_ in selected if tag not in {t for t, *_ in reset}]:
+        requeued, previous_errors = [], {}
+        for message in selected:
+            outcome, error = _reset_record(engine, message)
+            if outcome in ("PENDING", "MISSING"):  # MISSING: expired; the worker records it again
+                channel.basic_publish("", queue, message.body,
+                                      pika.BasicProperties(delivery_mode=2, priority=message.properties.priority))
+                channel.basic_ack(message.tag)
+                requeued.append(message)
+                if outcome == "PENDING":
+                    previous_errors[message.task_id] = error
+            else:
+                others.append(message.tag)
+        for tag in others:
             channel.basic_nack(tag, requeue=True)
-        _commit(engine, channel, reset)
-        return len(reset)
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0  # the dead-letter queue was never declared: nothing to requeue
+        _commit(engine, channel, previous_errors)
+        return len(requeued)
     finally:
         if channel.is_open:
             channel.close()
 
 
-def _channel(engine):
+def _channel(engine, queue: str):
+    """A channel on the broker's connection, with *queue* (and its .DQ/.XQ) declared,
+    so a requeued message can never be published to a queue that does not exist."""
     try:
+        engine.broker.declare_queue(queue, ensure=True)
         return engine.broker.connection.channel()
-    except pika.exceptions.AMQPError as exc:
+    except (pika.exceptions.AMQPError, ConnectionClosed) as exc:
         del engine.broker.connection
         raise BrokerUnavailable(f"RabbitMQ does not answer: {type(exc).__name__}") from None
 
 
-def _drain(channel, name: str, depth: int, wanted: Optional[set[str]]):
-    """basic_get up to *depth* messages (the depth when we started, so the
-    nacked ones are never fetched twice); split them into selected and others."""
+def _drain(channel, name: str, depth: int, wanted: Optional[set[str]]) -> tuple[list[DeadMessage], list[int]]:
+    """basic_get up to *depth* messages (the depth when we started, so messages
+    put back are never fetched twice); split them into selected and others."""
     decoder = CompressedJSONEncoder()
-    selected, others = [], []
+    selected: list[DeadMessage] = []
+    others: list[int] = []
     for _ in range(depth):
         method, properties, body = channel.basic_get(name, auto_ack=False)
         if method is None:
             break
         try:
-            task_id = decoder.decode(body)["message_id"]
-        except Exception:
-            others.append(method.delivery_tag)  # undecodable: listed by the store, left here
+            data = decoder.decode(body)
+        except DecodeError:
+            others.append(method.delivery_tag)  # listed by the store as undecodable; left here
             continue
-        if wanted is None or task_id in wanted:
-            selected.append((method.delivery_tag, properties, body, task_id))
+        if wanted is None or data["message_id"] in wanted:
+            queue = data["queue_name"].removesuffix(".DQ")
+            selected.append(DeadMessage(method.delivery_tag, properties, body, data["message_id"], data["actor_name"], queue))
             if wanted is not None and len(selected) == len(wanted):
                 break
         else:
@@ -228,33 +253,22 @@ def _drain(channel, name: str, depth: int, wanted: Optional[set[str]]):
     return selected, others
 
 
-def _reset_records(engine, selected):
-    """Reset each selected task to PENDING; keep the messages whose task may run again.
-
-    A missing record (expired) is fine: the worker records the message again.
-    Returns the kept entries with the task's previous error appended.
-    """
+def _reset_record(engine, message: DeadMessage) -> tuple[str, str]:
+    """FAILURE -> PENDING (see REQUEUE); returns (outcome, the previous error)."""
     from pipeline.client import result_key
 
     script = engine.store.redis.register_script(REQUEUE)
-    kept = []
-    for tag, properties, body, task_id in selected:
-        record = {"task_id": task_id, "queue": "", "actor": ""}
-        decoded = CompressedJSONEncoder().decode(body)
-        record.update(queue=decoded["queue_name"].removesuffix(".DQ"), actor=decoded["actor_name"])
-        outcome, error = script(args=[engine.store.namespace, task_id, f"{time.time():.6f}", result_key(engine, record)])
-        if outcome in ("PENDING", "MISSING"):
-            kept.append((tag, properties, body, (task_id, outcome, error)))
-    return kept
+    key = result_key(engine, {"task_id": message.task_id, "queue": message.queue, "actor": message.actor})
+    outcome, error = script(args=[engine.store.namespace, message.task_id, f"{time.time():.6f}", key])
+    return outcome, error
 
 
-def _commit(engine, channel, reset) -> None:
+def _commit(engine, channel, previous_errors: dict[str, str]) -> None:
     """Commit; if RabbitMQ refuses, put the reset records back to FAILURE."""
     try:
         channel.tx_commit()
     except pika.exceptions.AMQPError as exc:
         now = f"{time.time():.6f}"
-        for _, _, _, (task_id, outcome, error) in reset:
-            if outcome == "PENDING":
-                engine.store.finish(task_id, "FAILURE", {"finished_at": now, "error": error or to_json({})})
+        for task_id, error in previous_errors.items():
+            engine.store.finish(task_id, "FAILURE", {"finished_at": now, "error": error or to_json({})})
         raise BrokerUnavailable(f"RabbitMQ did not take the requeued messages: {type(exc).__name__}") from None

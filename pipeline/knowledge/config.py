@@ -19,7 +19,8 @@ from pipeline.errors import ConfigError
 class KnowledgeSettings(BaseSettings):
     """Database, embedder, chunking and language-model settings."""
 
-    model_config = SettingsConfigDict(env_prefix="CLAW_", extra="ignore")
+    # env_ignore_empty: an empty CLAW_DATABASE_URL means "unset", never "connect with libpq defaults".
+    model_config = SettingsConfigDict(env_prefix="CLAW_", extra="ignore", env_ignore_empty=True)
 
     database_url: Optional[SecretStr] = Field(
         None,

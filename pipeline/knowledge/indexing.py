@@ -246,7 +246,7 @@ def _wait(task_ids: dict[str, str], get_records: GetRecords, poll_interval: floa
             records = get_records(ids) if ids else []
             finished = [r for r in records if r is None or r["state"] in FINAL_STATES]
             partial = sum(((r.get("progress") or {}).get("percent", 0) for r in records if r and r not in finished))
-            percent = 5 + 90 * (len(finished) + partial / 100) / max(1, len(ids))
+            percent = 5 + 90 * (len(finished) + partial / 100) / len(ids) if ids else 95
             report = (len(finished), round(percent))
             if report != last_report:
                 task.report_progress(percent, f"{len(finished)} of {len(ids)} documents processed")

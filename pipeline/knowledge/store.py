@@ -113,20 +113,18 @@ def index_name(kb_id: str | uuid.UUID) -> str:
     return f"chunks_hnsw_{_uuid(kb_id).hex}"
 
 
-def ensure_index(url_or_conn: str | psycopg.Connection, kb: KnowledgeBase) -> bool:
+def ensure_index(url: str, kb: KnowledgeBase) -> bool:
     """Give the base its HNSW (cosine) index if it lacks a valid one; True when one was built.
 
     One partial index per base, on the embedding cast to the base's
     dimension, because bases may hold vectors of different sizes. Built
-    CONCURRENTLY, so writers to other bases are not blocked; that needs an
-    autocommit connection, hence a URL or such a connection.
+    CONCURRENTLY, so writers to other bases are not blocked; that needs a
+    connection of its own in autocommit mode, hence the URL.
     """
     from pipeline.knowledge.db import connect
 
-    own = isinstance(url_or_conn, str)
-    conn = connect(url_or_conn, autocommit=True) if own else url_or_conn
-    try:
-        name = index_name(kb.id)
+    name = index_name(kb.id)
+    with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
         try:
             valid = conn.execute(
@@ -146,9 +144,6 @@ def ensure_index(url_or_conn: str | psycopg.Connection, kb: KnowledgeBase) -> bo
             return True
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
-    finally:
-        if own:
-            conn.close()
 
 
 def start_rebuild(conn: psycopg.Connection, kb_id: str, model_name: str, dim: int) -> KnowledgeBase:

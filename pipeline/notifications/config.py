@@ -26,10 +26,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from pipeline.errors import ConfigError
+from pipeline.notifications.models import EMAIL_RE
 
 ENV_PREFIX = "CLAW_"
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
 def _check_http_url(value: str) -> str:
@@ -73,7 +73,7 @@ class NotificationSettings(BaseSettings):
     smtp_mode: Literal["starttls", "ssl", "plain"] = Field(
         "starttls", description="starttls (upgrade after connect), ssl (TLS from the start) or plain (no TLS)."
     )
-    smtp_from: str = Field("no-reply@localhost.localdomain", description="Envelope and header sender address.")
+    smtp_from: str = Field("no-reply@claw.localdomain", description="Envelope and header sender address.")
     smtp_from_name: str = Field("", max_length=100, description="Display name of the sender (optional).")
     smtp_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Socket timeout of each SMTP operation.")
     smtp_ca_file: Optional[str] = Field(
@@ -123,7 +123,7 @@ class NotificationSettings(BaseSettings):
     @field_validator("smtp_from")
     @classmethod
     def _from(cls, value: str) -> str:
-        if not _EMAIL.match(value) or len(value) > 254:
+        if not EMAIL_RE.match(value) or len(value) > 254:
             raise ValueError("must be a plain email address like no-reply@example.com")
         return value
 

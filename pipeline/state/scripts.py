@@ -45,6 +45,29 @@ local function set_fields(key, first)
 end
 """
 
+# Creates a PENDING record with its index entries unless the task already
+# has one: the client and a worker that meets an unrecorded message may both
+# try, in either order, and the first one wins.
+# The record comes as one JSON object of strings: one argument to encode
+# instead of thirty, which is most of the client's cost per task.
+# ARGV: P, id, actor, queue, score, record_json
+CREATE = PRELUDE + r"""
+local id, actor, queue, score = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local key = P..':t:'..id
+if redis.call('EXISTS', key) == 1 then return 0 end
+local flat = {}
+for name, value in pairs(cjson.decode(ARGV[6])) do
+  flat[#flat + 1] = name
+  flat[#flat + 1] = value
+end
+redis.call('HSET', key, unpack(flat))
+redis.call('ZADD', P..':i:all', score, id)
+redis.call('ZADD', P..':i:a:'..actor, score, id)
+redis.call('ZADD', P..':i:q:'..queue, score, id)
+move(id, score, actor, queue, nil, 'PENDING')
+return 1
+"""
+
 # ARGV: P, id, worker, now, max_attempts
 START = PRELUDE + r"""
 local id, worker, now, max_attempts = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])

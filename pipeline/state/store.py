@@ -11,11 +11,12 @@ indexes, lists are ZREVRANGEBYSCORE pages, lookups are pipelined HGETALLs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import redis
 
@@ -92,12 +93,15 @@ class StateStore:
         self.keys = Keys(namespace)
         self.result_ttl = result_ttl
         self.idempotency_ttl = idempotency_ttl
+        self._create = client.register_script(scripts.CREATE)
         self._start = client.register_script(scripts.START)
         self._finish = client.register_script(scripts.FINISH)
         self._cancel = client.register_script(scripts.CANCEL)
         self._drop_cancelled = client.register_script(scripts.DROP_CANCELLED)
         self._rate_limit = client.register_script(scripts.RATE_LIMIT)
         self._trim = client.register_script(scripts.TRIM)
+        # recording() calls CREATE by its hash without redis-py's reload-on-miss.
+        client.script_load(scripts.CREATE)
 
     @property
     def namespace(self) -> str:
@@ -116,34 +120,47 @@ class StateStore:
         self.redis.delete(self.keys.idempotency(key))
 
     def record_enqueued(self, tasks: Iterable[NewTask], now: Optional[float] = None) -> None:
-        """Write PENDING records and their index entries, all in one transaction."""
+        """Write PENDING records and their index entries in one pipelined round trip."""
         now = time.time() if now is None else now
-        with self.redis.pipeline(transaction=True) as pipe:
+        with self.redis.pipeline(transaction=False) as pipe:
             for task in tasks:
-                self._add_record(pipe, task, now)
+                self._create(args=self.create_args(task, now), client=pipe)
             pipe.execute()
 
     def record_if_missing(self, task: NewTask) -> bool:
         """Record a message enqueued outside :mod:`pipeline.client` (e.g. ``actor.send``)."""
-        key = self.keys.task(task.task_id)
-        if self.redis.exists(key):
-            return False
-        self.record_enqueued([task])
-        return True
+        return bool(self._create(args=self.create_args(task, time.time())))
 
-    def _add_record(self, pipe, task: NewTask, now: float) -> None:
+    def create_args(self, task: NewTask, now: float) -> list[str]:
         fields = task.fields(now)
-        score = fields["score"]
-        pipe.hset(self.keys.task(task.task_id), mapping=fields)
-        for key in (
-            self.keys.index(),
-            self.keys.index(actor=task.actor),
-            self.keys.index(queue=task.queue),
-            self.keys.index(state="PENDING"),
-            self.keys.index(state="PENDING", actor=task.actor),
-            self.keys.index(state="PENDING", queue=task.queue),
-        ):
-            pipe.zadd(key, {task.task_id: score})
+        return [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields)]
+
+    @contextlib.contextmanager
+    def recording(self, task: NewTask) -> Iterator[None]:
+        """Record *task* while the body of the ``with`` block runs (the publish).
+
+        The script is sent before the block and its reply read after it, so
+        the Redis round trip overlaps RabbitMQ's publisher confirm instead of
+        adding to it. Redis has the command before RabbitMQ has the message,
+        and CREATE is create-if-missing, so a worker can never race it.
+        """
+        argv = self.create_args(task, time.time())
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", self._create.sha, 0, *argv)
+            try:
+                yield
+            finally:
+                try:
+                    connection.read_response()
+                except redis.exceptions.NoScriptError:  # Redis restarted and lost its script cache
+                    self.record_if_missing(task)
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def forget(self, task_ids: list[str], actor: str, queue: str) -> None:
         """Remove records that were never accepted (the broker refused the message)."""
