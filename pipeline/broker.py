@@ -71,7 +71,7 @@ def make_broker(
         url=settings.broker_url, max_priority=MAX_PRIORITY, confirm_delivery=True, middleware=middleware
     )
     for queue in QUEUES:
-        broker.declare_queue(queue)
+        broker.declare_queue(settings.queue_prefix + queue)
     bind_tasks(broker, settings)
     dramatiq.set_broker(broker)
     logging.getLogger("dramatiq.worker.WorkerThread").addFilter(QuietSkips())
@@ -112,7 +112,7 @@ def bind_tasks(broker: RabbitmqBroker, settings: Settings) -> None:
             _validating(spec),
             broker=broker,
             actor_name=spec.name,
-            queue_name=policy.queue,
+            queue_name=settings.queue_prefix + policy.queue,
             priority=0,
             options={"claw_policy": policy},
         )

@@ -55,7 +55,7 @@ def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[s
     record = NewTask(
         task_id=task_id,
         actor=sub.actor,
-        queue=policy.queue,
+        queue=spec.actor.queue_name,
         priority=priority,
         max_retries=policy.max_retries,
         args=list(sub.args),
@@ -66,7 +66,7 @@ def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[s
         options={"delay_ms": delay_ms} if delay_ms else None,
     )
     message = Message(
-        queue_name=policy.queue,
+        queue_name=spec.actor.queue_name,
         actor_name=sub.actor,
         args=tuple(sub.args),
         kwargs=kwargs,

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     namespace: str = Field(
         "claw", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="Prefix of every Redis key this deployment writes."
     )
+    queue_prefix: str = Field(
+        "", pattern=r"^[A-Za-z0-9_.-]{0,40}$",
+        description="Prefix of every RabbitMQ queue name (lets several deployments or test runs share a vhost).",
+    )
     result_ttl_seconds: int = Field(3600, ge=1, description="How long finished task records and results are kept.")
     idempotency_ttl_seconds: int = Field(3600, ge=1, description="How long an idempotency key maps to its task.")
     compression_threshold_bytes: int = Field(

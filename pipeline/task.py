@@ -150,6 +150,11 @@ def get_task(name: str) -> TaskSpec:
         raise UnknownActor(f"unknown actor {name!r}") from None
 
 
+def queue_names(prefix: str = "") -> list[str]:
+    """Every queue the engine uses, as named in RabbitMQ (with the deployment's prefix)."""
+    return sorted({prefix + q for q in QUEUES} | {prefix + spec.policy.queue for spec in REGISTRY.values()})
+
+
 def policy_of(broker: Any, actor_name: str) -> TaskPolicy:
     """The effective policy (declaration + settings overrides) of a bound actor."""
     return broker.get_actor(actor_name).options["claw_policy"]

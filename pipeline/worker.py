@@ -95,7 +95,7 @@ def _serve(node: str, options: WorkerOptions) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, lambda *_: lifecycle.request(EXIT_RECYCLE))
 
-    queues = options.queues or list(QUEUES)
+    queues = [settings.queue_prefix + queue for queue in options.queues or QUEUES]
     store, registry = make_store(settings), make_registry(settings)
 
     def on_blocked(message, others_need_seconds: float) -> None:

@@ -21,12 +21,19 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CLAW_TEST_RUN", uuid.uuid4().hex[:8])
+#: Every queue of this test run, the engine's own included, carries this prefix,
+#: so tests never consume messages of another run or of a local `make run`.
+QUEUE_PREFIX = f"t{os.environ['CLAW_TEST_RUN']}_"
 
 from tests import sample_tasks  # noqa: E402  (declares the sample tasks with this run's queues)
 
 REDIS_URL = os.environ.get("CLAW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BROKER_URL = os.environ.get("CLAW_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-TEST_QUEUES = (sample_tasks.QUEUE, sample_tasks.PRIORITY_QUEUE)
+
+def test_queue_names() -> list[str]:
+    from pipeline.task import queue_names
+
+    return queue_names(QUEUE_PREFIX)
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
@@ -56,7 +63,7 @@ def namespace(redis_client):
 
 
 def _queue_names():
-    for queue in TEST_QUEUES:
+    for queue in test_queue_names():
         yield from (queue, f"{queue}.DQ", f"{queue}.XQ")
 
 
@@ -80,6 +87,8 @@ def purge_test_queues(delete: bool = False) -> None:
 
 
 def queue_depth(name: str) -> int:
+    """Ready messages in a queue, named without the run's prefix."""
+    name = QUEUE_PREFIX + name
     connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
     try:
         return connection.channel().queue_declare(name, passive=True).method.message_count
@@ -95,6 +104,7 @@ def env(namespace):
     values = {
         **os.environ,
         "CLAW_NAMESPACE": namespace,
+        "CLAW_QUEUE_PREFIX": QUEUE_PREFIX,
         "CLAW_REDIS_URL": REDIS_URL,
         "CLAW_BROKER_URL": BROKER_URL,
         "CLAW_TASK_MODULES": "tests.sample_tasks",

@@ -1,1 +1,3 @@
 """Every task the engine knows, by domain. Importing this package declares them."""
+
+from pipeline.actors import notifications  # noqa: F401

@@ -10,7 +10,7 @@ from pipeline import client
 from pipeline.client import _results_backend
 from pipeline.errors import InvalidTransition, TaskNotFound
 from tests import sample_tasks
-from tests.conftest import wait_for_state
+from tests.conftest import QUEUE_PREFIX, wait_for_state
 
 
 def test_cancelled_pending_task_never_runs_and_reads_as_cancelled(engine, start_worker, namespace, redis_client):
@@ -22,7 +22,7 @@ def test_cancelled_pending_task_never_runs_and_reads_as_cancelled(engine, start_
     assert redis_client.get(f"{namespace}:ran") is None
     record = engine.store.get(task_id)
     assert record["state"] == "CANCELLED" and record["attempts"] == 0
-    message = Message(sample_tasks.QUEUE, "spin", (), {}, {}, message_id=task_id)
+    message = Message(QUEUE_PREFIX + sample_tasks.QUEUE, "spin", (), {}, {}, message_id=task_id)
     with pytest.raises(ResultFailure) as result:
         message.get_result(backend=_results_backend(engine))
     assert result.value.orig_exc_type == "TaskCancelled"

@@ -10,14 +10,14 @@ from dramatiq.results import ResultFailure
 from pipeline import client
 from pipeline.errors import InvalidArguments, UnknownActor
 from tests import sample_tasks
-from tests.conftest import queue_depth, wait_for_state, wait_until
+from tests.conftest import QUEUE_PREFIX, queue_depth, wait_for_state, wait_until
 
 
 def test_record_exists_as_pending_before_any_worker_runs(engine):
     task_id = client.submit("echo", kwargs={"value": 1}, priority=7)
     record = engine.store.get(task_id)
     assert record["state"] == "PENDING"
-    assert record["actor"] == "echo" and record["queue"] == sample_tasks.QUEUE
+    assert record["actor"] == "echo" and record["queue"] == QUEUE_PREFIX + sample_tasks.QUEUE
     assert record["priority"] == 7 and record["attempts"] == 0 and record["max_retries"] == 3
     assert record["enqueued_at"] == pytest.approx(time.time(), abs=5)
 
@@ -36,7 +36,7 @@ def test_result_is_readable_the_dramatiq_way(engine, start_worker):
     start_worker()
     task_id = client.submit("echo", kwargs={"value": "via results"})
     wait_for_state(engine, task_id, "SUCCESS")
-    message = Message(sample_tasks.QUEUE, "echo", (), {}, {}, message_id=task_id)
+    message = Message(QUEUE_PREFIX + sample_tasks.QUEUE, "echo", (), {}, {}, message_id=task_id)
     assert message.get_result(backend=_backend(engine))["value"] == "via results"
 
 
@@ -55,7 +55,7 @@ def test_exhausted_retries_end_in_failure_with_error_and_dead_letter(engine, sta
     assert record["error"]["type"] == "ValueError" and record["error"]["message"] == "kaputt"
     assert "raise ValueError(message)" in record["error"]["traceback"]
     wait_until(lambda: queue_depth(f"{sample_tasks.QUEUE}.XQ") == 1, 10, message="the message in the dead-letter queue")
-    message = Message(sample_tasks.QUEUE, "always_fails", (), {}, {}, message_id=task_id)
+    message = Message(QUEUE_PREFIX + sample_tasks.QUEUE, "always_fails", (), {}, {}, message_id=task_id)
     with pytest.raises(ResultFailure) as failure:
         message.get_result(backend=_backend(engine))
     assert failure.value.orig_exc_type == "ValueError"

@@ -8,7 +8,7 @@ import pika
 
 from pipeline import client
 from tests import sample_tasks
-from tests.conftest import BROKER_URL, queue_depth, wait_for_state, wait_until
+from tests.conftest import QUEUE_PREFIX, BROKER_URL, queue_depth, wait_for_state, wait_until
 
 
 def test_heartbeat_record_describes_each_worker_process(engine, start_worker):
@@ -16,7 +16,7 @@ def test_heartbeat_record_describes_each_worker_process(engine, start_worker):
     workers = wait_until(lambda: len(engine.workers.list()) == 2 and engine.workers.list(), 20, message="2 workers")
     for worker in workers:
         assert worker["host"] and worker["pid"] > 0 and worker["concurrency"] == 3
-        assert worker["queues"] == [sample_tasks.QUEUE]
+        assert worker["queues"] == [QUEUE_PREFIX + sample_tasks.QUEUE]
         assert worker["last_seen"] > time.time() - 3
     assert len({w["node"] for w in workers}) == 1
 
@@ -86,7 +86,7 @@ def test_message_that_kills_its_worker_every_time_is_dead_lettered(engine, start
 def test_undecodable_message_is_dead_lettered_and_recorded(engine, start_worker):
     start_worker()
     connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
-    connection.channel().basic_publish("", sample_tasks.QUEUE, b"\x00 not json at all")
+    connection.channel().basic_publish("", QUEUE_PREFIX + sample_tasks.QUEUE, b"\x00 not json at all")
     connection.close()
     wait_until(lambda: queue_depth(f"{sample_tasks.QUEUE}.XQ") == 1, 15, message="the message dead-lettered")
     recorded = wait_until(lambda: engine.store.undecodable(), 5, message="the undecodable record")

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from pipeline.notifications.config import NotificationSettings
 
 sys.path.insert(0, str(Path(__file__).parent))  # for ``import notify_helpers`` in any import mode
 
-from notify_helpers import HMAC_SECRET, SMS_KEY, SMTP_PASSWORD, SMTP_USER, free_port  # noqa: E402
+from notify_helpers import HMAC_SECRET, SMS_KEY, SMTP_PASSWORD, SMTP_USER, Answer, free_port  # noqa: E402
 
 
 # --- environment isolation ------------------------------------------------------------------------
@@ -44,7 +43,7 @@ from notify_helpers import HMAC_SECRET, SMS_KEY, SMTP_PASSWORD, SMTP_USER, free_
 def _no_claw_env(monkeypatch):
     """Settings in these tests come from explicit values, never from the developer's CLAW_* variables."""
     for name in list(os.environ):
-        if name.startswith("CLAW_"):
+        if name.startswith("CLAW_") and not name.startswith("CLAW_TEST_"):
             monkeypatch.delenv(name)
 
 
@@ -88,21 +87,64 @@ class Cert:
         return context
 
 
-@pytest.fixture(scope="session")
-def self_signed_cert(tmp_path_factory) -> Cert:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
+def _make_cert_with_cryptography(cert: Path, key: Path) -> None:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+
+def _make_cert_with_openssl(cert: Path, key: Path) -> None:
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-days", "2", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ],
         check=True,
         capture_output=True,
     )
+
+
+@pytest.fixture(scope="session")
+def self_signed_cert(tmp_path_factory) -> Cert:
+    """A self-signed certificate for localhost/127.0.0.1 (cryptography package, else the openssl CLI)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        _make_cert_with_cryptography(cert, key)
+    except ImportError:
+        if shutil.which("openssl") is None:
+            pytest.skip("neither the cryptography package nor the openssl CLI is available")
+        _make_cert_with_openssl(cert, key)
     return Cert(str(cert), str(key))
 
 
@@ -238,14 +280,6 @@ class Request:
         return json.loads(self.body)
 
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: Any = field(default_factory=lambda: {"id": "prov-1"})
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
 class HttpServer:
     """Records every request; answers with the next scripted :class:`Answer` (or 200 when none is left)."""
 
@@ -253,6 +287,11 @@ class HttpServer:
         self.requests: list[Request] = []
         self.script: list[Answer] = []
         self.lock = threading.Lock()
+        #: called with each Request before it is answered (e.g. to kill the caller mid-request)
+        self.on_request = None
+        #: behave like a provider that honours Idempotency-Key: a repeated key gets the first answer again
+        self.idempotent = False
+        self.delivered: dict[str, bytes] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -261,19 +300,31 @@ class HttpServer:
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                request = Request("POST", self.path, dict(self.headers.items()), body)
                 with outer.lock:
-                    outer.requests.append(Request("POST", self.path, dict(self.headers.items()), body))
-                    answer = outer.script.pop(0) if outer.script else Answer(body={"id": f"prov-{len(outer.requests)}"})
+                    outer.requests.append(request)
+                    key = request.headers.get("Idempotency-Key", "")
+                    if outer.idempotent and key in outer.delivered:
+                        answer = Answer(body=outer.delivered[key])
+                    else:
+                        answer = outer.script.pop(0) if outer.script else Answer(body={"id": f"prov-{len(outer.requests)}"})
+                        if outer.idempotent and 200 <= answer.status < 300:
+                            outer.delivered[key] = json.dumps(answer.body).encode()
+                if outer.on_request is not None:
+                    outer.on_request(request)
                 if answer.delay:
                     time.sleep(answer.delay)
                 payload = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(answer.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    self.close_connection = True  # the caller is gone
 
             def log_message(self, *args):  # keep pytest output clean
                 pass
