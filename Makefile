@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLAW := $(VENV)/bin/claw-pipeline
 
-.PHONY: install services run test test-all test-reliability bench clean
+.PHONY: install services test-deps run test test-all test-reliability bench clean
 
 install: $(VENV)/.installed
 
@@ -17,13 +17,16 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 services:
 	@bash infra/dev/ensure-services.sh
 
+test-deps:
+	@bash infra/dev/test-deps.sh
+
 run: install services
 	$(CLAW) run
 
-test: install services
+test: install services test-deps
 	$(PY) -m pytest -m "not slow"
 
-test-all: install services
+test-all: install services test-deps
 	$(PY) -m pytest
 
 clean:

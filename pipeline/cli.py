@@ -70,6 +70,24 @@ def cmd_run(args) -> int:
     return run_stack(get_settings(), args.bind)
 
 
+@command("health")
+def cmd_health(args) -> int:
+    """For container health checks: services answer (and, with --worker, a worker runs here)."""
+    import socket
+
+    from pipeline.engine import make_registry
+    from pipeline.services import check_services
+    from pipeline.settings import get_settings
+
+    settings = get_settings()
+    check_services(settings)
+    if args.worker and socket.gethostname() not in {w["host"] for w in make_registry(settings).list()}:
+        print("claw-pipeline: unhealthy: no live worker process on this host", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
 @command("submit")
 def cmd_submit(args) -> int:
     from pipeline import client
@@ -139,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole local stack (API, worker, scheduler)")
     run.add_argument("--bind", default="127.0.0.1:8000", help="API address (default 127.0.0.1:8000)")
+
+    health = sub.add_parser("health", help="exit 0 when RabbitMQ and Redis answer (for health checks)")
+    health.add_argument("--worker", action="store_true", help="also require a live worker process on this host")
 
     submit = sub.add_parser("submit", help="submit a task")
     submit.add_argument("actor")

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import dramatiq
 
@@ -63,33 +64,41 @@ class WorkerOptions:
 
 
 class Lifecycle:
-    """How a worker process is asked to end, and with which exit code."""
+    """How a worker process is asked to end, and with which exit code.
 
-    def __init__(self) -> None:
+    A process leaving to be replaced (recycling, pool restart, a stuck task)
+    tells the supervisor at once through *announce*, so its replacement
+    starts while it is still finishing its running tasks.
+    """
+
+    def __init__(self, announce: Callable[[], None]) -> None:
         self.event = threading.Event()
         self.code = EXIT_SHUTDOWN
         self.stop_timeout_ms: int | None = None
+        self.announce = announce
 
     def request(self, code: int, stop_timeout_ms: int | None = None) -> None:
-        if not self.event.is_set():
-            self.code = code
-            self.stop_timeout_ms = stop_timeout_ms
-            self.event.set()
+        if self.event.is_set():
+            return
+        self.code = code
+        self.stop_timeout_ms = stop_timeout_ms
+        if code in (EXIT_RECYCLE, EXIT_REPLACE):
+            self.announce()
+        self.event.set()
 
 
-def worker_process(node: str, options: WorkerOptions) -> None:
+def worker_process(node: str, options: WorkerOptions, leaving) -> None:
     """Body of one worker process; settings problems end it with one line and EXIT_CONFIG."""
     try:
-        _serve(node, options)
+        _serve(node, options, Lifecycle(lambda: leaving.put(os.getpid())))
     except ConfigError as exc:
         print(f"claw-pipeline: error: {exc}", file=sys.stderr, flush=True)
         os._exit(EXIT_CONFIG)
 
 
-def _serve(node: str, options: WorkerOptions) -> None:
+def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle) -> None:
     """A Dramatiq Worker with the engine's middleware, until told to stop."""
     settings = get_settings()
-    lifecycle = Lifecycle()
     signal.signal(signal.SIGTERM, lambda *_: lifecycle.request(EXIT_SHUTDOWN))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; Ctrl-C reaches it too
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -146,42 +155,57 @@ class Supervisor:
         self.options = options
         self.node = f"{socket.gethostname()}:{os.getpid()}"
         self.context = multiprocessing.get_context("fork")
+        #: Worker processes leaving to be replaced put their pid here.
+        self.leaving = self.context.SimpleQueue()
         self.children: dict[int, multiprocessing.Process] = {}
+        self.started_at: dict[int, float] = {}
+        #: Processes already replaced that are finishing their last tasks.
+        self.retiring: set[int] = set()
         self.stopping = False
         self.restart_requested = False
-        self.started_at: dict[int, float] = {}
         self.quick_deaths = 0
         self.exit_code = 0
 
-    def spawn(self, slot: int) -> None:
-        process = self.context.Process(target=worker_process, args=(self.node, self.options), name=f"claw-worker-{slot}")
+    def spawn(self) -> None:
+        process = self.context.Process(target=worker_process, args=(self.node, self.options, self.leaving), name="claw-worker")
         process.start()
-        self.children[slot] = process
-        self.started_at[slot] = time.monotonic()
+        self.children[process.pid] = process
+        self.started_at[process.pid] = time.monotonic()
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._restart)
-        for slot in range(self.options.processes):
-            self.spawn(slot)
+        for _ in range(self.options.processes):
+            self.spawn()
         logger.info("Supervisor %s started %d worker processes.", self.node, self.options.processes)
         while self.children:
             if self.restart_requested:
                 self.restart_requested = False
-                for process in list(self.children.values()):
-                    _signal(process, signal.SIGUSR1)
-            for slot, process in list(self.children.items()):
-                if process.is_alive():
-                    continue
-                process.join()
-                del self.children[slot]
-                self._after_exit(slot, process.exitcode)
-            time.sleep(0.1)
+                for pid in list(self.children):
+                    _signal(pid, signal.SIGUSR1)
+            self._replace_leaving()
+            for pid, process in list(self.children.items()):
+                if not process.is_alive():
+                    process.join()
+                    del self.children[pid]
+                    self._after_exit(pid, process.exitcode)
+            time.sleep(0.05)
         logger.info("Supervisor %s stopped.", self.node)
         return self.exit_code
 
-    def _after_exit(self, slot: int, code: int | None) -> None:
+    def _replace_leaving(self) -> None:
+        while not self.leaving.empty():
+            pid = self.leaving.get()
+            if pid in self.children and pid not in self.retiring and not self.stopping:
+                self.retiring.add(pid)
+                self.spawn()
+
+    def _after_exit(self, pid: int, code: int | None) -> None:
+        started = self.started_at.pop(pid)
+        if pid in self.retiring:
+            self.retiring.discard(pid)
+            return
         if self.stopping or code == EXIT_SHUTDOWN:
             return
         if code == EXIT_CONFIG:
@@ -189,32 +213,32 @@ class Supervisor:
             self._stop()
             return
         if code not in (EXIT_RECYCLE, EXIT_REPLACE):
-            quick = time.monotonic() - self.started_at[slot] < QUICK_DEATH_SECONDS
+            quick = time.monotonic() - started < QUICK_DEATH_SECONDS
             self.quick_deaths = self.quick_deaths + 1 if quick else 0
             if self.quick_deaths >= QUICK_DEATHS_LIMIT:
                 logger.error("Worker processes keep dying at start (exit code %s); giving up.", code)
                 self.exit_code = 1
                 self._stop()
                 return
-            logger.error("Worker process in slot %d died (exit code %s); starting another.", slot, code)
+            logger.error("Worker process %d died (exit code %s); starting another.", pid, code)
             time.sleep(RESPAWN_BACKOFF_SECONDS)
-        self.spawn(slot)
+        self.spawn()
 
     def _stop(self, *_):
         if not self.stopping:
             self.stopping = True
             logger.info("Stopping worker processes gracefully...")
-            for process in self.children.values():
-                _signal(process, signal.SIGTERM)
+            for pid in self.children:
+                _signal(pid, signal.SIGTERM)
 
     def _restart(self, *_):
         self.restart_requested = True
 
 
-def _signal(process: multiprocessing.Process, signum: int) -> None:
+def _signal(pid: int, signum: int) -> None:
     try:
-        os.kill(process.pid, signum)
-    except (ProcessLookupError, TypeError):
+        os.kill(pid, signum)
+    except ProcessLookupError:
         pass
 
 

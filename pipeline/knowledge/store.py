@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from pipeline.errors import PermanentError
@@ -92,6 +92,17 @@ def get_knowledge_base(conn: psycopg.Connection, kb_id: str | uuid.UUID, *, for_
 def find_knowledge_base(conn: psycopg.Connection, name: str) -> Optional[KnowledgeBase]:
     with conn.cursor(row_factory=class_row(KnowledgeBase)) as cur:
         return cur.execute(f"SELECT {_KB_COLUMNS} FROM knowledge_bases WHERE name = %s", (name,)).fetchone()
+
+
+def list_knowledge_bases(conn: psycopg.Connection) -> list[dict]:
+    """Every base with its document and chunk counts, by name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT kb.id::text AS id, kb.name, kb.embedder_model, kb.embedding_dim, kb.status,"
+            " (SELECT count(*) FROM documents d WHERE d.knowledge_base_id = kb.id) AS documents,"
+            " (SELECT count(*) FROM chunks c WHERE c.knowledge_base_id = kb.id) AS chunks"
+            " FROM knowledge_bases kb ORDER BY kb.name"
+        ).fetchall()
 
 
 def ensure_knowledge_base(conn: psycopg.Connection, name: str, model_name: str, dim: int) -> KnowledgeBase:
