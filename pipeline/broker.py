@@ -26,7 +26,7 @@ from pipeline.middleware.connections import FreshPublisher
 from pipeline.middleware.rate_limits import RateLimits
 from pipeline.middleware.results import StateStoreResults
 from pipeline.middleware.retries import RetryPolicy
-from pipeline.middleware.state import QuietSkips, TaskState
+from pipeline.middleware.state import QuietWorkerLog, TaskState
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.settings import Settings
 from pipeline.state.store import StateStore
@@ -74,7 +74,7 @@ def make_broker(
         broker.declare_queue(settings.queue_prefix + queue)
     bind_tasks(broker, settings)
     dramatiq.set_broker(broker)
-    logging.getLogger("dramatiq.worker.WorkerThread").addFilter(QuietSkips())
+    logging.getLogger("dramatiq.worker.WorkerThread").addFilter(QuietWorkerLog())
     return broker
 
 

@@ -141,6 +141,22 @@ def cmd_workers(args) -> int:
     return 0
 
 
+@command("kb")
+def cmd_kb(args) -> int:
+    from pipeline.knowledge import cli as kb
+
+    if args.kb_command == "ingest":
+        return kb.ingest(args.path, args.kb)
+    return kb.search(args.kb_name, args.question, args.k)
+
+
+@command("db")
+def cmd_db(args) -> int:
+    from pipeline.knowledge import cli as kb
+
+    return kb.db_upgrade()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claw-pipeline", description="CLAW.AI background-work engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -175,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     workers = sub.add_parser("workers", help="list workers, or restart / shut them down")
     workers.add_argument("action", choices=("list", "restart", "shutdown"), nargs="?", default="list")
     workers.add_argument("--worker", help="one worker id (default: all)")
+    kb = sub.add_parser("kb", help="knowledge bases: ingest files, search")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    ingest = kb_sub.add_parser("ingest", help="vectorize every .txt/.md file under PATH, with a progress bar")
+    ingest.add_argument("path")
+    ingest.add_argument("--kb", required=True, help="knowledge base name (created if missing)")
+    search = kb_sub.add_parser("search", help="search a knowledge base")
+    search.add_argument("kb_name")
+    search.add_argument("question")
+    search.add_argument("-k", type=int, default=5, help="how many documents")
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("db_command", choices=("upgrade",), help="apply pending migrations")
     return parser
 
 

@@ -97,13 +97,17 @@ def submit(
     eta: Optional[datetime] = None,
     idempotency_key: Optional[str] = None,
     engine: Optional[Engine] = None,
-    _task_id: Optional[str] = None,
+    task_id: Optional[str] = None,
     _retry_of: Optional[str] = None,
 ) -> str:
-    """Submit one task; returns its id (an existing id when *idempotency_key* was seen)."""
+    """Submit one task; returns its id (an existing id when *idempotency_key* was seen).
+
+    *task_id* lets a caller choose the id (a UUID it already knows, e.g. to
+    subscribe to the task's events before submitting).
+    """
     engine = engine or get_engine()
     sub = Submission(actor, args, kwargs or {}, priority, delay_ms, eta, idempotency_key)
-    task_id = _task_id or new_task_id()
+    task_id = task_id or new_task_id()
     record, message, delay = _prepare(engine, sub, task_id, _retry_of)
     if idempotency_key:
         existing = engine.store.claim_idempotency_key(idempotency_key, task_id)
@@ -210,7 +214,7 @@ def retry(task_id: str, *, engine: Optional[Engine] = None) -> str:
     try:
         return submit(
             record["actor"], args=payload["args"], kwargs=payload["kwargs"], priority=record["priority"],
-            engine=engine, _task_id=new_id, _retry_of=task_id,
+            engine=engine, task_id=new_id, _retry_of=task_id,
         )
     except Exception:
         engine.store.unclaim_retry(task_id)

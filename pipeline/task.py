@@ -23,6 +23,7 @@ from pipeline.errors import InvalidArguments, UnknownActor
 QUEUES = ("ai_high_priority", "knowledge_default", "notification_default", "default")
 MAX_PRIORITY = 9
 
+_QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$")
 _UNIT_MS = {"s": 1000, "sec": 1000, "second": 1000, "m": 60_000, "min": 60_000, "minute": 60_000, "h": 3_600_000, "hour": 3_600_000}
 
@@ -55,8 +56,8 @@ class TaskPolicy:
     lost_policy: str = "requeue"
 
     def __post_init__(self) -> None:
-        if self.queue not in QUEUES and not self.queue.startswith("test_"):
-            raise ValueError(f"queue {self.queue!r} is not one of {QUEUES}")
+        if not _QUEUE_NAME.match(self.queue):
+            raise ValueError(f"queue {self.queue!r} must be lower-case letters, digits and underscores")
         if not 0 <= self.priority <= MAX_PRIORITY:
             raise ValueError(f"priority must be 0..{MAX_PRIORITY}")
         if self.max_retries < 0 or self.retry_backoff_ms < 1:

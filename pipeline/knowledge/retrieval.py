@@ -14,7 +14,9 @@ i.e. how much better it matches than an average text of its own language. The
 offset is constant within a script, so each script's nearest neighbours still
 come straight from the HNSW index and are merged afterwards. On the same
 corpus this ranks the right document first for 16/16 same-language and 16/16
-cross-language questions.
+cross-language questions; on 32 shorter, keyword-like questions written
+afterwards (29 cross-language) top-1 goes from 8/32 to 28/32 and top-5 from
+16/32 to 32/32. Per-script z-scores and centring the question too were no better.
 
 A lexical signal fused by rank (RRF) was measured too, with a BM25 scorer over
 words and CJK bigrams: it only ever matches text in the question's own

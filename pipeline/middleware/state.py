@@ -193,11 +193,19 @@ class TaskState(Middleware):
             set_current(None)
 
 
-class QuietSkips(logging.Filter):
-    """Drop Dramatiq's "was skipped" warning for the skips this engine makes on purpose
-    (rate-limited, cancelled, already finished); they are recorded in the task instead."""
+class QuietWorkerLog(logging.Filter):
+    """Drop two Dramatiq worker warnings that do not apply to this engine.
+
+    - "was skipped", for the skips it makes on purpose (rate-limited,
+      cancelled, already finished): they are recorded in the task instead;
+    - "haven't added the Results middleware": results are stored by
+      TaskState through StateStoreResults, a Results subclass that Dramatiq's
+      exact-type check (``type(m) is Results``) does not recognise.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        return not (args and getattr(args[0], "_claw_quiet_skip", False))
+        if args and getattr(args[0], "_claw_quiet_skip", False):
+            return False
+        return "haven't added the Results middleware" not in str(record.msg)
 

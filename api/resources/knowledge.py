@@ -1,0 +1,125 @@
+"""Knowledge bases, search and conversation history over HTTP.
+
+* ``GET /api/v1/knowledge`` — every base with its model and counts; ``POST /api/v1/knowledge`` with
+  ``{"name": "..."}`` creates a base for the configured embedder (201; 200 with the existing base
+  when the name is taken). Documents are then added with the ``vectorize_document`` task.
+* ``GET /api/v1/knowledge/{kb_id}/search?q=…&k=5&distinct=true`` — the best passages, one per
+  document unless ``distinct=false``.
+* ``GET /api/v1/conversations/{conversation_id}/messages?limit=50&before=<message id>`` — a page of
+  messages, oldest first; ``next_before`` pages further back (null when there is nothing older).
+
+Mount (the app owns routing and auth; ``roles`` tells the auth middleware the role per method)::
+
+    app.add_route("/api/v1/knowledge", KnowledgeBasesResource())
+    app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
+    app.add_route("/api/v1/conversations/{conversation_id}/messages", ConversationMessagesResource())
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Optional
+
+import falcon
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.knowledge import retrieval, store
+from pipeline.knowledge.db import connection, database_url
+from pipeline.knowledge.embedders import get_embedder
+
+MAX_K = 50
+MAX_PAGE = 200
+
+
+class NewBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=200)
+
+
+class SearchQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    kb_id: uuid.UUID
+    q: str = Field(..., min_length=1, max_length=2000)
+    k: int = Field(5, ge=1, le=MAX_K)
+    distinct: bool = True
+
+
+class MessagesQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: str = Field(..., min_length=1, max_length=200)
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+    before: Optional[int] = Field(None, ge=1)
+
+
+def _parse(model: type[BaseModel], values: dict):
+    """Validate; a bad value becomes 400 "Invalid parameter" naming the field."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        parts = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            parts.append(f"{field}: {message}" if field else message)
+        raise falcon.HTTPBadRequest(title="Invalid parameter", description="; ".join(parts)) from None
+
+
+class KnowledgeBasesResource:
+    roles = {"GET": "read", "POST": "submit"}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with connection() as conn:
+            resp.media = {"knowledge_bases": store.list_knowledge_bases(conn)}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = _parse(NewBase, req.get_media(default_when_empty={}))
+        embedder = get_embedder()
+        with connection() as conn:
+            existed = store.find_knowledge_base(conn, body.name)
+            kb = existed or store.ensure_knowledge_base(conn, body.name, embedder.model_name, embedder.dim)
+        store.ensure_index(database_url(), kb)
+        resp.status = falcon.HTTP_200 if existed else falcon.HTTP_201
+        resp.media = {"id": str(kb.id), "name": kb.name, "embedder_model": kb.embedder_model,
+                      "embedding_dim": kb.embedding_dim, "status": kb.status}
+
+
+class KnowledgeSearchResource:
+    roles = {"GET": "read"}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
+        query = _parse(SearchQuery, {**req.params, "kb_id": kb_id})
+        try:
+            hits = retrieval.search(query.kb_id, query.q, query.k, distinct=query.distinct)
+        except store.UnknownKnowledgeBase as exc:
+            raise falcon.HTTPNotFound(title="Unknown knowledge base", description=str(exc)) from None
+        except store.EmbedderMismatch as exc:
+            raise falcon.HTTPConflict(title="Knowledge base needs a rebuild", description=str(exc)) from None
+        resp.media = {
+            "knowledge_base_id": str(query.kb_id),
+            "query": query.q,
+            "results": [hit.as_json() for hit in hits],
+        }
+
+
+class ConversationMessagesResource:
+    roles = {"GET": "read"}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, conversation_id: str) -> None:
+        query = _parse(MessagesQuery, {**req.params, "conversation_id": conversation_id})
+        with connection() as conn:
+            # One extra row tells whether an older page exists.
+            messages = store.list_messages(conn, query.conversation_id, query.limit + 1, query.before)
+        if messages is None:
+            raise falcon.HTTPNotFound(
+                title="Unknown conversation", description=f"no conversation {query.conversation_id!r}"
+            )
+        more = len(messages) > query.limit
+        page = messages[1:] if more else messages
+        resp.media = {
+            "conversation_id": query.conversation_id,
+            "messages": [message.as_json() for message in page],
+            "next_before": page[0].id if more else None,
+        }
