@@ -32,6 +32,7 @@ from pipeline.state.store import to_json
 
 MANAGEMENT_TIMEOUT_SECONDS = 1.5
 AMQP_TIMEOUT_SECONDS = 3
+MAX_REQUEUE = 10_000
 STAT_FIELDS = ("ready", "unacked", "delayed", "dead_lettered", "consumers", "publish_rate", "deliver_rate")
 _COLUMNS = "messages_ready,messages_unacknowledged,consumers,message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
 
@@ -169,7 +170,7 @@ move(id, r[4], r[2], r[3], 'FAILURE', 'PENDING')
 for _, k in ipairs({P..':i:all', P..':i:a:'..r[2], P..':i:q:'..r[3]}) do redis.call('ZADD', k, r[4], id) end
 redis.call('DEL', ARGV[4])
 event(id, 'PENDING', now)
-return {'PENDING', r[6] or ''}
+return {'RESET', r[6] or ''}
 """
 
 
@@ -189,22 +190,25 @@ def requeue_dead(engine, queue: str, task_ids: Optional[Iterable[str]] = None) -
     Returns how many were requeued. Messages whose task cannot run again (it
     finished otherwise, or was retried by hand) and undecodable ones stay in
     the dead-letter queue. Publishes and acks happen in one AMQP transaction.
+    At most MAX_REQUEUE messages are looked at per call (each is one
+    basic_get and is held in memory until the commit); call again for more.
     """
     wanted = set(task_ids) if task_ids is not None else None
     channel = _channel(engine, queue)
     try:
         channel.tx_select()
-        depth = channel.queue_declare(f"{queue}.XQ", passive=True).method.message_count
+        depth = min(MAX_REQUEUE, channel.queue_declare(f"{queue}.XQ", passive=True).method.message_count)
         selected, others = _drain(channel, f"{queue}.XQ", depth, wanted)
         requeued, previous_errors = [], {}
+        reset = engine.store.redis.register_script(REQUEUE)
         for message in selected:
-            outcome, error = _reset_record(engine, message)
-            if outcome in ("PENDING", "MISSING"):  # MISSING: expired; the worker records it again
+            outcome, error = _reset_record(engine, reset, message)
+            if outcome in ("RESET", "MISSING"):  # MISSING: expired; the worker records it again
                 channel.basic_publish("", queue, message.body,
                                       pika.BasicProperties(delivery_mode=2, priority=message.properties.priority))
                 channel.basic_ack(message.tag)
                 requeued.append(message)
-                if outcome == "PENDING":
+                if outcome == "RESET":
                     previous_errors[message.task_id] = error
             else:
                 others.append(message.tag)
@@ -253,11 +257,10 @@ def _drain(channel, name: str, depth: int, wanted: Optional[set[str]]) -> tuple[
     return selected, others
 
 
-def _reset_record(engine, message: DeadMessage) -> tuple[str, str]:
-    """FAILURE -> PENDING (see REQUEUE); returns (outcome, the previous error)."""
+def _reset_record(engine, script, message: DeadMessage) -> tuple[str, str]:
+    """FAILURE -> PENDING (see REQUEUE); returns (RESET | MISSING | RETRIED | the state, the previous error)."""
     from pipeline.client import result_key
 
-    script = engine.store.redis.register_script(REQUEUE)
     key = result_key(engine, {"task_id": message.task_id, "queue": message.queue, "actor": message.actor})
     outcome, error = script(args=[engine.store.namespace, message.task_id, f"{time.time():.6f}", key])
     return outcome, error
