@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema")
     db.add_argument("db_command", choices=("upgrade",), help="apply pending migrations")
+
+    from scheduler.cli import register as register_scheduler
+
+    register_scheduler(sub)
     return parser
 
 
@@ -221,4 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, not this __main__ copy, so commands
+    # registered by other packages (scheduler.cli) land in the same table.
+    from pipeline import cli
+
+    sys.exit(cli.main())

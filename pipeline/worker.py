@@ -29,6 +29,7 @@ import dramatiq
 
 from pipeline.engine import make_engine, make_registry, make_store
 from pipeline.middleware.heartbeat import Heartbeat
+from pipeline.middleware.metrics import worker_metrics_middleware, worker_metrics_server
 from pipeline.middleware.recycle import MaxTasksPerChild
 from pipeline.middleware.state import worker_identity
 from pipeline.middleware.time_limits import TimeLimits
@@ -124,6 +125,8 @@ def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle) -> None:
             interval=settings.heartbeat_interval_seconds, on_command=on_command,
         )
     ]
+    if settings.worker_metrics_port:
+        middleware.append(worker_metrics_middleware(settings))
     if settings.max_tasks_per_child:
         middleware.append(MaxTasksPerChild(settings.max_tasks_per_child, lambda: lifecycle.request(EXIT_RECYCLE)))
     engine = make_engine(
@@ -243,4 +246,5 @@ def _signal(pid: int, signum: int) -> None:
 
 
 def run_worker(options: WorkerOptions) -> int:
-    return Supervisor(options).run()
+    with worker_metrics_server(get_settings()):
+        return Supervisor(options).run()

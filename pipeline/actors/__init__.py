@@ -1,3 +1,3 @@
 """Every task the engine knows, by domain. Importing this package declares them."""
 
-from pipeline.actors import ai, knowledge, notifications  # noqa: F401
+from pipeline.actors import ai, knowledge, maintenance, notifications  # noqa: F401

@@ -35,7 +35,8 @@ import logging
 import multiprocessing
 import os
 import re
-import socket
+import shutil
+import signal
 import tempfile
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Iterator, Optional
@@ -90,17 +91,13 @@ def worker_metrics_server(settings: Settings) -> Iterator[Optional[multiprocessi
     if not settings.worker_metrics_port:
         yield None
         return
+    try:
+        server = _Exporter(settings.worker_metrics_port, metrics_dir(settings))
+    except OSError as exc:
+        raise ConfigError(f"CLAW_WORKER_METRICS_PORT: cannot listen on port {settings.worker_metrics_port} ({exc.strerror})") from None
     path = _configure(settings)
     for stale in glob.glob(os.path.join(path, "*.db")):  # an earlier run's counts would be summed in
         os.remove(stale)
-    try:
-        server = HTTPServer((HOST, settings.worker_metrics_port), _Handler, bind_and_activate=False)
-        server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.server_bind()
-        server.server_activate()
-    except OSError as exc:
-        raise ConfigError(f"CLAW_WORKER_METRICS_PORT: cannot listen on port {settings.worker_metrics_port} ({exc.strerror})") from None
-    server.metrics_dir = path  # type: ignore[attr-defined]
     process = multiprocessing.get_context("fork").Process(target=_serve, args=(server,), name="claw-worker-metrics",
                                                            daemon=True)
     process.start()
@@ -111,11 +108,29 @@ def worker_metrics_server(settings: Settings) -> Iterator[Optional[multiprocessi
     finally:
         process.terminate()
         process.join(5)
+        shutil.rmtree(path, ignore_errors=True)  # every worker process has exited by now
 
 
-def _serve(server: HTTPServer) -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+class _Exporter(HTTPServer):
+    """The exposition server; it exits when its supervisor is gone, even one killed with SIGKILL,
+    so a restarted supervisor never finds the port still held by an orphan."""
+
+    def __init__(self, port: int, path: str):
+        super().__init__((HOST, port), _Handler)
+        self.metrics_dir = path
+        self.supervisor = os.getpid()
+
+    def service_actions(self) -> None:
+        if os.getppid() != self.supervisor:
+            os._exit(0)
+
+
+def _serve(server: _Exporter) -> None:
+    """Serve until the supervisor terminates us (or dies): Ctrl-C and SIGHUP reach the whole
+    process group, and the supervisor, not they, decides when its metrics stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    server.serve_forever(poll_interval=1.0)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -123,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        path = self.server.metrics_dir  # type: ignore[attr-defined]
+        path = self.server.metrics_dir
         compact_dead_processes(path)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=path)
@@ -138,16 +153,14 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug(format, *args)
 
 
-def compact_dead_processes(path: str) -> int:
+def compact_dead_processes(path: str) -> None:
     """Fold dead processes' counters and histograms into the archive; drop their gauges.
 
     Runs in the single-threaded exposition process, the only writer of the
-    archive, and only on files no live process writes. Returns how many
-    files were folded or dropped.
+    archive, and only on files no live process writes.
     """
     from prometheus_client.mmap_dict import MmapedDict
 
-    handled = 0
     for name in sorted(os.listdir(path)):
         match = _FILE.match(name)
         if not match or _alive(int(match["pid"])):
@@ -161,9 +174,7 @@ def compact_dead_processes(path: str) -> int:
                     archive.write_value(key, total + value, 0.0)
             finally:
                 archive.close()
-        os.remove(source)  # gauges of a dead process describe nothing that still exists
-        handled += 1
-    return handled
+        os.remove(source)  # folded above, or a gauge of a process that no longer exists
 
 
 def _alive(pid: int) -> bool:
@@ -171,6 +182,6 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True

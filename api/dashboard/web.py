@@ -1,0 +1,202 @@
+"""What every dashboard resource shares, and the one decorator that guards them.
+
+The API's bearer-token middleware skips dashboard resources (``public = True``;
+``roles`` marks every method public for the API's own route check), so each
+responder here states the role it needs with :func:`responder`, which checks
+the session cookie, the CSRF token of every POST and the role before the
+responder runs, and turns an unreachable Redis or RabbitMQ into an HTML page
+rather than the API's JSON error.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, Optional
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import falcon
+import redis
+
+from api.auth import PUBLIC, RANK
+from api.dashboard.sessions import Session, Sessions
+from api.dashboard.templating import make_environment
+from api.resources import EngineProvider
+from pipeline.errors import BrokerUnavailable
+from pipeline.queues import QueueStatsCache
+
+logger = logging.getLogger("api.dashboard")
+
+PREFIX = "/dashboard"
+HTML = "text/html; charset=utf-8"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                               "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+#: What an action's redirect may ask the next page to say (``?notice=``): fixed
+#: texts, so a crafted link cannot put words on an operator's screen.
+NOTICES = {
+    "cancelled": "The task was cancelled; it will not run.",
+    "interrupting": "The task is running; it has been asked to stop and will be interrupted.",
+    "retried": "A new task was submitted to retry this one.",
+    "requeued": "{count} dead-lettered message(s) moved back to the queue; their tasks are PENDING again.",
+    "deleted": "{count} task(s) deleted.",
+    "cancelled_many": "{count} task(s) cancelled.",
+    "command_sent": "The command was sent; the worker list shows its effect within a few seconds.",
+    "paused": "The schedule is paused.",
+    "resumed": "The schedule is running again.",
+    "logged_out": "You are logged out.",
+}
+
+
+class Dashboard:
+    """The engine, sessions, templates and queue-stats cache of one mounted dashboard.
+
+    Everything touching a service is built on first use: the API app is built
+    at import, before RabbitMQ or Redis need to answer.
+    """
+
+    def __init__(self, engine: EngineProvider):
+        self.engine = engine
+        self.templates = make_environment()
+        self._sessions: Optional[Sessions] = None
+        self._queue_stats: Optional[QueueStatsCache] = None
+
+    @property
+    def sessions(self) -> Sessions:
+        if self._sessions is None:
+            self._sessions = Sessions(self.engine().settings, lambda: self.engine().store.redis)
+        return self._sessions
+
+    @property
+    def queue_stats(self) -> QueueStatsCache:
+        if self._queue_stats is None:
+            self._queue_stats = QueueStatsCache(self.engine().settings)
+        return self._queue_stats
+
+    def management_url(self) -> str:
+        """The RabbitMQ management UI, with any credentials in the setting removed."""
+        parts = urlsplit(self.engine().settings.rabbitmq_management_url)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+    def render(self, req: falcon.Request, resp: falcon.Response, session: Session, template: str,
+               status: int = 200, **context: Any) -> None:
+        page = self.templates.get_template(template)
+        resp.status = status
+        resp.content_type = HTML
+        notice = NOTICES.get(req.get_param("notice") or "")
+        if notice:
+            count = req.get_param("count") or ""
+            notice = notice.format(count=int(count) if count.isdigit() else 0)
+        context.setdefault("notice", notice)
+        resp.text = page.render(
+            prefix=PREFIX, session=session, csrf=self.sessions.csrf_token(session),
+            management_url=self.management_url(), **context,
+        )
+
+    def error(self, req: falcon.Request, resp: falcon.Response, session: Session, status: int, title: str,
+              message: str) -> None:
+        self.render(req, resp, session, "error.html", status=status, title=title, message=message)
+
+
+class Resource:
+    """Base of every dashboard resource."""
+
+    #: The API's auth middleware leaves this resource alone; the session is checked here.
+    public = True
+    roles = {"GET": PUBLIC, "POST": PUBLIC}
+
+    def __init__(self, dashboard: Dashboard):
+        self.dashboard = dashboard
+
+
+def redirect(resp: falcon.Response, location: str) -> None:
+    """303 See Other (set on the response, not raised, so a Set-Cookie on it is kept)."""
+    resp.status = falcon.HTTP_303
+    resp.location = location
+
+
+def secure_headers(resp: falcon.Response) -> None:
+    resp.set_headers(SECURITY_HEADERS)
+
+
+def responder(role: Optional[str], *, json_api: bool = False) -> Callable:
+    """Guard a responder: session, CSRF on POST, then *role* (None: anyone, e.g. the login page).
+
+    The responder is called with ``session=`` and, for POST, ``form=`` (the
+    form fields, with the CSRF token already checked).
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def guarded(self: Resource, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            ui = self.dashboard
+            secure_headers(resp)
+            resp.cache_control = ["no-store"]
+            try:
+                session = ui.sessions.read(req)
+                if session is None:
+                    session = ui.sessions.new()
+                    ui.sessions.write(req, resp, session)
+                if req.method == "POST":
+                    form = _form(req)
+                    if not ui.sessions.csrf_ok(session, form.get("csrf")):
+                        ui.error(req, resp, session, 403, "Form expired",
+                                 "This form was not served to this session (or the session changed). "
+                                 "Reload the page and try again.")
+                        return
+                    params["form"] = form
+                if role is not None and session.role is None:
+                    _login_required(req, resp, json_api)
+                    return
+                if role is not None and RANK[session.role] < RANK[role]:
+                    ui.error(req, resp, session, 403, "Not allowed",
+                             f"This needs the {role!r} role; you are logged in as {session.role!r}.")
+                    return
+                fn(self, req, resp, session=session, **params)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                _unavailable(ui, req, resp, json_api, "Redis", exc)
+            except BrokerUnavailable as exc:
+                _unavailable(ui, req, resp, json_api, "RabbitMQ", exc)
+
+        return guarded
+
+    return decorate
+
+
+def _form(req: falcon.Request) -> dict[str, Any]:
+    """The urlencoded form fields (a repeated field is a list).
+
+    Parsed here, not with ``req.get_media()``: the API accepts only JSON
+    media, so that no JSON endpoint ever takes a form posted by another site.
+    """
+    if not (req.content_type or "").startswith(falcon.MEDIA_URLENCODED):
+        return {}
+    body = req.bounded_stream.read().decode("utf-8", errors="replace")
+    return falcon.uri.parse_query_string(body, keep_blank=True)
+
+
+def _login_required(req: falcon.Request, resp: falcon.Response, json_api: bool) -> None:
+    if json_api:
+        resp.status = falcon.HTTP_401
+        resp.media = {"error": {"status": 401, "title": "Unauthorized", "description": "log in to the dashboard"}}
+        return
+    target = req.relative_uri if req.method == "GET" else PREFIX + "/"
+    redirect(resp, f"{PREFIX}/login?next={quote(target, safe='')}")
+
+
+def _unavailable(ui: Dashboard, req: falcon.Request, resp: falcon.Response, json_api: bool, what: str,
+                 exc: Exception) -> None:
+    """A page (or JSON) saying which service is down; it needs no session (Redis may be the one down)."""
+    logger.warning("Dashboard %s %s: %s does not answer (%s)", req.method, req.path, what, exc)
+    resp.status = falcon.HTTP_503
+    resp.set_header("Retry-After", "5")
+    message = f"{what} does not answer ({type(exc).__name__}). This page works again as soon as it does."
+    if json_api:
+        resp.media = {"error": {"status": 503, "title": f"{what} unavailable", "description": message}}
+        return
+    resp.content_type = HTML
+    resp.text = ui.templates.get_template("unavailable.html").render(prefix=PREFIX, what=what, message=message)

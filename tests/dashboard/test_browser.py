@@ -1,0 +1,99 @@
+"""The dashboard in real headless Chromium, against gunicorn and a real worker.
+
+Screenshots go to test-artifacts/ (gitignored); ``docs/dashboard_screenshot.py``
+copies the overview one to docs/.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from pipeline import client
+from tests.conftest import wait_for_state, wait_until
+from tests.dashboard.conftest import log_in, screenshot
+
+pytestmark = pytest.mark.timeout(150)
+
+
+def canvas_has_ink(tab, selector: str) -> bool:
+    """True when something was drawn on the canvas (any non-transparent pixel)."""
+    return tab.eval_on_selector(selector, """canvas => {
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true;
+        return false;
+    }""")
+
+
+def test_every_page_loads_and_the_overview_refreshes_itself(page, engine, start_worker):
+    start_worker()
+    secret = "hunter2-browser"
+    done = [client.submit("echo", kwargs={"value": f"v{i}", "password": secret}) for i in range(6)]
+    failed = client.submit("always_fails", kwargs={"message": "browser boom"})
+    for task_id in done:
+        wait_for_state(engine, task_id, "SUCCESS")
+    wait_for_state(engine, failed, "FAILURE")
+
+    log_in(page, "read")
+    expect(page.locator('[data-bind="states|SUCCESS"]')).to_have_text("6")
+    wait_until(lambda: canvas_has_ink(page, "#chart-throughput") and canvas_has_ink(page, "#chart-failures"),
+               10, message="the charts to be drawn")
+    more = client.submit("echo", kwargs={"value": "late"})
+    wait_for_state(engine, more, "SUCCESS")
+    expect(page.locator('[data-bind="states|SUCCESS"]')).to_have_text("7", timeout=12_000)  # no reload
+    screenshot(page, "dashboard-overview.png")
+
+    for path, heading in (("/dashboard/tasks", "Tasks"), ("/dashboard/queues", "Queues"),
+                          ("/dashboard/workers", "Workers"), ("/dashboard/schedules", "Schedules")):
+        page.goto(path)
+        expect(page.locator("h1")).to_contain_text(heading)
+    page.goto("/dashboard/tasks?state=FAILURE")
+    page.click(f'a[href="/dashboard/tasks/{failed}"]')
+    expect(page.locator(".problem")).to_contain_text("browser boom")
+    expect(page.locator("pre.traceback")).to_contain_text("ValueError")
+    screenshot(page, "dashboard-task-failed.png")
+    page.goto(f"/dashboard/tasks/{done[0]}")
+    expect(page.locator("h1")).to_contain_text("echo")
+    assert secret not in page.content()
+    screenshot(page, "dashboard-task.png")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto("/dashboard/")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "the overview scrolls sideways on a phone"
+    screenshot(page, "dashboard-overview-phone.png")
+
+
+def test_admin_cancels_a_running_task_by_clicking(page, engine, start_worker):
+    start_worker()
+    task_id = client.submit("spin", kwargs={"seconds": 30})
+    wait_for_state(engine, task_id, "STARTED")
+    log_in(page, "admin")
+    page.goto(f"/dashboard/tasks/{task_id}")
+    expect(page.locator('[data-task-field="state"]')).to_have_text("STARTED")
+    page.click('[data-action="cancel"]')
+    expect(page.locator('[data-task-field="state"]')).to_have_text("CANCELLED", timeout=20_000)
+    assert engine.store.get(task_id)["state"] == "CANCELLED"
+
+
+def test_admin_retries_a_failed_task_by_clicking_and_watches_it_fail_again(page, engine, start_worker):
+    start_worker()
+    failed = client.submit("always_fails", kwargs={"message": "again"})
+    wait_for_state(engine, failed, "FAILURE")
+    log_in(page, "admin")
+    page.goto(f"/dashboard/tasks/{failed}")
+    page.click('[data-action="retry"]')
+    expect(page.locator(".notice")).to_contain_text("retry")
+    expect(page.locator(f'a[href="/dashboard/tasks/{failed}"]')).to_be_visible()  # "Retry of" link
+    new_id = page.url.rsplit("/", 1)[1].split("?")[0]
+    assert engine.store.get(new_id)["retry_of"] == failed
+    expect(page.locator('[data-task-field="state"]')).to_have_text("FAILURE", timeout=20_000)  # the page follows it
+
+
+def test_worker_appears_and_disappears_without_a_reload(page, engine, start_worker):
+    log_in(page, "read")
+    page.goto("/dashboard/workers")
+    expect(page.locator(".empty")).to_contain_text("No worker is online")
+    worker = start_worker("--processes", "1")
+    pid = engine.workers.list()[0]["pid"]
+    expect(page.locator("td", has_text=str(pid)).first).to_be_visible(timeout=10_000)
+    worker.stop()
+    expect(page.locator(".empty")).to_contain_text("No worker is online", timeout=15_000)
