@@ -29,5 +29,12 @@ test: install services test-deps
 test-all: install services test-deps
 	$(PY) -m pytest
 
+test-reliability: install services test-deps
+	CLAW_RELIABILITY=full $(PY) -m pytest tests/reliability -p no:cacheprovider
+	$(PY) -m tests.reliability.report
+
+bench: install services
+	$(PY) -m bench.run
+
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -19,13 +19,16 @@ from dramatiq import Message
 from dramatiq.errors import BrokerError
 
 from pipeline.engine import Engine, get_engine
-from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, TaskNotFound
+from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
 from pipeline.middleware.state import exception_result, untracked
 from pipeline.publisher import publish_batch
 from pipeline.state.store import NewTask, new_task_id
 from pipeline.task import MAX_PRIORITY, get_task, policy_of
 
 MAX_BULK = 1000
+#: A task recorded under an idempotency key but not yet published is given
+#: this long to be published by the request that recorded it.
+ORPHAN_AFTER_SECONDS = 10.0
 
 
 @dataclass
@@ -110,17 +113,63 @@ def submit(
     task_id = task_id or new_task_id()
     record, message, delay = _prepare(engine, sub, task_id, _retry_of)
     if idempotency_key:
-        existing = engine.store.claim_idempotency_key(idempotency_key, task_id)
-        if existing:
-            return existing
+        return _submit_idempotent(engine, record, message, delay)
     try:
         with engine.store.recording(record), untracked():
             engine.broker.enqueue(message, delay=delay)
     except (BrokerError, pika.exceptions.AMQPError) as exc:
         engine.store.forget([task_id], record.actor, record.queue)
-        if idempotency_key:
-            engine.store.release_idempotency_key(idempotency_key)
         raise BrokerUnavailable(f"RabbitMQ did not accept the message: {type(exc).__name__}") from None
+    return task_id
+
+
+def _publish(engine: Engine, message: Message, delay: Optional[int]) -> None:
+    try:
+        with untracked():
+            engine.broker.enqueue(message, delay=delay)
+    except (BrokerError, pika.exceptions.AMQPError) as exc:
+        raise BrokerUnavailable(f"RabbitMQ did not accept the message: {type(exc).__name__}") from None
+
+
+def _submit_idempotent(engine: Engine, record: NewTask, message: Message, delay: Optional[int]) -> str:
+    """Submit once per key, even when the process dies half-way through a request.
+
+    The key, the record and an "unpublished" mark are written in one step;
+    the mark is cleared once RabbitMQ confirms. A retry that finds the mark
+    long after the first request began knows that request died before
+    publishing, and publishes the task itself.
+    """
+    bound = engine.store.record_idempotent(record)
+    if bound is not None:
+        return _resume(engine, bound)
+    try:
+        _publish(engine, message, delay)
+    except BrokerUnavailable:
+        engine.store.forget_idempotent(record)
+        raise
+    engine.store.mark_published(record.task_id)
+    return record.task_id
+
+
+def _resume(engine: Engine, task_id: str) -> str:
+    since = engine.store.unpublished_since(task_id)
+    if since is None:
+        return task_id
+    if time.time() - since < ORPHAN_AFTER_SECONDS:
+        raise SubmissionInProgress(
+            f"a request with this idempotency key is still being processed (task {task_id}); retry shortly", task_id
+        )
+    if not engine.store.claim_unpublished(task_id):
+        return task_id  # another retry is publishing it
+    record, payload = engine.store.get(task_id), engine.store.payload(task_id)
+    message = Message(record["queue"], record["actor"], tuple(payload["args"]), payload["kwargs"],
+                      {"broker_priority": record["priority"]}, message_id=task_id)
+    eta = record.get("eta")
+    try:
+        _publish(engine, message, max(0, int((eta - time.time()) * 1000)) if eta else None)
+    except BrokerUnavailable:
+        engine.store.restore_unpublished(task_id, since)
+        raise
     return task_id
 
 

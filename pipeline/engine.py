@@ -34,7 +34,9 @@ class Engine:
 
 def make_store(settings: Settings) -> StateStore:
     client = redis_for(settings.redis_url)
-    return StateStore(client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds)
+    # Heartbeats trim expired index entries, so a few heartbeats of grace suffice.
+    grace = max(5.0, 3 * settings.heartbeat_interval_seconds)
+    return StateStore(client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds, grace)
 
 
 def make_registry(settings: Settings) -> WorkerRegistry:

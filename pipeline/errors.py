@@ -60,6 +60,14 @@ class BrokerUnavailable(RuntimeError):
     """RabbitMQ did not confirm a message; it was not accepted."""
 
 
+class SubmissionInProgress(RuntimeError):
+    """Another request with the same idempotency key is still being processed."""
+
+    def __init__(self, message: str, task_id: str):
+        super().__init__(message)
+        self.task_id = task_id
+
+
 class TaskNotFound(LookupError):
     """No record exists for the task id (never submitted, or expired)."""
 

@@ -34,7 +34,10 @@ MANAGEMENT_TIMEOUT_SECONDS = 1.5
 AMQP_TIMEOUT_SECONDS = 3
 MAX_REQUEUE = 10_000
 STAT_FIELDS = ("ready", "unacked", "delayed", "dead_lettered", "consumers", "publish_rate", "deliver_rate")
-_COLUMNS = "messages_ready,messages_unacknowledged,consumers,message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
+_COLUMNS = ",".join((
+    "messages_ready", "messages_unacknowledged", "consumers",
+    "message_stats.publish_details.rate", "message_stats.deliver_get_details.rate",
+))
 
 
 class _ManagementUnavailable(Exception):
@@ -249,7 +252,9 @@ def _drain(channel, name: str, depth: int, wanted: Optional[set[str]]) -> tuple[
             continue
         if wanted is None or data["message_id"] in wanted:
             queue = data["queue_name"].removesuffix(".DQ")
-            selected.append(DeadMessage(method.delivery_tag, properties, body, data["message_id"], data["actor_name"], queue))
+            selected.append(
+                DeadMessage(method.delivery_tag, properties, body, data["message_id"], data["actor_name"], queue)
+            )
             if wanted is not None and len(selected) == len(wanted):
                 break
         else:

@@ -124,3 +124,26 @@ def slow_side_effect(key: str, seconds: float):
 @task(**FAST)
 def returns_unserialisable():
     return object()
+
+
+@task(max_retries=3, **FAST)
+def ledger(runs_key: str, effects_key: str, seconds: float = 0.05):
+    """Counts every execution (at-least-once shows here) and applies its
+    side effect idempotently (exactly-once shows here)."""
+    ctx = current_task()
+    redis = get_redis()
+    redis.hincrby(runs_key, ctx.task_id, 1)
+    time.sleep(seconds)
+    redis.hsetnx(effects_key, ctx.task_id, ctx.attempt)
+    return ctx.attempt
+
+
+def _soak(queue: str):
+    @task(name=f"soak_{queue}", queue=queue, retry_backoff_ms=50, max_retries=3)
+    def soak(i: int = 0):
+        return i
+
+    return soak
+
+
+SOAK_TASKS = [_soak(q) for q in ("ai_high_priority", "knowledge_default", "notification_default", "default")]

@@ -50,11 +50,19 @@ end
 # try, in either order, and the first one wins.
 # The record comes as one JSON object of strings: one argument to encode
 # instead of thirty, which is most of the client's cost per task.
-# ARGV: P, id, actor, queue, score, record_json
+# With an idempotency key, the key is claimed in the same step, so no crash
+# can leave a key pointing at a task that has no record.
+# ARGV: P, id, actor, queue, score, record_json[, idempotency_key, ttl]
+# Returns 1 (created), 0 (record existed) or the id already bound to the key.
 CREATE = PRELUDE + r"""
 local id, actor, queue, score = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local key = P..':t:'..id
 if redis.call('EXISTS', key) == 1 then return 0 end
+if ARGV[7] then
+  local bound = redis.call('GET', P..':idem:'..ARGV[7])
+  if bound then return bound end
+  redis.call('SET', P..':idem:'..ARGV[7], id, 'EX', tonumber(ARGV[8]))
+end
 local flat = {}
 for name, value in pairs(cjson.decode(ARGV[6])) do
   flat[#flat + 1] = name

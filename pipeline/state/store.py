@@ -30,10 +30,11 @@ JSON_FIELDS = ("args", "kwargs", "error", "result", "progress", "options")
 INT_FIELDS = ("priority", "attempts", "max_retries", "runtime_ms")
 FLOAT_FIELDS = ("enqueued_at", "started_at", "finished_at", "eta", "cancel_requested")
 #: Fields kept for the engine's own use and never shown.
-PRIVATE_FIELDS = ("payload", "score")
-#: Index entries are trimmed this long before their record expires, so a
-#: page never meets an entry whose record is already gone.
-EXPIRY_GRACE_SECONDS = 120
+PRIVATE_FIELDS = ("payload", "score", "unpublished")
+#: Index entries are trimmed (by worker heartbeats) this long before their
+#: record expires, so a page rarely meets an entry whose record is gone;
+#: readers skip such entries anyway.
+DEFAULT_EXPIRY_GRACE_SECONDS = 10
 
 
 def new_task_id() -> str:
@@ -89,8 +90,16 @@ class NewTask:
 
 
 class StateStore:
-    def __init__(self, client: redis.Redis, namespace: str, result_ttl: int, idempotency_ttl: int = 3600):
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str,
+        result_ttl: int,
+        idempotency_ttl: int = 3600,
+        expiry_grace: float = DEFAULT_EXPIRY_GRACE_SECONDS,
+    ):
         self.redis = client
+        self.expiry_grace = expiry_grace
         self.keys = Keys(namespace)
         self.result_ttl = result_ttl
         self.idempotency_ttl = idempotency_ttl
@@ -112,15 +121,38 @@ class StateStore:
 
     # -- enqueue -------------------------------------------------------------------------
 
-    def claim_idempotency_key(self, key: str, task_id: str) -> Optional[str]:
-        """Bind *key* to *task_id*; return the task already bound to it, if any."""
-        name = self.keys.idempotency(key)
-        if self.redis.set(name, task_id, nx=True, ex=self.idempotency_ttl):
-            return None
-        return self.redis.get(name) or None
+    def record_idempotent(self, task: NewTask) -> Optional[str]:
+        """Record *task* and bind its idempotency key in one step, marked unpublished.
 
-    def release_idempotency_key(self, key: str) -> None:
-        self.redis.delete(self.keys.idempotency(key))
+        Returns None when recorded, or the id already bound to the key. The
+        ``unpublished`` mark (cleared by :meth:`mark_published`) tells a later
+        request with the same key whether the message ever reached RabbitMQ.
+        """
+        fields = task.fields(time.time())
+        fields["unpublished"] = f"{time.time():.6f}"
+        argv = [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields),
+                task.idempotency_key, self.idempotency_ttl]
+        bound = self._create(args=argv)
+        return bound if isinstance(bound, str) else None
+
+    def mark_published(self, task_id: str) -> None:
+        self.redis.hdel(self.keys.task(task_id), "unpublished")
+
+    def claim_unpublished(self, task_id: str) -> bool:
+        """Take the job of publishing an orphaned task (only one caller gets True)."""
+        return bool(self.redis.hdel(self.keys.task(task_id), "unpublished"))
+
+    def restore_unpublished(self, task_id: str, since: float) -> None:
+        self.redis.hset(self.keys.task(task_id), "unpublished", f"{since:.6f}")
+
+    def unpublished_since(self, task_id: str) -> Optional[float]:
+        value = self.redis.hget(self.keys.task(task_id), "unpublished")
+        return float(value) if value else None
+
+    def forget_idempotent(self, task: NewTask) -> None:
+        """Undo :meth:`record_idempotent` after RabbitMQ refused the message."""
+        self.forget([task.task_id], task.actor, task.queue)
+        self.redis.delete(self.keys.idempotency(task.idempotency_key))
 
     def record_enqueued(self, tasks: Iterable[NewTask], now: Optional[float] = None) -> None:
         """Write PENDING records and their index entries in one pipelined round trip."""
@@ -208,7 +240,7 @@ class StateStore:
         can never finish twice.
         """
         argv: list[Any] = [
-            self.namespace, task_id, state, f"{time.time():.6f}", self.result_ttl, EXPIRY_GRACE_SECONDS,
+            self.namespace, task_id, state, f"{time.time():.6f}", self.result_ttl, self.expiry_grace,
             result_key, result_value, self.result_ttl * 1000, "" if runtime_ms is None else runtime_ms,
         ]
         for name, value in fields.items():
@@ -238,7 +270,7 @@ class StateStore:
 
     def mark_cancelled_dropped(self, task_id: str) -> None:
         """A worker dropped the message of a cancelled task: start its expiry."""
-        self._drop_cancelled(args=[self.namespace, task_id, f"{time.time():.6f}", self.result_ttl, EXPIRY_GRACE_SECONDS])
+        self._drop_cancelled(args=[self.namespace, task_id, f"{time.time():.6f}", self.result_ttl, self.expiry_grace])
 
     def reserve_rate_slot(self, actor: str, member: str, task_id: str, limit: int, window_ms: int) -> int:
         """0 when the task may start now, else milliseconds until its reserved slot."""

@@ -138,3 +138,24 @@ def _backend(engine):
     from pipeline.client import _results_backend
 
     return _results_backend(engine)
+
+
+def test_idempotent_submit_killed_before_publishing_is_published_by_the_retry(engine, start_worker, monkeypatch):
+    from pipeline import client as client_module
+    from pipeline.errors import SubmissionInProgress
+
+    def die(*_args, **_kwargs):
+        raise SystemExit("the API process dies between recording and publishing")
+
+    monkeypatch.setattr(client_module, "_publish", die)
+    with pytest.raises(SystemExit):
+        client.submit("echo", kwargs={"value": "once"}, idempotency_key="crash-1")
+    monkeypatch.undo()
+    with pytest.raises(SubmissionInProgress):  # the first request might still be publishing
+        client.submit("echo", kwargs={"value": "once"}, idempotency_key="crash-1")
+    monkeypatch.setattr(client_module, "ORPHAN_AFTER_SECONDS", 0.0)
+    start_worker()
+    task_id = client.submit("echo", kwargs={"value": "once"}, idempotency_key="crash-1")
+    assert wait_for_state(engine, task_id, "SUCCESS")["result"]["value"] == "once"
+    assert client.submit("echo", kwargs={"value": "once"}, idempotency_key="crash-1") == task_id
+    assert engine.store.count_by_state(["echo"], [])["actors"]["echo"]["SUCCESS"] == 1
