@@ -23,7 +23,7 @@ from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransiti
 from pipeline.middleware.state import exception_result, untracked
 from pipeline.publisher import publish_batch
 from pipeline.state.store import NewTask, new_task_id
-from pipeline.task import MAX_PRIORITY, get_task, policy_of
+from pipeline.task import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of
 
 MAX_BULK = 1000
 #: A task recorded under an idempotency key but not yet published is given
@@ -84,10 +84,14 @@ def _delay(sub: Submission) -> int:
         raise InvalidArguments("give delay or eta, not both", {"eta": "cannot be combined with delay"})
     if sub.eta is not None:
         eta = sub.eta if sub.eta.tzinfo else sub.eta.replace(tzinfo=timezone.utc)
-        return max(0, int((eta.timestamp() - time.time()) * 1000))
-    if sub.delay_ms is not None and sub.delay_ms < 0:
-        raise InvalidArguments("invalid delay", {"delay": "must be >= 0"})
-    return int(sub.delay_ms or 0)
+        delay, field = max(0, int((eta.timestamp() - time.time()) * 1000)), "eta"
+    else:
+        delay, field = int(sub.delay_ms or 0), "delay"
+    if delay < 0:
+        raise InvalidArguments("invalid delay", {field: "must be >= 0"})
+    if delay > MAX_DELAY_MS:
+        raise InvalidArguments("delay too long", {field: f"at most {MAX_DELAY_MS // 1000} s ahead; use the scheduler for later runs"})
+    return delay
 
 
 def submit(

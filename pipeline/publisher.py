@@ -20,10 +20,12 @@ from typing import Optional, Sequence
 import pika
 from dramatiq import Message
 from dramatiq.common import dq_name, q_name
+from dramatiq.errors import BrokerError
 
 from pipeline.errors import BrokerUnavailable
 
-AMQP_ERRORS = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError)
+#: pika's own errors, and Dramatiq's wrapping of them (declare_queue raises ConnectionClosed).
+AMQP_ERRORS = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, BrokerError)
 
 
 def publish_batch(broker, messages: Sequence[tuple[Message, Optional[int]]], attempts: int = 3) -> None:

@@ -22,6 +22,11 @@ from pipeline.errors import InvalidArguments, UnknownActor
 
 QUEUES = ("ai_high_priority", "knowledge_default", "notification_default", "default")
 MAX_PRIORITY = 9
+#: The longest a message may wait in RabbitMQ's delay queue. Dramatiq workers
+#: hold delayed messages unacked until their ETA, and RabbitMQ redelivers
+#: anything held longer than its consumer_timeout (30 min); later runs
+#: belong to the scheduler.
+MAX_DELAY_MS = 1_200_000
 
 _QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$")
@@ -45,9 +50,7 @@ class TaskPolicy:
     priority: int = 0
     max_retries: int = 3
     retry_backoff_ms: int = 60_000
-    #: Capped below RabbitMQ's consumer_timeout (30 min): a delayed message is held
-    #: unacked by a worker until its eta, and longer holds get redelivered.
-    retry_backoff_max_ms: int = 1_200_000
+    retry_backoff_max_ms: int = MAX_DELAY_MS
     soft_time_limit: float = 300.0
     time_limit: float = 600.0
     rate_limit: Optional[str] = None
@@ -62,6 +65,8 @@ class TaskPolicy:
             raise ValueError(f"priority must be 0..{MAX_PRIORITY}")
         if self.max_retries < 0 or self.retry_backoff_ms < 1:
             raise ValueError("max_retries must be >= 0 and retry_backoff_ms >= 1")
+        if not self.retry_backoff_ms <= self.retry_backoff_max_ms <= MAX_DELAY_MS:
+            raise ValueError(f"need retry_backoff_ms <= retry_backoff_max_ms <= {MAX_DELAY_MS}")
         if not 0 < self.soft_time_limit <= self.time_limit:
             raise ValueError("need 0 < soft_time_limit <= time_limit")
         if self.rate_limit is not None:

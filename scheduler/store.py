@@ -285,9 +285,11 @@ def check_trigger(schedule: Schedule) -> None:
     except Exception:
         raise InvalidArguments("invalid timezone", {"timezone": f"unknown timezone {schedule.timezone!r}"}) from None
     try:
-        schedule.trigger()
+        trigger = schedule.trigger()
     except ValueError as exc:
         raise InvalidArguments("invalid cron expression", {"cron": str(exc)}) from None
+    if first_fire_after(trigger, time.time()) is None:  # e.g. "0 0 31 2 *": February never has a 31st
+        raise InvalidArguments("invalid cron expression", {"cron": "the expression never fires"})
 
 
 def check_actor(actor: str, kwargs: dict[str, Any]) -> dict[str, Any]:

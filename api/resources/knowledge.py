@@ -21,8 +21,9 @@ import uuid
 from typing import Optional
 
 import falcon
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.validation import Endpoint, validate
 from pipeline.knowledge import retrieval, store
 from pipeline.knowledge.db import connection, database_url
 from pipeline.knowledge.embedders import get_embedder
@@ -34,48 +35,49 @@ MAX_PAGE = 200
 class NewBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(..., min_length=1, max_length=200)
+    name: store.StoredText = Field(..., min_length=1, max_length=200)
 
 
 class SearchQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
-    kb_id: uuid.UUID
-    q: str = Field(..., min_length=1, max_length=2000)
-    k: int = Field(5, ge=1, le=MAX_K)
-    distinct: bool = True
+    q: store.StoredText = Field(..., min_length=1, max_length=2000, description="The question or search text.")
+    k: int = Field(5, ge=1, le=MAX_K, description="How many hits.")
+    distinct: bool = Field(True, description="One hit per document (best chunk) instead of raw chunks.")
 
 
 class MessagesQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
-    conversation_id: str = Field(..., min_length=1, max_length=200)
-    limit: int = Field(50, ge=1, le=MAX_PAGE)
-    before: Optional[int] = Field(None, ge=1)
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
+    before: Optional[int] = Field(None, ge=1, description="`next_before` of the previous page.")
 
 
-def _parse(model: type[BaseModel], values: dict):
-    """Validate; a bad value becomes 400 "Invalid parameter" naming the field."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        parts = []
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            parts.append(f"{field}: {message}" if field else message)
-        raise falcon.HTTPBadRequest(title="Invalid parameter", description="; ".join(parts)) from None
+class KbPath(BaseModel):
+    kb_id: uuid.UUID
+
+
+class ConversationPath(BaseModel):
+    conversation_id: store.StoredText = Field(..., min_length=1, max_length=200)
+
+
+TAG = "knowledge"
 
 
 class KnowledgeBasesResource:
     roles = {"GET": "read", "POST": "submit"}
+    endpoints = {
+        "GET": Endpoint("Every knowledge base with its embedding model and counts", TAG),
+        "POST": Endpoint("Create a knowledge base for the configured embedder (200 with the existing one)", TAG,
+                         body=NewBase, status=201, also=(200,)),
+    }
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with connection() as conn:
             resp.media = {"knowledge_bases": store.list_knowledge_bases(conn)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = _parse(NewBase, req.get_media(default_when_empty={}))
+        body = self.endpoints["POST"].parse_body(req)
         embedder = get_embedder()
         with connection() as conn:
             existed = store.find_knowledge_base(conn, body.name)
@@ -88,17 +90,20 @@ class KnowledgeBasesResource:
 
 class KnowledgeSearchResource:
     roles = {"GET": "read"}
+    endpoints = {"GET": Endpoint("Search a knowledge base (hybrid of languages, distinct documents)", TAG,
+                                 query=SearchQuery, errors=(404, 409))}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
-        query = _parse(SearchQuery, {**req.params, "kb_id": kb_id})
+        path = validate(KbPath, {"kb_id": kb_id}, status=400, title="Invalid path parameter")
+        query = self.endpoints["GET"].parse_query(req)
         try:
-            hits = retrieval.search(query.kb_id, query.q, query.k, distinct=query.distinct)
+            hits = retrieval.search(path.kb_id, query.q, query.k, distinct=query.distinct)
         except store.UnknownKnowledgeBase as exc:
             raise falcon.HTTPNotFound(title="Unknown knowledge base", description=str(exc)) from None
         except store.EmbedderMismatch as exc:
             raise falcon.HTTPConflict(title="Knowledge base needs a rebuild", description=str(exc)) from None
         resp.media = {
-            "knowledge_base_id": str(query.kb_id),
+            "knowledge_base_id": str(path.kb_id),
             "query": query.q,
             "results": [hit.as_json() for hit in hits],
         }
@@ -106,20 +111,23 @@ class KnowledgeSearchResource:
 
 class ConversationMessagesResource:
     roles = {"GET": "read"}
+    endpoints = {"GET": Endpoint("A page of a conversation's messages, oldest first", TAG,
+                                 query=MessagesQuery, errors=(404,))}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, conversation_id: str) -> None:
-        query = _parse(MessagesQuery, {**req.params, "conversation_id": conversation_id})
+        path = validate(ConversationPath, {"conversation_id": conversation_id}, status=400, title="Invalid path parameter")
+        query = self.endpoints["GET"].parse_query(req)
         with connection() as conn:
             # One extra row tells whether an older page exists.
-            messages = store.list_messages(conn, query.conversation_id, query.limit + 1, query.before)
+            messages = store.list_messages(conn, path.conversation_id, query.limit + 1, query.before)
         if messages is None:
             raise falcon.HTTPNotFound(
-                title="Unknown conversation", description=f"no conversation {query.conversation_id!r}"
+                title="Unknown conversation", description=f"no conversation {path.conversation_id!r}"
             )
         more = len(messages) > query.limit
         page = messages[1:] if more else messages
         resp.media = {
-            "conversation_id": query.conversation_id,
+            "conversation_id": path.conversation_id,
             "messages": [message.as_json() for message in page],
             "next_before": page[0].id if more else None,
         }

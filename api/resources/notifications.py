@@ -13,11 +13,13 @@ Mount (the app owns routing and auth; ``roles`` tells the auth middleware the ro
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import falcon
 import redis as redis_lib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from api.validation import Endpoint
 
 from pipeline.notifications.channels.system import MAX_PAGE, Inbox
 from pipeline.notifications.models import USER_ID_RE
@@ -27,7 +29,7 @@ MAX_IDS = 1000
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     offset: int = Field(0, ge=0, le=1_000_000)
     limit: int = Field(20, ge=1, le=MAX_PAGE)
@@ -55,15 +57,6 @@ class MarkReadBody(BaseModel):
         if (self.ids is None) == (self.all is None):
             raise ValueError("ids: give either ids (a non-empty list) or all: true")
         return self
-
-
-def _bad_request(exc: ValidationError, title: str) -> falcon.HTTPBadRequest:
-    parts = []
-    for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"])
-        msg = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return falcon.HTTPBadRequest(title=title, description="; ".join(parts))
 
 
 def _check_user(user_id: str) -> None:
@@ -99,17 +92,12 @@ class _InboxResource:
 class NotificationListResource(_InboxResource):
     """``GET /api/v1/notifications/{user_id}``: one page of the user's inbox, unread first."""
 
+    endpoints = {"GET": Endpoint("One page of a user's in-app inbox, unread first", "notifications",
+                                 query=ListQuery, errors=(503,))}
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         _check_user(user_id)
-        raw: dict[str, Any] = {}
-        for name in ("offset", "limit", "unread_only"):
-            value = req.get_param(name)
-            if value is not None:
-                raw[name] = value
-        try:
-            query = ListQuery.model_validate(raw)
-        except ValidationError as exc:
-            raise _bad_request(exc, "Invalid query parameter") from None
+        query = self.endpoints["GET"].parse_query(req)
         try:
             page = self._inbox().list(user_id, offset=query.offset, limit=query.limit, unread_only=query.unread_only)
         except redis_lib.RedisError as exc:
@@ -120,20 +108,12 @@ class NotificationListResource(_InboxResource):
 class NotificationReadResource(_InboxResource):
     """``POST /api/v1/notifications/{user_id}/read``: mark some or all items read."""
 
+    endpoints = {"POST": Endpoint("Mark some (ids) or all of a user's notifications read", "notifications",
+                                  body=MarkReadBody, errors=(503,))}
+
     def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         _check_user(user_id)
-        try:
-            media = req.get_media()
-        except falcon.MediaNotFoundError:
-            raise falcon.HTTPBadRequest(title="Invalid body", description='body: required, {"ids": [...]} or {"all": true}') from None
-        except falcon.MediaMalformedError:
-            raise falcon.HTTPBadRequest(title="Invalid body", description="body: is not valid JSON") from None
-        if not isinstance(media, dict):
-            raise falcon.HTTPBadRequest(title="Invalid body", description="body: must be a JSON object")
-        try:
-            body = MarkReadBody.model_validate(media)
-        except ValidationError as exc:
-            raise _bad_request(exc, "Invalid body") from None
+        body = self.endpoints["POST"].parse_body(req)
         try:
             outcome = self._inbox().mark_read(user_id, body.ids, all=bool(body.all))
         except redis_lib.RedisError as exc:

@@ -28,8 +28,8 @@ PROGRESS_INTERVAL_SECONDS = 0.25
 class GenerateArgs(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    conversation_id: str = Field(..., min_length=1, max_length=200)
-    user_message: str = Field(..., min_length=1, max_length=20_000)
+    conversation_id: store.StoredText = Field(..., min_length=1, max_length=200)
+    user_message: store.StoredText = Field(..., min_length=1, max_length=20_000)
     knowledge_base_id: Optional[uuid.UUID] = None
 
 

@@ -20,6 +20,7 @@ from pydantic import Field
 from pipeline.knowledge import indexing, store
 from pipeline.knowledge.indexing import MAX_TEXT_CHARS
 from pipeline.knowledge.db import connection
+from pipeline.knowledge.store import StoredJson, StoredText
 from pipeline.task import task
 
 
@@ -30,10 +31,10 @@ class VectorizeArgs(pydantic.BaseModel):
 
     document_id: Optional[uuid.UUID] = None
     knowledge_base_id: Optional[uuid.UUID] = None
-    source: Optional[str] = Field(None, min_length=1, max_length=500, description="Unique within the base, e.g. a path.")
-    title: Optional[str] = Field(None, min_length=1, max_length=200)
-    text: Optional[str] = Field(None, max_length=MAX_TEXT_CHARS)
-    metadata: Optional[dict[str, Any]] = None
+    source: Optional[StoredText] = Field(None, min_length=1, max_length=500, description="Unique within the base, e.g. a path.")
+    title: Optional[StoredText] = Field(None, min_length=1, max_length=200)
+    text: Optional[StoredText] = Field(None, max_length=MAX_TEXT_CHARS)
+    metadata: Optional[StoredJson] = None
     force: bool = Field(False, description="Chunk again even when content and model are unchanged.")
 
     @pydantic.model_validator(mode="after")

@@ -207,3 +207,41 @@ for _, member in ipairs(due) do
 end
 return #due
 """
+
+# Finished counts per final state over the last minute (6 buckets of 10 s) and
+# hour (360), summed in Redis: one reply instead of 360.
+# ARGV: P, current_bucket
+THROUGHPUT = r"""
+local P, current = ARGV[1], tonumber(ARGV[2])
+local states = {'SUCCESS', 'FAILURE', 'CANCELLED'}
+local minute, hour = {0, 0, 0}, {0, 0, 0}
+for age = 0, 359 do
+  local values = redis.call('HMGET', P..':tp:'..(current - age), unpack(states))
+  for i = 1, 3 do
+    local n = tonumber(values[i] or '0') or 0
+    hour[i] = hour[i] + n
+    if age < 6 then minute[i] = minute[i] + n end
+  end
+end
+return {minute, hour}
+"""
+
+# p50 / p95 / sample count of each actor's recent runtimes (ms), sorted in Redis.
+# ARGV: P, actor, actor, ...
+RUNTIMES = r"""
+local P = ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  local samples = redis.call('LRANGE', P..':rt:'..ARGV[i], 0, -1)
+  local n = #samples
+  if n == 0 then
+    out[#out + 1] = {'', '', 0}
+  else
+    for j = 1, n do samples[j] = tonumber(samples[j]) end
+    table.sort(samples)
+    local function at(q) return samples[math.min(n, math.floor(q * (n - 1) + 0.5) + 1)] end
+    out[#out + 1] = {tostring(at(0.5)), tostring(at(0.95)), n}
+  end
+end
+return out
+"""

@@ -110,6 +110,8 @@ class StateStore:
         self._drop_cancelled = client.register_script(scripts.DROP_CANCELLED)
         self._rate_limit = client.register_script(scripts.RATE_LIMIT)
         self._trim = client.register_script(scripts.TRIM)
+        self._throughput = client.register_script(scripts.THROUGHPUT)
+        self._runtimes = client.register_script(scripts.RUNTIMES)
         # recording() and _hot() call scripts by hash, without redis-py's reload-on-miss.
         for script in (scripts.CREATE, scripts.START, scripts.FINISH):
             client.script_load(script)
@@ -373,29 +375,24 @@ class StateStore:
         return {"states": per_state, "actors": per_actor, "queues": per_queue}
 
     def runtimes(self, actors: Iterable[str]) -> dict[str, dict[str, Optional[float]]]:
-        """p50/p95 runtime (ms) per actor over its last 500 finished tasks."""
+        """p50/p95 runtime (ms) per actor over its last 500 finished tasks (sorted in Redis)."""
         actors = list(actors)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for actor in actors:
-                pipe.lrange(self.keys.runtimes(actor), 0, -1)
-            samples = pipe.execute()
-        return {actor: percentiles([float(x) for x in values]) for actor, values in zip(actors, samples)}
+        if not actors:
+            return {}
+        rows = self._runtimes(args=[self.namespace, *actors])
+        return {
+            actor: {"p50": float(p50) if p50 else None, "p95": float(p95) if p95 else None, "samples": int(n)}
+            for actor, (p50, p95, n) in zip(actors, rows)
+        }
 
     def throughput(self, now: Optional[float] = None) -> dict[str, dict[str, int]]:
         """Finished tasks per final state over the last minute and the last hour (10 s buckets)."""
         current = int((time.time() if now is None else now) // 10)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for bucket in range(current - 359, current + 1):
-                pipe.hmget(self.keys.throughput(bucket), FINAL_STATES)
-            buckets = pipe.execute()
-        totals = {"last_minute": dict.fromkeys(FINAL_STATES, 0), "last_hour": dict.fromkeys(FINAL_STATES, 0)}
-        for age, values in enumerate(reversed(buckets)):
-            for state, value in zip(FINAL_STATES, values):
-                count = int(value or 0)
-                totals["last_hour"][state] += count
-                if age < 6:
-                    totals["last_minute"][state] += count
-        return totals
+        minute, hour = self._throughput(args=[self.namespace, current])
+        return {
+            "last_minute": dict(zip(FINAL_STATES, map(int, minute))),
+            "last_hour": dict(zip(FINAL_STATES, map(int, hour))),
+        }
 
     def throughput_series(self, minutes: int = 60, now: Optional[float] = None) -> list[dict[str, Any]]:
         """Per-minute finished counts for charts (oldest first)."""
@@ -462,14 +459,3 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     if ties_value < 0 or ties_value > 100_000:
         raise ValueError("cursor is not one returned by this API")
     return score_value, ties_value
-
-
-def percentiles(values: list[float]) -> dict[str, Optional[float]]:
-    if not values:
-        return {"p50": None, "p95": None, "samples": 0}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-    return {"p50": at(0.50), "p95": at(0.95), "samples": len(ordered)}

@@ -13,7 +13,9 @@ def test_priority_nine_overtakes_two_hundred_queued_zeros(engine, start_worker, 
         {"actor": "record_order", "kwargs": {"list_key": order_key, "tag": f"low-{i}"}, "priority": 0} for i in range(200)
     ])
     high = [client.submit("record_order", kwargs={"list_key": order_key, "tag": f"high-{i}"}, priority=9) for i in range(5)]
-    start_worker(queues=(sample_tasks.PRIORITY_QUEUE,))
+    # One consumer: RabbitMQ hands it the 9s first. (With several processes, one that
+    # holds prefetched 9s but is slow to run them can be overtaken by another's 0s.)
+    start_worker("--processes", "1", "--threads", "2", queues=(sample_tasks.PRIORITY_QUEUE,))
     wait_until(lambda: redis_client.llen(order_key) == 205, 60, message="all 205 tasks")
     order = redis_client.lrange(order_key, 0, -1)
     last_high = max(order.index(f"high-{i}") for i in range(5))

@@ -86,3 +86,10 @@ def test_bad_cursors_are_rejected(store):
     for bad in ("", "!!!", encode_cursor(1, -1).replace("-", ""), "MTIz"):
         with pytest.raises(ValueError):
             decode_cursor(bad)
+
+
+def test_runtime_percentiles_come_from_the_recent_samples(store, redis_client):
+    redis_client.rpush(store.keys.runtimes("a"), *range(1, 101))
+    stats = store.runtimes(["a", "idle"])
+    assert stats["a"] == {"p50": 51.0, "p95": 95.0, "samples": 100}
+    assert stats["idle"] == {"p50": None, "p95": None, "samples": 0}

@@ -40,8 +40,8 @@ def test_create_and_list_bases(api, knowledge_db):
         assert conn.execute("SELECT 1 FROM pg_class WHERE relname = %s", (store.index_name(created.json["id"]),)).fetchone()
 
     bad = api.simulate_post("/api/v1/knowledge", json={"name": ""})
-    assert bad.status_code == 400 and bad.json["description"].startswith("name:")
-    assert api.simulate_post("/api/v1/knowledge", json={"name": "x", "extra": 1}).status_code == 400
+    assert bad.status_code == 422 and bad.json["description"].startswith("name:")
+    assert api.simulate_post("/api/v1/knowledge", json={"name": "x", "extra": 1}).status_code == 422
 
 
 def test_search_endpoint_returns_ranked_distinct_documents(api, corpus_base):
@@ -59,7 +59,7 @@ def test_search_endpoint_returns_ranked_distinct_documents(api, corpus_base):
 def test_search_endpoint_names_the_bad_parameter(api, corpus_base, params, field):
     response = api.simulate_get(f"/api/v1/knowledge/{corpus_base.kb.id}/search", params=params)
     assert response.status_code == 400
-    assert response.json["title"] == "Invalid parameter"
+    assert response.json["title"] == "Invalid query parameter"
     assert response.json["description"].startswith(f"{field}:")
 
 

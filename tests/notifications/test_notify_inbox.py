@@ -151,14 +151,14 @@ def test_http_get_bad_query_names_the_field(client, params, field):
 )
 def test_http_post_bad_body_names_the_field(client, body, field):
     resp = client.simulate_post("/api/v1/notifications/web/read", json=body)
-    assert resp.status_code == 400, resp.text
-    assert field in resp.json["description"].split(":")[0]
+    assert resp.status_code == 422, resp.text  # JSON, but not a valid body
+    assert field in resp.json["description"]
 
 
 def test_http_post_malformed_json_and_bad_user_id(client):
     resp = client.simulate_post(
         "/api/v1/notifications/web/read", body="{not json", headers={"Content-Type": "application/json"}
     )
-    assert resp.status_code == 400 and resp.json["description"].startswith("body:")
+    assert resp.status_code == 400 and "not valid JSON" in resp.json["description"]
     resp = client.simulate_get("/api/v1/notifications/bad%20user")
     assert resp.status_code == 400 and resp.json["description"].startswith("user_id:")

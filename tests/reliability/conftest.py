@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.api.conftest import api, api_settings, make_api, server  # noqa: F401  (the API fixtures, shared)
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts" / "reliability"

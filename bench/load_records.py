@@ -1,0 +1,114 @@
+"""Load many task records straight into Redis, in the store's exact format, for API benchmarks.
+
+Records are built by :meth:`pipeline.state.store.NewTask.fields` and indexed
+under :class:`pipeline.state.keys.Keys`, exactly as the store's CREATE/START/
+FINISH scripts leave them, but written with large pipelines (about 100k
+records a second) instead of one script call per task.
+
+    python -m bench.load_records --namespace bench-x --count 1000000
+    python -m bench.load_records --namespace bench-x --delete
+
+Use a throwaway namespace and delete it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+import uuid
+from collections import defaultdict
+
+import redis
+
+from pipeline.state.keys import Keys
+from pipeline.state.store import NewTask, to_json
+
+ACTORS = ("generate_ai_response", "vectorize_document", "send_notification", "update_knowledge_base")
+QUEUES = {"generate_ai_response": "ai_high_priority", "vectorize_document": "knowledge_default",
+          "send_notification": "notification_default", "update_knowledge_base": "knowledge_default"}
+#: State mix of a busy deployment: mostly finished tasks.
+STATE_CYCLE = ("SUCCESS",) * 14 + ("FAILURE", "CANCELLED", "PENDING", "STARTED", "RETRY", "SUCCESS")
+BATCH = 5_000
+
+
+def record(index: int, now: float, queue_prefix: str = "") -> tuple[str, dict[str, str]]:
+    actor = ACTORS[index % len(ACTORS)]
+    state = STATE_CYCLE[index % len(STATE_CYCLE)]
+    enqueued = now - index * 0.001  # one task per millisecond, newest first
+    task = NewTask(
+        task_id=str(uuid.uuid4()), actor=actor, queue=queue_prefix + QUEUES[actor], priority=index % 10, max_retries=3,
+        args=[], kwargs={"conversation_id": f"c{index}", "user_message": "hello " * 8},
+    )
+    fields = task.fields(enqueued)
+    fields["state"] = state
+    if state != "PENDING":
+        fields.update(attempts="1", started_at=f"{enqueued + 0.05:.6f}", worker="bench:1")
+    if state in ("SUCCESS", "FAILURE", "CANCELLED"):
+        fields.update(finished_at=f"{enqueued + 0.5:.6f}", runtime_ms="450")
+    if state == "SUCCESS":
+        fields["result"] = to_json({"reply": "hi " * 20, "usage": {"tokens": 42}})
+    if state == "FAILURE":
+        fields["error"] = to_json({"type": "ValueError", "message": "boom", "traceback": "Traceback ...\n" * 5})
+    return task.task_id, fields
+
+
+def load(client: redis.Redis, namespace: str, count: int, queue_prefix: str = "") -> list[str]:
+    """Write *count* records; returns a sample of 1,000 ids (for lookups).
+
+    Index entries are grouped per sorted set: one ZADD per index and batch.
+    """
+    keys, now, sample = Keys(namespace), time.time(), []
+    for start in range(0, count, BATCH):
+        indexes: dict[str, dict[str, str]] = defaultdict(dict)
+        with client.pipeline(transaction=False) as pipe:
+            for index in range(start, min(start + BATCH, count)):
+                task_id, fields = record(index, now, queue_prefix)
+                if len(sample) < 1000 and index % max(1, count // 1000) == 0:
+                    sample.append(task_id)
+                score, actor, queue, state = fields["score"], fields["actor"], fields["queue"], fields["state"]
+                pipe.hset(keys.task(task_id), mapping=fields)
+                for key in (keys.index(), keys.index(actor=actor), keys.index(queue=queue), keys.index(state=state),
+                            keys.index(state=state, actor=actor), keys.index(state=state, queue=queue)):
+                    indexes[key][task_id] = score
+            for key, members in indexes.items():
+                pipe.zadd(key, members)
+            pipe.execute()
+    return sample
+
+
+def delete(client: redis.Redis, namespace: str) -> int:
+    deleted = 0
+    scan = client.scan_iter(f"{namespace}:*", count=10_000)
+    while batch := list(itertools.islice(scan, 10_000)):
+        deleted += client.unlink(*batch)
+    return deleted
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--namespace", required=True, help="a throwaway namespace (never a live one)")
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--queue-prefix", default="", help="as CLAW_QUEUE_PREFIX of the API under test")
+    parser.add_argument("--ids-file", help="write a sample of the loaded ids here (JSON list)")
+    parser.add_argument("--delete", action="store_true", help="delete every key of the namespace and stop")
+    args = parser.parse_args(argv)
+    client = redis.Redis.from_url(args.redis_url, decode_responses=True)
+    if args.delete:
+        print(f"deleted {delete(client, args.namespace)} keys", file=sys.stderr)
+        return 0
+    started = time.monotonic()
+    sample = load(client, args.namespace, args.count, args.queue_prefix)
+    elapsed = time.monotonic() - started
+    print(f"loaded {args.count} records in {elapsed:.1f}s ({args.count / elapsed:,.0f}/s)", file=sys.stderr)
+    if args.ids_file:
+        with open(args.ids_file, "w") as out:
+            json.dump(sample, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

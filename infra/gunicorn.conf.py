@@ -1,0 +1,49 @@
+"""gunicorn settings for the API: ``gunicorn -c infra/gunicorn.conf.py api.wsgi:app``.
+
+gthread workers: requests block on Redis and RabbitMQ, and an SSE stream
+holds one thread for its lifetime, so each process serves several requests
+with threads. Environment: CLAW_API_BIND (127.0.0.1:8000), CLAW_API_WORKERS
+(2), CLAW_API_THREADS (4); PROMETHEUS_MULTIPROC_DIR to aggregate request
+metrics across workers.
+"""
+
+import glob
+import os
+
+wsgi_app = "api.wsgi:app"
+bind = os.environ.get("CLAW_API_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("CLAW_API_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("CLAW_API_THREADS", "4"))
+
+# A gthread worker heartbeats from its main loop, so `timeout` catches a hung
+# process, not a long request; SSE streams end by themselves within 10 minutes.
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+
+# Replace each worker after ~10k requests (jittered, so they do not all restart at once).
+max_requests = 10_000
+max_requests_jitter = 1_000
+
+# Access log without headers: the Authorization header (the token) is never written.
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
+
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    """Start request metrics from zero: files left by an earlier run would be summed in."""
+    if _metrics_dir:
+        os.makedirs(_metrics_dir, exist_ok=True)
+        for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
+            os.remove(path)
+
+
+def child_exit(server, worker):
+    if _metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
