@@ -149,7 +149,7 @@ def _submit_idempotent(engine: Engine, record: NewTask, message: Message, delay:
     try:
         _publish(engine, message, delay)
     except BrokerUnavailable:
-        engine.store.forget_idempotent(record)
+        engine.store.forget([record.task_id], record.actor, record.queue, record.idempotency_key)
         raise
     engine.store.mark_published(record.task_id)
     return record.task_id

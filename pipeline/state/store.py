@@ -151,10 +151,6 @@ class StateStore:
         value = self.redis.hget(self.keys.task(task_id), "unpublished")
         return float(value) if value else None
 
-    def forget_idempotent(self, task: NewTask) -> None:
-        """Undo :meth:`record_idempotent` after RabbitMQ refused the message."""
-        self.forget([task.task_id], task.actor, task.queue)
-        self.redis.delete(self.keys.idempotency(task.idempotency_key))
 
     def record_enqueued(self, tasks: Iterable[NewTask], now: Optional[float] = None) -> None:
         """Write PENDING records and their index entries in one pipelined round trip."""
@@ -199,8 +195,9 @@ class StateStore:
         finally:
             pool.release(connection)
 
-    def forget(self, task_ids: list[str], actor: str, queue: str) -> None:
-        """Remove records that were never accepted (the broker refused the message)."""
+    def forget(self, task_ids: list[str], actor: str, queue: str, idempotency_key: Optional[str] = None) -> None:
+        """Remove records that were never accepted (the broker refused the message), with
+        their idempotency key, in one transaction: no key may outlive its record."""
         with self.redis.pipeline(transaction=True) as pipe:
             for task_id in task_ids:
                 pipe.delete(self.keys.task(task_id))
@@ -213,6 +210,8 @@ class StateStore:
                     self.keys.index(state="PENDING", queue=queue),
                 ):
                     pipe.zrem(key, task_id)
+            if idempotency_key:
+                pipe.delete(self.keys.idempotency(idempotency_key))
             pipe.execute()
 
     # -- transitions (workers) -------------------------------------------------------------
