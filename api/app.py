@@ -35,7 +35,7 @@ from api.resources.tasks import (
 )
 from api.resources.workers import WorkerCommandResource, WorkerListResource
 from api.validation import BodyLimitMiddleware, strict_json_loads
-from pipeline.broker import import_task_modules
+from pipeline.broker import resolve_policies
 from pipeline.engine import Engine, get_engine
 from pipeline.queues import QueueStatsCache
 from pipeline.settings import Settings, get_settings
@@ -61,7 +61,7 @@ def create_app(
     """
     settings = settings or (engine.settings if engine is not None else get_settings())
     check_auth_config(settings)
-    import_task_modules(settings)  # the registry feeds the submit endpoints and the docs
+    resolve_policies(settings)  # imports the task modules (they feed the submit endpoints and docs), checks overrides
     provider: EngineProvider = (lambda: engine) if engine is not None else get_engine
     queue_stats = QueueStatsCache(settings)
     metrics = ApiMetrics(provider, queue_stats)

@@ -2,19 +2,22 @@
 
 gthread workers: requests block on Redis and RabbitMQ, and an SSE stream
 holds one thread for its lifetime, so each process serves several requests
-with threads. Environment: CLAW_API_BIND (127.0.0.1:8000), CLAW_API_WORKERS
-(2), CLAW_API_THREADS (4); PROMETHEUS_MULTIPROC_DIR to aggregate request
-metrics across workers.
+with threads. Worker and thread counts come from the validated settings
+(CLAW_API_WORKERS, CLAW_API_THREADS); ``claw-pipeline api --bind`` sets the
+address; PROMETHEUS_MULTIPROC_DIR aggregates request metrics across workers.
 """
 
 import glob
 import os
 
+from pipeline.settings import get_settings
+
+_settings = get_settings()  # already checked by `claw-pipeline api`, which prints one line on error
 wsgi_app = "api.wsgi:app"
-bind = os.environ.get("CLAW_API_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("CLAW_API_WORKERS", "2"))
+bind = "127.0.0.1:8000"
+workers = _settings.api_workers
 worker_class = "gthread"
-threads = int(os.environ.get("CLAW_API_THREADS", "4"))
+threads = _settings.api_threads
 
 # A gthread worker heartbeats from its main loop, so `timeout` catches a hung
 # process, not a long request; SSE streams end by themselves within 10 minutes.

@@ -74,7 +74,10 @@ def make_broker(
         broker.declare_queue(settings.queue_prefix + queue)
     bind_tasks(broker, settings)
     dramatiq.set_broker(broker)
-    logging.getLogger("dramatiq.worker.WorkerThread").addFilter(QuietWorkerLog())
+    for name in ("dramatiq.worker.WorkerThread", "dramatiq.worker.ConsumerThread"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QuietWorkerLog) for f in logger.filters):
+            logger.addFilter(QuietWorkerLog())
     return broker
 
 

@@ -34,22 +34,41 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("pika").setLevel(logging.WARNING)
 
 
+def validate_all_settings(settings) -> None:
+    """Every settings object, the domains' included, checked at start rather than at first use."""
+    from pipeline.broker import resolve_policies
+    from pipeline.knowledge.config import get_knowledge_settings
+    from pipeline.notifications.config import get_notification_settings
+    from scheduler.config import get_scheduler_settings
+
+    resolve_policies(settings)
+    get_knowledge_settings()
+    get_notification_settings()
+    get_scheduler_settings()
+
+
 def _print(value) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 @command("worker")
 def cmd_worker(args) -> int:
-    from pipeline.broker import resolve_policies
     from pipeline.services import check_services
     from pipeline.settings import get_settings
+    from pipeline.task import queue_names
     from pipeline.worker import WorkerOptions, run_worker
 
     settings = get_settings()
-    resolve_policies(settings)
+    validate_all_settings(settings)
+    options = WorkerOptions.from_settings(settings, processes=args.processes, threads=args.threads, queues=args.queues)
+    declared = set(queue_names())
+    idle = [q for q in options.queues if q not in declared]
+    if idle:
+        raise ConfigError(f"--queues / CLAW_WORKER_QUEUES: no task is declared on {', '.join(idle)} "
+                          f"(declared: {', '.join(sorted(declared))}; add modules with CLAW_TASK_MODULES)")
     check_services(settings)
     setup_logging(args.verbose)
-    return run_worker(WorkerOptions.from_settings(settings, processes=args.processes, threads=args.threads, queues=args.queues))
+    return run_worker(options)
 
 
 @command("api")
@@ -58,8 +77,10 @@ def cmd_api(args) -> int:
     from pipeline.services import check_services
     from pipeline.settings import get_settings
 
-    check_services(get_settings())
-    return run_api(args.bind, args.workers)
+    settings = get_settings()
+    validate_all_settings(settings)
+    check_services(settings)
+    return run_api(args.bind, args.workers or settings.api_workers)
 
 
 @command("run")

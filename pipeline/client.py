@@ -193,7 +193,7 @@ def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[En
         except InvalidArguments as exc:
             errors.update({f"tasks.{index}.{name}": text for name, text in exc.fields.items()})
         except LookupError as exc:
-            errors[f"tasks.{index}.actor"] = str(exc).strip("'\"")
+            errors[f"tasks.{index}.actor"] = exc.args[0]
     if errors:
         raise InvalidArguments("invalid submissions", errors)
     records = [record for record, _, _ in prepared]

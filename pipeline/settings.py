@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     api_tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API bearer tokens as `token:role` pairs, comma-separated (roles: read, submit, admin)."
     )
+    api_workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes of `claw-pipeline api`.")
+    api_threads: int = Field(4, ge=1, le=256, description="Threads per API worker process (each SSE stream holds one).")
     auth_disabled: bool = Field(False, description="Serve the API without authentication (development only).")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body the API accepts.")
     timezone: str = Field("Asia/Shanghai", description="Timezone of the built-in schedules.")

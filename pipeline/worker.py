@@ -36,7 +36,7 @@ from pipeline.middleware.time_limits import TimeLimits
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, get_settings
 from pipeline.state.store import to_json
-from pipeline.task import QUEUES
+from pipeline.task import queue_names
 
 logger = logging.getLogger("pipeline.worker")
 
@@ -105,7 +105,7 @@ def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, lambda *_: lifecycle.request(EXIT_RECYCLE))
 
-    queues = [settings.queue_prefix + queue for queue in options.queues or QUEUES]
+    queues = [settings.queue_prefix + q for q in options.queues] if options.queues else queue_names(settings.queue_prefix)
     store, registry = make_store(settings), make_registry(settings)
 
     def on_blocked(message, others_need_seconds: float) -> None:

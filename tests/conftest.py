@@ -200,3 +200,22 @@ def wait_for_state(engine, task_id: str, states, timeout: float = 30.0) -> dict:
         timeout,
         message=f"task {task_id} to reach {states} (now {(engine.store.get(task_id) or {}).get('state')})",
     )
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by Playwright (its pip wheel; no browser download).
+
+    One per test session: Playwright's sync API cannot run twice in a process.
+    """
+    from tests.dashboard.conftest import CHROMIUM_ARGS, chromium_path
+
+    path = chromium_path()
+    if path is None:
+        pytest.skip("Chromium is not installed and could not be: `apt-get install chromium` (make test-deps does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

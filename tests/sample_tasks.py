@@ -36,7 +36,7 @@ def echo(value=None, password=None):
 
 
 @task(max_retries=2, **FAST)
-def always_fails(message: str = "boom"):
+def always_fails(message: str = "boom", api_key: str | None = None):
     raise ValueError(message)
 
 

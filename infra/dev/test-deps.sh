@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # System packages the test suite drives: Debian's docker-compose (to validate
-# docker-compose.yml without an engine) and Chromium (dashboard browser tests).
+# docker-compose.yml without an engine), Chromium (dashboard browser tests)
+# and jq (the usage docs' shell snippets).
 set -euo pipefail
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

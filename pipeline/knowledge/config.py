@@ -66,7 +66,7 @@ class KnowledgeSettings(BaseSettings):
     llm_key: Optional[SecretStr] = Field(None, description="Bearer key for the chat API.")
     llm_timeout_seconds: float = Field(60.0, gt=0, description="Longest wait for the next bytes of a reply.")
     llm_max_tokens: int = Field(800, ge=16, le=32000, description="Longest reply, in model tokens.")
-    llm_temperature: float = Field(0.2, ge=0, le=2)
+    llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature sent to the chat model (openai provider).")
 
     answer_passages: int = Field(4, ge=1, le=20, description="Knowledge-base passages given to the model per answer.")
     history_messages: int = Field(12, ge=0, le=200, description="Earlier conversation messages sent with a question.")

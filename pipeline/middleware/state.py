@@ -25,6 +25,7 @@ import redis
 from dramatiq.middleware import Middleware, SkipMessage
 
 from pipeline.context import TaskContext, set_current, peek_current
+from pipeline.redact import redact
 from pipeline.state.store import NewTask, StateStore, to_json
 from pipeline.task import policy_of
 
@@ -192,20 +193,39 @@ class TaskState(Middleware):
         if peek_current() is not None and getattr(message, "_claw_started", None) is not None:
             set_current(None)
 
+    def after_nack(self, broker, message):
+        """A message dead-lettered before it could start (its actor is unknown to this
+        worker): its record must not wait as PENDING forever."""
+        if hasattr(message, "_claw_started") or getattr(message, "_claw_quiet_skip", False):
+            return
+        error = {"type": "ActorNotFound", "message": f"no worker knows actor {message.actor_name!r}; dead-lettered"}
+        fields = {"finished_at": f"{time.time():.6f}", "error": to_json(error)}
+        wait_for_redis(lambda: self.store.finish(message.message_id, "FAILURE", fields), "recording an unknown actor")
+
 
 class QuietWorkerLog(logging.Filter):
-    """Drop two Dramatiq worker warnings that do not apply to this engine.
+    """Dramatiq's worker log, fitted to this engine.
 
-    - "was skipped", for the skips it makes on purpose (rate-limited,
-      cancelled, already finished): they are recorded in the task instead;
-    - "haven't added the Results middleware": results are stored by
-      TaskState through StateStoreResults, a Results subclass that Dramatiq's
-      exact-type check (``type(m) is Results``) does not recognise.
+    - Messages in log lines show their arguments redacted (Dramatiq prints
+      them whole, secrets included, when a task fails).
+    - "was skipped" is dropped for the skips the engine makes on purpose
+      (rate-limited, cancelled, already finished): the task records them.
+    - "haven't added the Results middleware" is dropped: results are stored
+      by TaskState through StateStoreResults, a Results subclass that
+      Dramatiq's exact-type check (``type(m) is Results``) does not recognise.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         if args and getattr(args[0], "_claw_quiet_skip", False):
             return False
-        return "haven't added the Results middleware" not in str(record.msg)
+        if "haven't added the Results middleware" in str(record.msg):
+            return False
+        if any(hasattr(arg, "actor_name") and hasattr(arg, "kwargs") for arg in args):
+            record.args = tuple(_redacted(arg) if hasattr(arg, "actor_name") else arg for arg in args)
+        return True
+
+
+def _redacted(message) -> str:
+    return f"{message.actor_name}(*{redact(list(message.args))}, **{redact(dict(message.kwargs))}) [{message.message_id}]"
 

@@ -10,7 +10,7 @@ from api.resources.submit import SUBMIT_ROUTES
 from tests.api.conftest import auth
 
 #: Other teams' resources (Postgres-backed) are fuzzed in their own suites.
-OTHER_TEAMS = ["/api/v1/knowledge/", "/api/v1/conversations/", "/api/v1/notifications/"]
+OTHER_TEAMS = ["/api/v1/knowledge", "/api/v1/conversations/", "/api/v1/notifications/"]
 #: A schema-valid request may still be refused: since after until, a cursor this API never made.
 NOT_CHECKED = [positive_data_acceptance]
 

@@ -160,20 +160,6 @@ def server(env, engine):
     started.stop()
 
 
-@pytest.fixture(scope="session")
-def chromium():
-    """Debian's Chromium driven by Playwright (its pip wheel; no browser download)."""
-    path = chromium_path()
-    if path is None:
-        pytest.skip("Chromium is not installed and could not be: `apt-get install chromium` (make test-deps does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(chromium, server):
     """A fresh browser tab (own cookies) on the live server, not logged in; 1280x860 like a laptop."""

@@ -159,3 +159,25 @@ def test_idempotent_submit_killed_before_publishing_is_published_by_the_retry(en
     assert wait_for_state(engine, task_id, "SUCCESS")["result"]["value"] == "once"
     assert client.submit("echo", kwargs={"value": "once"}, idempotency_key="crash-1") == task_id
     assert engine.store.count_by_state(["echo"], [])["actors"]["echo"]["SUCCESS"] == 1
+
+
+def test_failing_task_logs_show_its_arguments_redacted(engine, start_worker):
+    worker = start_worker()
+    failed = client.submit("always_fails", kwargs={"message": "boom", "api_key": "sk-live-hunter2"})
+    wait_for_state(engine, failed, "FAILURE")
+    log = worker.output()
+    assert "always_fails(" in log and "'api_key': '***'" in log
+    assert "sk-live-hunter2" not in log
+
+
+def test_a_message_for_an_actor_no_worker_knows_ends_as_failure(engine, start_worker):
+    from dramatiq import Message
+
+    start_worker()
+    record_only = Message(QUEUE_PREFIX + sample_tasks.QUEUE, "ghost_actor", (), {"x": 1}, {}, message_id="00000000-0000-4000-8000-000000000001")
+    from pipeline.state.store import NewTask
+
+    engine.store.record_enqueued([NewTask(record_only.message_id, "ghost_actor", record_only.queue_name, 0, 0, [], {"x": 1})])
+    engine.broker.channel.basic_publish("", record_only.queue_name, record_only.encode())
+    record = wait_for_state(engine, record_only.message_id, "FAILURE")
+    assert record["error"]["type"] == "ActorNotFound"

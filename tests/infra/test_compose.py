@@ -75,6 +75,7 @@ def test_every_service_has_health_check_restart_policy_and_limits():
     assert services["scheduler"]["deploy"]["replicas"] == 2
     assert services["worker-ai"]["command"][-1] == "ai_high_priority"
     assert services["worker-knowledge"]["command"][2] == "knowledge_default"
+    assert all(services[w]["stop_grace_period"] == "10m" for w in ("worker", "worker-ai", "worker-knowledge"))
     assert services["rabbitmq"]["image"].endswith("-management")
     assert "pgvector" in services["postgres"]["image"]
     assert services["prometheus"]["profiles"] == ["monitoring"] == services["grafana"]["profiles"]

@@ -1,0 +1,50 @@
+"""An example task module: one actor, its whole policy declared next to it.
+
+Every process that submits or runs it imports it through CLAW_TASK_MODULES:
+
+    PYTHONPATH=. CLAW_TASK_MODULES=examples.report_tasks claw-pipeline worker --queues reports
+"""
+
+import time
+
+import pydantic
+
+from pipeline.context import current_task
+from pipeline.errors import PermanentError, SoftTimeLimitExceeded
+from pipeline.task import task
+
+
+class ReportArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    account_id: str = pydantic.Field(..., min_length=1, max_length=100)
+    months: int = pydantic.Field(12, ge=1, le=36)
+
+
+@task(
+    queue="reports",          # its own queue; workers consume it when told to (--queues reports)
+    priority=3,               # default priority 0-9 (9 first); a submission may choose another
+    max_retries=5,            # retries after the first attempt, with exponential backoff and jitter
+    retry_backoff_ms=10_000,  # first retry after ~10 s, then ~20 s, ~40 s ... (at most 20 minutes)
+    soft_time_limit=60,       # SoftTimeLimitExceeded is raised inside the task after 60 s
+    time_limit=90,            # HardTimeLimitExceeded after 90 s (never retried)
+    rate_limit="30/m",        # at most 30 starts per minute across all workers; extra ones wait
+    args_model=ReportArgs,    # arguments checked at submit (HTTP 422) and again when the task runs
+)
+def build_report(*, account_id: str, months: int = 12) -> dict:
+    """Build the monthly usage report of one account."""
+    if account_id.startswith("closed-"):
+        raise PermanentError(f"account {account_id} is closed")  # fails at once: no retry can help
+    me = current_task()
+    rows = []
+    try:
+        for month in range(1, months + 1):
+            if me.cancel_requested():  # cooperative cancellation between steps
+                break
+            rows.append({"month": month, "requests": 1000 + 10 * month})
+            me.report_progress(100 * month / months, f"month {month} of {months}")
+            time.sleep(0.2)  # the real work: queries, rendering, ...
+    except SoftTimeLimitExceeded:
+        me.report_progress(100 * len(rows) / months, "stopped at the soft time limit")
+        raise  # counts as a failed attempt and is retried
+    return {"account_id": account_id, "months": len(rows), "total_requests": sum(r["requests"] for r in rows)}
