@@ -141,15 +141,14 @@ def engine(settings):
     purge_test_queues(delete=True)
 
 
-class WorkerProcess:
-    """A real ``claw-pipeline worker`` supervisor in a subprocess."""
+class Subprocess:
+    """A process a test starts: in its own session (its children go with it), output in a log file."""
 
-    def __init__(self, env: dict, *args: str):
-        self.log = open(Path(os.environ.get("CLAW_TEST_LOGS", "/tmp")) / f"worker-{uuid.uuid4().hex[:6]}.log", "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", *args],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    def __init__(self, argv: list[str], env: dict, label: str):
+        self.log = open(Path(os.environ.get("CLAW_TEST_LOGS", "/tmp")) / f"{label}-{uuid.uuid4().hex[:6]}.log", "w+")
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
 
     def output(self) -> str:
         self.log.flush()
@@ -157,13 +156,13 @@ class WorkerProcess:
         return self.log.read()
 
     def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then SIGKILL to the whole group if it does not stop in time; the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                self.kill_group()
         return self.proc.returncode
 
     def kill_group(self) -> None:
@@ -172,6 +171,13 @@ class WorkerProcess:
         except ProcessLookupError:
             pass
         self.proc.wait()
+
+
+class WorkerProcess(Subprocess):
+    """A real ``claw-pipeline worker`` supervisor."""
+
+    def __init__(self, env: dict, *args: str):
+        super().__init__([sys.executable, "-m", "pipeline.cli", "worker", *args], env, "worker")
 
 
 @pytest.fixture

@@ -5,20 +5,16 @@ Tokens have one role each; ``Api`` sends the token of the role a call asks for.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from falcon import testing
 
 from tests import sample_tasks
-from tests.conftest import QUEUE_PREFIX, ROOT, wait_until
+from tests.conftest import QUEUE_PREFIX, ROOT, Subprocess, wait_until
 
 #: The sample tasks' queue as RabbitMQ and the task records name it.
 QUEUE = QUEUE_PREFIX + sample_tasks.QUEUE
@@ -74,22 +70,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Server:
-    """``claw-pipeline api`` (gunicorn with infra/gunicorn.conf.py) in a subprocess."""
+class Server(Subprocess):
+    """``claw-pipeline api`` (gunicorn with infra/gunicorn.conf.py) in a subprocess, answering /health."""
 
-    def __init__(self, env: dict, log_dir: Path):
+    def __init__(self, env: dict, app: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_dir / f"api-{uuid.uuid4().hex[:6]}.log", "w+")
         code = "from api.cli import run_api; import sys; run_api(sys.argv[1], int(sys.argv[2]))"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, f"127.0.0.1:{self.port}", "2"],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        argv = [sys.executable, "-c", code, f"127.0.0.1:{self.port}", "2"]
+        if app:  # another WSGI app under the same gunicorn configuration
+            argv = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "infra" / "gunicorn.conf.py"), "--chdir",
+                    str(ROOT), "--bind", f"127.0.0.1:{self.port}", "--workers", "2", app]
+        super().__init__(argv, env, "api")
         try:
             wait_until(self._answers, 30, interval=0.1, message="gunicorn to answer /health")
         except BaseException:
-            self.stop()  # never leave a server behind when it did not come up
+            self.close()  # never leave a server behind when it did not come up
             raise
 
     def _answers(self) -> bool:
@@ -104,25 +100,14 @@ class Server:
         headers = {**auth(role), **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.url}{path}", headers=headers, **kwargs)
 
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:  # gunicorn's master: SIGTERM stops its workers gracefully
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+    def close(self) -> None:
+        self.stop(15)
         self.log.close()
 
 
 @pytest.fixture
 def server(env, engine):
     """The real API under gunicorn (2 gthread workers) on this test's namespace and queues."""
-    started = Server({**env, "CLAW_API_TOKENS": TOKENS_ENV}, Path(os.environ.get("CLAW_TEST_LOGS", "/tmp")))
+    started = Server({**env, "CLAW_API_TOKENS": TOKENS_ENV})
     yield started
-    started.stop()
+    started.close()

@@ -151,7 +151,7 @@ def test_auth_limits_and_bad_input_over_http_and_no_token_in_the_access_log(serv
 
 
 def test_request_metrics_add_up_across_gunicorn_workers_in_multiprocess_mode(env, engine, tmp_path):
-    server = Server({**env, "CLAW_API_TOKENS": TOKENS_ENV, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, tmp_path)
+    server = Server({**env, "CLAW_API_TOKENS": TOKENS_ENV, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
 
     def list_20_times() -> set[str]:
         before = len(server.output())
@@ -170,4 +170,4 @@ def test_request_metrics_add_up_across_gunicorn_workers_in_multiprocess_mode(env
         text = server.call("GET", "/metrics", "read").text
         assert line in text and 'claw_tasks{state="PENDING"}' in text
     finally:
-        server.stop()
+        server.close()

@@ -6,22 +6,16 @@ Every process a test starts (workers, gunicorn) gets the test's tokens through
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import requests
 from falcon import testing
 
-from tests.conftest import ROOT, wait_until
+from tests.api.conftest import Server
 
 ROLES = ("read", "submit", "admin")
 TOKENS = {role: f"{role}-dash-{uuid.uuid4().hex}" for role in ROLES}
@@ -114,50 +108,12 @@ def chromium_path() -> str | None:
     return next((path for path in map(shutil.which, ("chromium", "chromium-browser")) if path), None)
 
 
-class Gunicorn:
-    """gunicorn (``infra/gunicorn.conf.py``, 2 workers) serving :mod:`tests.dashboard.wsgi`."""
-
-    def __init__(self, env: dict):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(Path(os.environ.get("CLAW_TEST_LOGS", "/tmp")) / f"dash-api-{uuid.uuid4().hex[:6]}.log", "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "infra" / "gunicorn.conf.py"), "--chdir", str(ROOT),
-             "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "tests.dashboard.wsgi:app"],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        wait_until(self._answers, 30, interval=0.1, message="gunicorn to answer /health")
-
-    def _answers(self) -> bool:
-        assert self.proc.poll() is None, self.output()
-        try:
-            return requests.get(f"{self.url}/health", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture
 def server(env, engine):
-    started = Gunicorn(env)
+    """The dashboard's test app (:mod:`tests.dashboard.wsgi`) under the API's gunicorn configuration."""
+    started = Server(env, app="tests.dashboard.wsgi:app")
     yield started
-    started.stop()
+    started.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import requests
 
@@ -14,7 +13,6 @@ from tests.api.conftest import TOKENS_ENV, Server
 from tests.conftest import queue_depth, wait_until
 from tests.reliability.conftest import scale, wait_all_final
 
-LOGS = Path(os.environ.get("CLAW_TEST_LOGS", "/tmp"))
 
 
 def rabbitmq(command: str) -> None:
@@ -88,14 +86,14 @@ def test_a_client_retrying_after_the_api_was_killed_mid_request_gets_one_task(en
     ids, in_progress_answers = set(), 0
     for attempt in range(tries):
         key = f"order-{attempt}"
-        server = Server(env, LOGS)
+        server = Server(env)
         first = threading.Thread(target=_post_and_ignore, args=(server, {**body, "idempotency_key": key}))
         first.start()
         time.sleep(random.uniform(0, 0.02))
         os.killpg(server.proc.pid, signal.SIGKILL)  # gunicorn master and workers, mid-request or not
         server.proc.wait()
         first.join(30)
-        server = Server(env, LOGS)
+        server = Server(env)
         try:
             while True:
                 answer = server.call("POST", "/api/v1/tasks/notifications/send", role="submit", json={**body, "idempotency_key": key})
@@ -109,7 +107,7 @@ def test_a_client_retrying_after_the_api_was_killed_mid_request_gets_one_task(en
                 assert again.json()["task_id"] == answer.json()["task_id"]
                 break
         finally:
-            server.stop()
+            server.close()
     recorded = engine.store.count_by_state(["send_notification"], [])["actors"]["send_notification"]
     messages = queue_depth("notification_default")
     report(fault="API process group SIGKILLed mid-request; client retries with the same idempotency key",

@@ -9,17 +9,12 @@ rather than to ``send_notification`` on the shared notification queue.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wait_until
+from tests.conftest import Subprocess, wait_until
 
 LOCK_TTL_SECONDS = 3
 
@@ -58,35 +53,9 @@ def schedules(engine):
     return ScheduleStore.for_engine(engine)
 
 
-class SchedulerProcess:
+class SchedulerProcess(Subprocess):
     def __init__(self, env: dict):
-        self.log = open(Path(os.environ.get("CLAW_TEST_LOGS", "/tmp")) / f"scheduler-{uuid.uuid4().hex[:6]}.log", "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", "scheduler"],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.pid = self.proc.pid
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        super().__init__([sys.executable, "-m", "scheduler.cli", "scheduler"], env, "scheduler")
 
 
 @pytest.fixture
@@ -101,7 +70,7 @@ def start_scheduler(env, engine):
 
     yield start
     for process in started:
-        process.stop()
+        process.stop(15)
         process.log.close()
 
 

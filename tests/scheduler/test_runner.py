@@ -62,7 +62,7 @@ def test_three_schedulers_fire_once_per_second_and_survive_a_killed_leader(engin
 
     victim = replicas.pop(leader_pid())
     killed_at = time.time()
-    victim.kill()
+    victim.kill_group()
     new_leader = wait_until(lambda: leader_pid() in replicas and leader_pid(), LOCK_TTL_SECONDS + 1.5, interval=0.05,
                             message="a standby to take over")
     takeover = time.time() - killed_at
