@@ -110,7 +110,8 @@ class TaskState(Middleware):
     def before_process_message(self, broker, message):
         policy = policy_of(broker, message.actor_name)
         max_attempts = policy.max_retries + 1 + LOST_DELIVERIES_TOLERATED
-        start = lambda: self.store.start(message.message_id, worker_identity(), max_attempts)  # noqa: E731
+        redelivered = bool(getattr(message, "redelivered", True))
+        start = lambda: self.store.start(message.message_id, worker_identity(), max_attempts, redelivered)  # noqa: E731
         outcome, attempts = wait_for_redis(start, "starting a task")
         if outcome == "MISSING":
             self.store.record_if_missing(new_task_from_message(broker, message))
@@ -126,7 +127,9 @@ class TaskState(Middleware):
     def _drop(self, message, outcome: str, attempts: int):
         """Do not run this delivery: its task is cancelled, finished, or poison."""
         message._claw_quiet_skip = True
-        if outcome == "CANCELLED":
+        if outcome == "DUPLICATE":
+            logger.warning("Dropping a second copy of message %s: its task is running elsewhere.", message.message_id)
+        elif outcome == "CANCELLED":
             logger.info("Dropping message %s: its task was cancelled.", message.message_id)
             wait_for_redis(lambda: self.store.mark_cancelled_dropped(message.message_id), "dropping a cancelled task")
         elif outcome == "EXHAUSTED":

@@ -76,13 +76,17 @@ move(id, score, actor, queue, nil, 'PENDING')
 return 1
 """
 
-# ARGV: P, id, worker, now, max_attempts
+# A STARTED task met again is a redelivery when RabbitMQ says so (its worker
+# died); otherwise it is a second copy of the message (a publish repeated
+# after an unconfirmed first one) and must not run beside the first.
+# ARGV: P, id, worker, now, max_attempts, redelivered (1/0)
 START = PRELUDE + r"""
 local id, worker, now, max_attempts = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local key = P..':t:'..id
 local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'attempts')
 if not r[1] then return {'MISSING', 0} end
 if FINAL[r[1]] then return {r[1], tonumber(r[5] or '0')} end
+if r[1] == 'STARTED' and ARGV[6] == '0' then return {'DUPLICATE', tonumber(r[5] or '0')} end
 local attempts = tonumber(r[5] or '0') + 1
 if attempts > max_attempts then return {'EXHAUSTED', attempts - 1} end
 redis.call('HSET', key, 'state', 'STARTED', 'started_at', now, 'worker', worker, 'attempts', attempts)

@@ -216,14 +216,16 @@ class StateStore:
 
     # -- transitions (workers) -------------------------------------------------------------
 
-    def start(self, task_id: str, worker: str, max_attempts: int) -> tuple[str, int]:
+    def start(self, task_id: str, worker: str, max_attempts: int, redelivered: bool = True) -> tuple[str, int]:
         """PENDING/RETRY/STARTED -> STARTED. Returns (outcome, attempts).
 
         Outcomes: STARTED; MISSING (no record); EXHAUSTED (delivered more times
-        than the policy allows, e.g. a message that kills its worker); or the
+        than the policy allows, e.g. a message that kills its worker); DUPLICATE
+        (a second copy of a running task's message, not a redelivery); or the
         final state when the task already finished (a redelivery).
         """
-        outcome, attempts = self._hot(self._start, [self.namespace, task_id, worker, f"{time.time():.6f}", max_attempts])
+        argv = [self.namespace, task_id, worker, f"{time.time():.6f}", max_attempts, "1" if redelivered else "0"]
+        outcome, attempts = self._hot(self._start, argv)
         return outcome, int(attempts)
 
     def finish(

@@ -62,6 +62,7 @@ def test_counts_follow_every_transition_exactly(store):
 def test_start_refuses_finished_cancelled_and_over_delivered_tasks(store):
     store.record_enqueued([_task(1), _task(2)])
     assert store.start("t0001", "w", 2) == ("STARTED", 1)
+    assert store.start("t0001", "w", 2, redelivered=False) == ("DUPLICATE", 1)  # a second copy, not a redelivery
     assert store.start("t0001", "w", 2) == ("STARTED", 2)  # redelivered after a crash
     assert store.start("t0001", "w", 2) == ("EXHAUSTED", 2)
     store.cancel("t0002", "r:t0002", "x")

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from pipeline import client
 from tests.conftest import wait_until
 from tests.reliability.conftest import scale, wait_all_final
@@ -20,6 +22,7 @@ def namespace_keys(redis_client, namespace: str) -> int:
     return sum(1 for _ in redis_client.scan_iter(f"{namespace}:*", count=5000))
 
 
+@pytest.mark.timeout(scale(300, 3600))
 def test_soak_accounts_for_every_task_with_flat_memory(settings, start_worker, redis_client, namespace, report):
     from pipeline.engine import make_engine, set_engine
 
