@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Callable
 
 import pika
-import redis
 from rich.console import Console
 from rich.table import Table
 

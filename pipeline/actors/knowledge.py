@@ -12,7 +12,7 @@ more threads than updates that may run at once.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import pydantic
 from pydantic import Field

@@ -2,7 +2,6 @@
 
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
