@@ -14,6 +14,7 @@ restarts every process gracefully, one by one.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -88,22 +89,23 @@ class Lifecycle:
         self.event.set()
 
 
-def worker_process(node: str, options: WorkerOptions, leaving) -> None:
+def worker_process(node: str, options: WorkerOptions, leaving, supervisor_pid: int) -> None:
     """Body of one worker process; settings problems end it with one line and EXIT_CONFIG."""
     try:
-        _serve(node, options, Lifecycle(lambda: leaving.put(os.getpid())))
+        _serve(node, options, Lifecycle(lambda: leaving.put(os.getpid())), supervisor_pid)
     except ConfigError as exc:
         print(f"claw-pipeline: error: {exc}", file=sys.stderr, flush=True)
         os._exit(EXIT_CONFIG)
 
 
-def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle) -> None:
+def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle, supervisor_pid: int) -> None:
     """A Dramatiq Worker with the engine's middleware, until told to stop."""
     settings = get_settings()
     signal.signal(signal.SIGTERM, lambda *_: lifecycle.request(EXIT_SHUTDOWN))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; Ctrl-C reaches it too
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, lambda *_: lifecycle.request(EXIT_RECYCLE))
+    stop_with_supervisor(supervisor_pid)
 
     queues = [settings.queue_prefix + q for q in options.queues] if options.queues else queue_names(settings.queue_prefix)
     store, registry = make_store(settings), make_registry(settings)
@@ -151,6 +153,18 @@ def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle) -> None:
     os._exit(lifecycle.code)
 
 
+def stop_with_supervisor(supervisor_pid: int) -> None:
+    """Have the kernel send SIGTERM (a graceful stop) when the supervisor dies.
+
+    A worker process outliving a SIGKILLed supervisor would go on consuming
+    with nobody left to stop, recycle or replace it.
+    """
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor_pid:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Supervisor:
     """Keeps *processes* worker processes running until told to stop."""
 
@@ -170,7 +184,7 @@ class Supervisor:
         self.exit_code = 0
 
     def spawn(self) -> None:
-        process = self.context.Process(target=worker_process, args=(self.node, self.options, self.leaving), name="claw-worker")
+        process = self.context.Process(target=worker_process, args=(self.node, self.options, self.leaving, os.getpid()), name="claw-worker")
         process.start()
         self.children[process.pid] = process
         self.started_at[process.pid] = time.monotonic()

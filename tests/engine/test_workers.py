@@ -31,6 +31,22 @@ def test_killed_worker_process_disappears_and_is_replaced(engine, start_worker):
     assert wait_for_state(engine, client.submit("echo", kwargs={"value": 1}), "SUCCESS")
 
 
+def test_worker_processes_stop_when_their_supervisor_is_killed(engine, start_worker):
+    supervisor = start_worker("--processes", "2")
+    pids = [w["pid"] for w in wait_until(lambda: len(engine.workers.list()) == 2 and engine.workers.list(), 20, message="2 workers")]
+    supervisor.proc.kill()
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"  # exited, waiting to be reaped by init
+
+    wait_until(lambda: all(gone(pid) for pid in pids), 20, message="the orphaned worker processes to exit")
+
+
 def test_tasks_of_a_killed_worker_are_redelivered_and_finish_once(engine, start_worker, namespace, redis_client):
     start_worker("--processes", "1", "--threads", "2")
     ids = [client.submit("slow_side_effect", kwargs={"key": f"{namespace}:fx", "seconds": 1}) for _ in range(2)]
