@@ -2,7 +2,7 @@
 
 Loaded by the benchmark's worker through CLAW_TASK_MODULES. Everything the
 engine does by default stays on: state records, results, retries, time
-limits, heartbeats, recycling every CLAW_MAX_TASKS_PER_CHILD tasks.
+limits, heartbeats, recycling (CLAW_MAX_TASKS_PER_CHILD, CLAW_MAX_MEMORY_PER_CHILD_MIB).
 """
 
 from pipeline.task import task

@@ -53,7 +53,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Queues to consume, comma-separated; empty means all declared queues."
     )
     max_tasks_per_child: int = Field(
-        100, ge=0, description="A worker process is replaced after this many tasks (0 = never)."
+        10_000, ge=0, description="A worker process is replaced after this many tasks (0 = never)."
+    )
+    max_memory_per_child_mib: int = Field(
+        512, ge=0, description="A worker process is replaced after a task that leaves it above this resident memory, in MiB (0 = never)."
     )
     queue_prefetch: int = Field(
         0, ge=0, description="Messages prefetched per worker process; 0 = 2 x threads (Dramatiq's default)."

@@ -31,7 +31,7 @@ import dramatiq
 from pipeline.engine import make_engine, make_registry, make_store
 from pipeline.middleware.heartbeat import Heartbeat
 from pipeline.middleware.metrics import worker_metrics_middleware, worker_metrics_server
-from pipeline.middleware.recycle import MaxTasksPerChild
+from pipeline.middleware.recycle import Recycle
 from pipeline.middleware.state import worker_identity
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.errors import ConfigError
@@ -129,8 +129,9 @@ def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle, supervisor_p
     ]
     if settings.worker_metrics_port:
         middleware.append(worker_metrics_middleware(settings))
-    if settings.max_tasks_per_child:
-        middleware.append(MaxTasksPerChild(settings.max_tasks_per_child, lambda: lifecycle.request(EXIT_RECYCLE)))
+    if settings.max_tasks_per_child or settings.max_memory_per_child_mib:
+        recycle = lambda: lifecycle.request(EXIT_RECYCLE)  # noqa: E731
+        middleware.append(Recycle(recycle, settings.max_tasks_per_child, settings.max_memory_per_child_mib))
     engine = make_engine(
         settings, store=store, workers=registry, extra_middleware=middleware, time_limits=TimeLimits(on_blocked)
     )

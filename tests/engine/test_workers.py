@@ -66,6 +66,15 @@ def test_worker_process_is_recycled_after_max_tasks_without_losing_messages(engi
     assert len({r["worker"] for r in records}) >= 4  # at least 4 process lifetimes
 
 
+def test_worker_process_above_the_memory_limit_is_recycled_after_its_task(engine, start_worker):
+    start_worker("--processes", "1", "--threads", "1",
+                 extra_env={"CLAW_MAX_MEMORY_PER_CHILD_MIB": "1", "CLAW_MAX_TASKS_PER_CHILD": "0"})
+    ids = client.submit_many([{"actor": "echo", "kwargs": {"value": i}} for i in range(4)])
+    records = [wait_for_state(engine, task_id, "SUCCESS", timeout=60) for task_id in ids]
+    assert all(r["attempts"] == 1 for r in records)
+    assert len({r["worker"] for r in records}) >= 2  # every process is above 1 MiB: replaced after a task
+
+
 def test_pool_restart_replaces_processes_and_lets_running_tasks_finish(engine, start_worker, namespace):
     start_worker("--processes", "2")
     before = {w["pid"] for w in engine.workers.list()}
