@@ -119,7 +119,7 @@ def submit(
     if idempotency_key:
         return _submit_idempotent(engine, record, message, delay)
     try:
-        with engine.store.recording(record), untracked():
+        with engine.store.recording([record]), untracked():
             engine.broker.enqueue(message, delay=delay)
     except (BrokerError, pika.exceptions.AMQPError) as exc:
         engine.store.forget([task_id], record.actor, record.queue)
@@ -179,7 +179,7 @@ def _resume(engine: Engine, task_id: str) -> str:
 
 def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[Engine] = None) -> list[str]:
     """Submit up to MAX_BULK tasks at once: all validated first, recorded in one
-    Redis transaction, published in one AMQP transaction. Returns ids in order."""
+    Redis pipeline while they are published in one AMQP transaction. Returns ids in order."""
     engine = engine or get_engine()
     subs = [s if isinstance(s, Submission) else Submission(**s) for s in submissions]
     if len(subs) > MAX_BULK:
@@ -197,9 +197,8 @@ def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[En
     if errors:
         raise InvalidArguments("invalid submissions", errors)
     records = [record for record, _, _ in prepared]
-    engine.store.record_enqueued(records)
     try:
-        with untracked():
+        with engine.store.recording(records), untracked():
             publish_batch(engine.broker, [(message, delay) for _, message, delay in prepared])
     except BrokerUnavailable:
         for record in records:

@@ -169,26 +169,34 @@ class StateStore:
         return [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields)]
 
     @contextlib.contextmanager
-    def recording(self, task: NewTask) -> Iterator[None]:
-        """Record *task* while the body of the ``with`` block runs (the publish).
+    def recording(self, tasks: list[NewTask]) -> Iterator[None]:
+        """Record *tasks* while the body of the ``with`` block runs (the publish).
 
-        The script is sent before the block and its reply read after it, so
-        the Redis round trip overlaps RabbitMQ's publisher confirm instead of
-        adding to it. Redis has the command before RabbitMQ has the message,
-        and CREATE is create-if-missing, so a worker can never race it.
+        The scripts are sent before the block and their replies read after
+        it, so Redis works through them while RabbitMQ takes and confirms the
+        messages, instead of one waiting for the other. Redis has the commands
+        before RabbitMQ has the messages, and CREATE is create-if-missing: a
+        worker that meets a message before its record (a large batch still
+        being read) records it from the message, and the client's CREATE
+        then leaves that record alone.
         """
-        argv = self.create_args(task, time.time())
+        now = time.time()
+        commands = [("EVALSHA", self._create.sha, 0, *self.create_args(task, now)) for task in tasks]
         pool = self.redis.connection_pool
         connection = pool.get_connection()
         try:
-            connection.send_command("EVALSHA", self._create.sha, 0, *argv)
+            connection.send_packed_command(connection.pack_commands(commands))
             try:
                 yield
             finally:
-                try:
-                    connection.read_response()
-                except redis.exceptions.NoScriptError:  # Redis restarted and lost its script cache
-                    self.record_if_missing(task)
+                script_missing = False
+                for _ in commands:
+                    try:
+                        connection.read_response()
+                    except redis.exceptions.NoScriptError:  # Redis restarted and lost its script cache
+                        script_missing = True
+                if script_missing:
+                    self.record_enqueued(tasks, now)
         except BaseException:
             connection.disconnect()
             raise
