@@ -82,7 +82,7 @@ class BulkSubmitResource:
         "Submit up to 1,000 tasks of any actors at once", TAG, body=BulkBody, response=BulkAccepted, status=202,
         errors=(503,),
         description="All are validated first (errors name `tasks.<index>.<field>`), recorded in one Redis "
-                    "transaction and published in one AMQP transaction: all are accepted, or none.",
+                    "pipeline and published in one AMQP transaction: all are accepted, or none.",
     )}
 
     def __init__(self, engine: EngineProvider):

@@ -40,8 +40,11 @@ local function finalize(id, actor, queue, state, now, ttl, grace)
   redis.call('EXPIRE', bucket, 3700)
 end
 
-local function set_fields(key, first)
-  for i = first, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+-- One HSET for the new state and the field/value pairs from ARGV[first] on.
+local function set_state(key, state, first)
+  local fields = {'state', state}
+  for i = first, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', key, unpack(fields))
 end
 """
 
@@ -104,8 +107,7 @@ local key = P..':t:'..id
 local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score')
 if not r[1] then return 'MISSING' end
 if FINAL[r[1]] then return r[1] end
-set_fields(key, 11)
-redis.call('HSET', key, 'state', new)
+set_state(key, new, 11)
 move(id, r[4], r[2], r[3], r[1], new)
 if FINAL[new] then
   redis.call('HDEL', key, 'eta', 'wait_reason')
