@@ -33,7 +33,7 @@ test-reliability: install services test-deps
 	CLAW_RELIABILITY=full $(PY) -m pytest tests/reliability -p no:cacheprovider
 	$(PY) -m tests.reliability.report
 
-bench: install services
+bench: install services test-deps
 	$(PY) -m bench.run
 
 clean:

@@ -14,7 +14,6 @@ Use a throwaway namespace and delete it afterwards.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
@@ -23,6 +22,7 @@ from collections import defaultdict
 
 import redis
 
+from bench.common import delete_namespace
 from pipeline.state.keys import Keys
 from pipeline.state.store import NewTask, to_json
 
@@ -79,14 +79,6 @@ def load(client: redis.Redis, namespace: str, count: int, queue_prefix: str = ""
     return sample
 
 
-def delete(client: redis.Redis, namespace: str) -> int:
-    deleted = 0
-    scan = client.scan_iter(f"{namespace}:*", count=10_000)
-    while batch := list(itertools.islice(scan, 10_000)):
-        deleted += client.unlink(*batch)
-    return deleted
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -98,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     client = redis.Redis.from_url(args.redis_url, decode_responses=True)
     if args.delete:
-        print(f"deleted {delete(client, args.namespace)} keys", file=sys.stderr)
+        print(f"deleted {delete_namespace(client, args.namespace)} keys", file=sys.stderr)
         return 0
     started = time.monotonic()
     sample = load(client, args.namespace, args.count, args.queue_prefix)

@@ -11,9 +11,10 @@ from dramatiq.encoder import JSONEncoder
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
-BROKER_URL = os.environ.get("CLAW_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+from bench.common import BROKER_URL, QUEUE_PREFIX
+
 REDIS_URL = os.environ.get("BENCH_RESULTS_REDIS_URL", "redis://127.0.0.1:6379/14")
-QUEUE = "bench_raw"
+QUEUE = QUEUE_PREFIX + "raw"
 
 # An explicit encoder: the benchmark process also hosts claw-pipeline, whose
 # engine installs its own (compatible) global encoder for messages.

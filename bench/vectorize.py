@@ -1,11 +1,12 @@
-"""Vectorize benchmark: chunks/s through ``vectorize_document`` against the embedder's raw rate.
+"""Part 5: chunks/s through ``vectorize_document`` against the embedder's raw encode rate.
 
 Same text, same chunks, alternated (raw, pipeline, raw, pipeline, ...). The
 pipeline figure is the task's own runtime (chunk + embed + store in one
 transaction) as recorded by a real worker; the raw one is ``passages()`` on
-the same chunks in this process.
+the same chunks in this process. Each rep uses a fresh knowledge base (so no
+vector is reused); the bases are deleted at the end.
 
-    python -m bench.vectorize [--reps 3] [--copies 3]
+    python -m bench.vectorize [--reps 3] [--copies 2]    (prints JSON; ``make bench`` runs it too)
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import BROKER_URL, QUEUE_PREFIX, REDIS_URL, ROOT, clean_run, namespace, stop
+
 CORPUS = ROOT / "tests" / "knowledge" / "corpus"
 
 
@@ -30,62 +30,56 @@ def document(copies: int) -> str:
     return "\n\n".join(parts * copies)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--copies", type=int, default=2, help="how many times the corpus is repeated")
-    args = parser.parse_args(argv)
-
-    namespace, prefix = f"bench-vec-{uuid.uuid4().hex[:6]}", f"benchvec{uuid.uuid4().hex[:4]}_"
-    os.environ.update({"CLAW_NAMESPACE": namespace, "CLAW_QUEUE_PREFIX": prefix})
-    from pipeline import client
-    from pipeline.engine import make_engine, set_engine
-    from pipeline.knowledge import chunking, store
+def measure(reps: int, copies: int) -> dict:
+    """``{"chunks": n, "raw": [chunks/s per rep], "vectorize": [chunks/s per rep]}``."""
+    from pipeline.engine import make_engine
+    from pipeline.knowledge import chunking
     from pipeline.knowledge.config import get_knowledge_settings
     from pipeline.knowledge.db import connection
     from pipeline.knowledge.embedders import get_embedder
-    from pipeline.settings import get_settings
+    from pipeline.settings import load_settings
 
-    engine = make_engine(get_settings())
-    set_engine(engine)
-    knowledge = get_knowledge_settings()
-    embedder = get_embedder()
-    text = document(args.copies)
-    chunks = chunking.split(text, embedder.token_count, knowledge.chunk_tokens, knowledge.chunk_overlap, markdown=True)
-    worker = subprocess.Popen(
+    ns = namespace("vec")
+    engine = make_engine(load_settings(namespace=ns, queue_prefix=QUEUE_PREFIX, broker_url=BROKER_URL, redis_url=REDIS_URL))
+    worker = subprocess.Popen(  # started first: it loads its model while this process loads its own
         [sys.executable, "-m", "pipeline.cli", "worker", "-p", "1", "-t", "1", "-Q", "knowledge_default"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "CLAW_NAMESPACE": ns, "CLAW_QUEUE_PREFIX": QUEUE_PREFIX, "CLAW_BROKER_URL": BROKER_URL,
+             "CLAW_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)},
     )
-    raw, piped = [], []
+    raw, piped, bases = [], [], []
     try:
-        _vectorize(client, engine, store, connection, embedder, "warm-up", "热身 warm-up text.")
-        for rep in range(args.reps):
+        knowledge = get_knowledge_settings()
+        embedder = get_embedder()
+        text = document(copies)
+        chunks = chunking.split(text, embedder.token_count, knowledge.chunk_tokens, knowledge.chunk_overlap, markdown=True)
+        _vectorize(engine, embedder, bases, "warm-up", "热身 warm-up text.")  # the worker loads its model
+        for rep in range(reps):
             started = time.perf_counter()
             embedder.passages([c.text for c in chunks])
             raw.append(len(chunks) / (time.perf_counter() - started))
-            record = _vectorize(client, engine, store, connection, embedder, f"rep-{rep}", text)
+            record = _vectorize(engine, embedder, bases, f"rep-{rep}", text)
             piped.append(record["result"]["chunks"] / (record["runtime_ms"] / 1000))
-            print(f"rep {rep + 1}: raw {raw[-1]:.1f} chunks/s, vectorize_document {piped[-1]:.1f} chunks/s", flush=True)
     finally:
-        worker.terminate()
-        worker.wait(60)
+        stop(worker)
         engine.close()
-    result = {"chunks": len(chunks), "raw_chunks_per_s": statistics.median(raw),
-              "vectorize_chunks_per_s": statistics.median(piped), "ratio": statistics.median(piped) / statistics.median(raw),
-              "raw_samples": raw, "vectorize_samples": piped}
-    print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "vectorize-latest.json").write_text(json.dumps(result, indent=2))
-    return 0
+        if bases:
+            with connection() as conn:
+                conn.execute("DELETE FROM knowledge_bases WHERE id = ANY(%s)", (bases,))
+    return {"chunks": len(chunks), "raw": raw, "vectorize": piped}
 
 
-def _vectorize(client, engine, store, connection, embedder, name: str, text: str) -> dict:
-    """One fresh knowledge base and document (so no vector can be reused), vectorized by the worker."""
+def _vectorize(engine, embedder, bases: list, name: str, text: str) -> dict:
+    """One fresh knowledge base (its id appended to *bases*) and document, vectorized by the worker."""
+    from pipeline import client
+    from pipeline.knowledge import store
+    from pipeline.knowledge.db import connection
+
     with connection() as conn:
-        kb = store.ensure_knowledge_base(conn, f"bench-{name}-{uuid.uuid4().hex[:6]}", embedder.model_name, embedder.dim)
-    task_id = client.submit("vectorize_document", kwargs={"knowledge_base_id": str(kb.id), "source": f"{name}.md",
-                                                          "title": name, "text": text})
+        kb = store.ensure_knowledge_base(conn, f"{namespace(name)}-{uuid.uuid4().hex[:6]}", embedder.model_name, embedder.dim)
+    bases.append(kb.id)
+    task_id = client.submit("vectorize_document", engine=engine, kwargs={
+        "knowledge_base_id": str(kb.id), "source": f"{name}.md", "title": name, "text": text})
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
         record = engine.store.get(task_id)
@@ -95,6 +89,18 @@ def _vectorize(client, engine, store, connection, embedder, name: str, text: str
             return record
         time.sleep(0.2)
     raise RuntimeError("vectorize did not finish")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=2, help="how many times the corpus is repeated")
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(measure(args.reps, args.copies), indent=2))
+    finally:
+        clean_run()
+    return 0
 
 
 if __name__ == "__main__":

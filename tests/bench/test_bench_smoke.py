@@ -1,0 +1,94 @@
+"""``make bench`` cannot rot: a tiny run of every part, in the suite.
+
+Benchmarks are not tests: nothing here asserts a timing. What is proved is
+that one run measures all five parts, reports every section and every ratio
+of issue 8 with a number, hits the API's endpoints successfully, and leaves
+no Redis key or queue behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import redis
+
+from tests.conftest import BROKER_URL, REDIS_URL, ROOT
+
+SECTIONS = ("## Throughput", "## Bulk enqueue", "## API under wrk", "## Vectorize", "## Ratios and targets")
+ENDPOINTS = ("status lookup", "list (limit 50)", "stats", "submit")
+RATIOS = (
+    "process claw/raw-Dramatiq", "process claw/Celery", "enqueue claw/raw-Dramatiq", "enqueue claw/Celery",
+    "bulk Python API/raw pika", "bulk HTTP/raw pika",
+    *(f"cost 400/200 {endpoint} (req/s at 200 / req/s at 400)" for endpoint in ENDPOINTS),
+    "status lookup req/s at 200 records", "status lookup req/s at 400 records",
+    "vectorize/raw embedder",
+)
+
+
+def rabbit_queues() -> list[str]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request("http://127.0.0.1:15672/api/queues/%2F?columns=name")
+    request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
+    with opener.open(request, timeout=10) as response:
+        return [queue["name"] for queue in json.load(response)]
+
+
+def numbers(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def test_tiny_bench_run_reports_every_section_and_ratio_and_leaves_nothing_behind(tmp_path):
+    run = f"t{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "BENCH_RUN": run, "CLAW_REDIS_URL": REDIS_URL, "CLAW_BROKER_URL": BROKER_URL}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--n", "40", "--reps", "1", "--latency", "5", "--api-records", "200,400",
+         "--api-duration", "1s", "--vectorize-copies", "1", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    report = (tmp_path / "latest.md").read_text()
+    for section in SECTIONS:
+        assert section in report, section
+    ratio_rows = {line.split(" | ")[0].lstrip("| ") for line in report.split("## Ratios and targets")[1].splitlines()
+                  if line.startswith("| ")}
+    assert set(RATIOS) <= ratio_rows, set(RATIOS) - ratio_rows
+    for system in ("claw-pipeline", "raw Dramatiq", "Celery"):
+        assert f"| {system} |" in report
+
+    (result_file,) = tmp_path.glob("*.json")
+    results = json.loads(result_file.read_text())
+    assert set(results["systems"]) == {"claw-pipeline", "raw Dramatiq", "Celery"}
+    assert len(results["bulk"]) == 3
+    assert {name: set(by_count) for name, by_count in results["api"].items()} == {e: {"200", "400"} for e in ENDPOINTS}
+    for by_count in results["api"].values():
+        for row in by_count.values():
+            assert row["non_2xx"] == 0, row  # every endpoint answered: the bench hits real routes
+            assert row["requests"] > 0
+    measured = [results[part] for part in ("systems", "bulk", "vectorize")]
+    measured += [{k: v for k, v in row.items() if k in ("rps", "p99_ms")}
+                 for by_count in results["api"].values() for row in by_count.values()]
+    measured += [row["value"] for row in results["ratios"]]
+    values = list(numbers(measured))
+    assert values and all(math.isfinite(v) and v > 0 for v in values)
+    assert {row["name"] for row in results["ratios"]} == set(RATIOS)
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert list(client.scan_iter(f"bench-{run}-*", count=10_000)) == []
+    finally:
+        client.close()
+    assert [q for q in rabbit_queues() if q.startswith(f"bench{run}_")] == []
