@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Callable
 
 from dramatiq.middleware import Middleware
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+#: Memory is read at most this often (a /proc read per millisecond task shows in profiles).
+MEMORY_CHECK_SECONDS = 1.0
 
 
 def resident_mib() -> float:
@@ -36,13 +39,18 @@ class Recycle(Middleware):
         self.max_tasks = max_tasks
         self.max_memory_mib = max_memory_mib
         self.count = 0
+        self.memory_checked_at = 0.0
         self.lock = threading.Lock()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
+        now = time.monotonic()
         with self.lock:
             self.count += 1
             count = self.count
+            check_memory = self.max_memory_mib and now - self.memory_checked_at >= MEMORY_CHECK_SECONDS
+            if check_memory:
+                self.memory_checked_at = now
         if self.max_tasks and count >= self.max_tasks:
             self.on_limit()
-        elif self.max_memory_mib and resident_mib() > self.max_memory_mib:
+        elif check_memory and resident_mib() > self.max_memory_mib:
             self.on_limit()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import redis
 
 from pipeline.redact import redact
 from pipeline.state import scripts
+from pipeline.state.batching import ScriptBatcher
 from pipeline.state.keys import FINAL_STATES, STATES, Keys
 
 #: Record fields holding JSON documents (decoded on read).
@@ -115,7 +115,7 @@ class StateStore:
         # recording() and _hot() call scripts by hash, without redis-py's reload-on-miss.
         for script in (scripts.CREATE, scripts.START, scripts.FINISH):
             client.script_load(script)
-        self._local = threading.local()
+        self._worker_scripts = ScriptBatcher(client.connection_pool.make_connection)
 
     @property
     def namespace(self) -> str:
@@ -259,25 +259,18 @@ class StateStore:
         return self._hot(self._finish, argv)
 
     def _hot(self, script, argv: list) -> Any:
-        """Run a worker hot-path script on this thread's own connection.
+        """Run a worker hot-path script, batched with other threads' (see ScriptBatcher).
 
-        Workers run two scripts per message; going straight to a connection
-        kept per thread skips redis-py's pool checkout, retry and health-check
-        layers, which cost more CPU than the scripts themselves. Connection
-        errors propagate (TaskState waits for Redis and retries).
+        Going straight to a connection also skips redis-py's pool checkout,
+        retry and health-check layers, which cost more CPU than the scripts
+        themselves. Connection errors propagate (TaskState waits for Redis
+        and retries).
         """
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self.redis.connection_pool.make_connection()
         try:
-            connection.send_command("EVALSHA", script.sha, 0, *argv)
-            return connection.read_response()
+            return self._worker_scripts.execute("EVALSHA", script.sha, 0, *argv)
         except redis.exceptions.NoScriptError:
             self.redis.script_load(script.script)
             return self._hot(script, argv)
-        except (redis.ConnectionError, redis.TimeoutError):
-            connection.disconnect()
-            raise
 
     def mark_cancelled_dropped(self, task_id: str) -> None:
         """A worker dropped the message of a cancelled task: start its expiry."""

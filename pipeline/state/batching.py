@@ -1,0 +1,104 @@
+"""ScriptBatcher: the worker threads of one process share their Redis round trips.
+
+A worker writes twice per message (START, FINISH). On loopback each round
+trip costs a write, a read and a wake-up on both sides, and on a small VM
+that costs more CPU than the scripts themselves. The threads of a busy
+process often want Redis at the same moment, so the first thread to arrive
+(the leader) sends every script waiting at that moment in one write and
+reads their replies in order; the others wait for theirs. After one round
+trip the leader hands its role to the next waiting thread and goes back to
+its task, so no thread is kept serving the others.
+
+Only one leader exists at a time, so one connection serves the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import redis
+
+
+class _Call:
+    __slots__ = ("command", "done", "lead", "result", "error", "finished")
+
+    def __init__(self, command: tuple) -> None:
+        self.command = command
+        # Held until the call is answered (or its thread is made leader): a bare
+        # lock is the cheapest way to park and wake a thread (an Event is a
+        # Condition around one, at three times the cost per task).
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.lead = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class ScriptBatcher:
+    def __init__(self, make_connection: Callable[[], redis.Connection]) -> None:
+        self._make_connection = make_connection
+        self._connection: redis.Connection | None = None
+        self._lock = threading.Lock()
+        self._waiting: list[_Call] = []
+        self._leading = False
+
+    def execute(self, *command) -> Any:
+        """Run one command (as ``connection.send_command`` takes it) and return its reply.
+
+        Error replies are raised as redis-py raises them; a connection error
+        fails every command of the round trip it broke.
+        """
+        call = _Call(command)
+        with self._lock:
+            self._waiting.append(call)
+            follower = self._leading
+            self._leading = True
+        if follower:
+            call.done.acquire()
+            if not call.lead:
+                return call.outcome()
+        self._lead(call)
+        return call.outcome()
+
+    def _lead(self, mine: _Call) -> None:
+        while not mine.finished:
+            with self._lock:
+                batch, self._waiting = self._waiting, []
+            self._round_trip(batch, mine)
+        with self._lock:
+            if not self._waiting:
+                self._leading = False
+                return
+            successor = self._waiting[0]
+            successor.lead = True
+        successor.done.release()
+
+    def _round_trip(self, batch: list[_Call], mine: _Call) -> None:
+        try:
+            connection = self._connection or self._make_connection()
+            self._connection = connection
+            connection.send_packed_command(connection.pack_commands([call.command for call in batch]))
+            for call in batch:
+                try:
+                    call.result = connection.read_response()
+                except redis.ResponseError as exc:
+                    call.error = exc
+                call.finished = True
+        except Exception as exc:  # the connection broke: every unanswered call fails with it
+            if self._connection is not None:
+                self._connection.disconnect()
+            for call in batch:
+                if not call.finished:
+                    call.error = exc
+        finally:
+            for call in batch:
+                call.finished = True
+                if call is not mine:
+                    call.done.release()
