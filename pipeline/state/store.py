@@ -62,6 +62,7 @@ class NewTask:
     options: Optional[dict] = None
 
     def fields(self, now: float) -> dict[str, str]:
+        shown_args, shown_kwargs = redact(self.args), redact(self.kwargs)
         record = {
             "task_id": self.task_id,
             "actor": self.actor,
@@ -70,13 +71,14 @@ class NewTask:
             "max_retries": str(self.max_retries),
             "state": "PENDING",
             "attempts": "0",
-            "args": to_json(redact(self.args)),
-            "kwargs": to_json(redact(self.kwargs)),
-            # The unredacted arguments, for a manual retry of this task.
-            "payload": to_json({"args": self.args, "kwargs": self.kwargs}),
+            "args": to_json(shown_args),
+            "kwargs": to_json(shown_kwargs),
             "enqueued_at": f"{now:.6f}",
             "score": str(int(now * 1_000_000)),
         }
+        if shown_args != self.args or shown_kwargs != self.kwargs:
+            # The unredacted arguments, for a manual retry of this task.
+            record["payload"] = to_json({"args": self.args, "kwargs": self.kwargs})
         if self.eta is not None:
             record["eta"] = f"{self.eta:.3f}"
             record["wait_reason"] = "delay"
@@ -308,8 +310,13 @@ class StateStore:
         self.redis.hdel(self.keys.task(original_id), "retried_by")
 
     def payload(self, task_id: str) -> Optional[dict]:
-        raw = self.redis.hget(self.keys.task(task_id), "payload")
-        return json.loads(raw) if raw else None
+        """The task's arguments as submitted (the record shows them redacted)."""
+        payload, args, kwargs = self.redis.hmget(self.keys.task(task_id), "payload", "args", "kwargs")
+        if payload:
+            return json.loads(payload)
+        if args is None and kwargs is None:
+            return None
+        return {"args": json.loads(args or "[]"), "kwargs": json.loads(kwargs or "{}")}
 
     # -- queries ---------------------------------------------------------------------------
 
