@@ -44,6 +44,8 @@ ENDPOINTS = {
     "stats": "/api/v1/tasks/stats",
     "submit": "/api/v1/tasks/notifications/send",
 }
+#: The floor: bench.floor_app (fixed JSON; no auth, Redis or metrics) under the same gunicorn settings.
+FLOOR = "floor: fixed JSON, same gunicorn"
 
 
 def free_port() -> int:
@@ -152,7 +154,7 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 
 def run_wrk(port: int, endpoint: str, script: Path, duration: str) -> dict[str, float]:
-    url = f"http://127.0.0.1:{port}{'/' if endpoint == 'status lookup' else ENDPOINTS[endpoint]}"
+    url = f"http://127.0.0.1:{port}{'/' if endpoint in ('status lookup', FLOOR) else ENDPOINTS[endpoint]}"
     done = subprocess.run([*WRK, f"-d{duration}", "-s", str(script), url], capture_output=True, text=True, check=True)
     return parse_wrk(done.stdout)
 
@@ -170,10 +172,28 @@ def forget_submitted(client: redis.Redis, ns: str, loaded_at: float) -> None:
     purge_queues(queue)
 
 
+@contextlib.contextmanager
+def floor_server(workdir: Path) -> Iterator[int]:
+    """bench.floor_app under the API's gunicorn settings; yields its port."""
+    port = free_port()
+    with open(workdir / "floor.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "infra" / "gunicorn.conf.py"), "--chdir", str(ROOT),
+             "--bind", f"127.0.0.1:{port}", "--workers", str(API_WORKERS), "bench.floor_app:app"],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(port, "/", process)
+        yield port
+    finally:
+        stop(process)
+
+
 def measure(counts: list[int], reps: int, duration: str, workdir: Path) -> dict[str, dict[int, list[dict]]]:
-    """``{endpoint: {count: [one wrk result per rep]}}``; namespaces deleted at the end."""
+    """``{endpoint: {count: [one wrk result per rep]}}`` plus ``{FLOOR: {0: [...]}}``; namespaces deleted at the end."""
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     results: dict[str, dict[int, list[dict]]] = {endpoint: {count: [] for count in counts} for endpoint in ENDPOINTS}
+    results[FLOOR] = {0: []}
     try:
         loaded_at, scripts = {}, {}
         for count in counts:
@@ -182,9 +202,13 @@ def measure(counts: list[int], reps: int, duration: str, workdir: Path) -> dict[
             loaded_at[count] = time.time()  # every loaded record is older, every submitted one newer
             scripts[count] = wrk_scripts(workdir, count, ids)
         console.log(f"[bold]API[/]: starting {len(counts)} API servers")
-        with api_servers([namespace(f"api{count}") for count in counts], workdir) as port_list:
+        floor_script = workdir / "floor.lua"
+        floor_script.write_text("")
+        with api_servers([namespace(f"api{count}") for count in counts], workdir) as port_list, floor_server(workdir) as floor_port:
             ports = dict(zip(counts, port_list))
             for rep in range(reps):
+                console.log(f"[bold]rep {rep + 1}/{reps}[/] API floor (fixed JSON under the same gunicorn), wrk {duration}")
+                results[FLOOR][0].append(run_wrk(floor_port, FLOOR, floor_script, duration))
                 for count in counts:
                     for endpoint in ENDPOINTS:
                         console.log(f"[bold]rep {rep + 1}/{reps}[/] API {endpoint}, {count:,} records, wrk {duration}")

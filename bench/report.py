@@ -9,10 +9,14 @@ from pathlib import Path
 
 from rich.table import Table
 
+from bench.api import FLOOR
 from bench.common import console, summary
 
 BULK_PYTHON, BULK_HTTP, BULK_PIKA = "claw bulk, Python API", "claw bulk, POST /api/v1/tasks/bulk", "raw pika, pipelined confirms"
 STATUS_TARGET_RPS = 3000
+#: bench.systems.measure_throughput's CPU keys, in column order.
+CPU_COLUMNS = ("enqueue_cpu_client", "enqueue_cpu_Redis", "enqueue_cpu_RabbitMQ",
+               "process_cpu_workers", "process_cpu_Redis", "process_cpu_RabbitMQ")
 
 
 def label(count: int) -> str:
@@ -68,7 +72,10 @@ def ratios(results: dict) -> list[dict]:
     if api:
         counts = sorted(row["records"] for row in api["status lookup"].values())
         small, big = label(counts[0]), label(counts[-1])
+        floor = api.get(FLOOR, {}).get(label(0))
         for endpoint, by_count in api.items():
+            if endpoint == FLOOR:
+                continue
             errors = sum(row["non_2xx"] + row["socket_errors"] for row in by_count.values())
             flagged = f"{errors:,} error responses" if errors else ""
             if small != big:
@@ -78,6 +85,8 @@ def ratios(results: dict) -> list[dict]:
             errors = row["non_2xx"] + row["socket_errors"]
             add(f"status lookup req/s at {key} records", median(row["rps"]), operator.ge, STATUS_TARGET_RPS,
                 f"{errors:,} error responses" if errors else "")
+            if floor:
+                add(f"status lookup at {key} records / floor (same gunicorn, fixed JSON)", median(row["rps"]) / median(floor["rps"]))
     vectorize = results.get("vectorize")
     if vectorize:
         add("vectorize/raw embedder", median(vectorize["vectorize"]) / median(vectorize["raw"]), operator.ge, 0.9)
@@ -92,6 +101,12 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             ["system", "enqueue msg/s", "process msg/s", "latency p50 ms", "latency p99 ms"],
             [[name, fmt(x["enqueue"]), fmt(x["process"]), fmt(x["p50_ms"], 2), fmt(x["p99_ms"], 2)]
              for name, x in results["systems"].items()]),
+           ("CPU per message, microseconds (medians): where the time goes",
+            ["system", "enqueue: client", "enqueue: Redis", "enqueue: RabbitMQ", "process: workers",
+             "process: Redis", "process: RabbitMQ", "process: total"],
+            [[name] + [f"{x[key]['median']:,.0f}" for key in CPU_COLUMNS]
+             + [f"{sum(x[key]['median'] for key in CPU_COLUMNS[3:]):,.0f}"]
+             for name, x in results["systems"].items() if all(key in x for key in CPU_COLUMNS)]),
            (f"Bulk enqueue (N={s['n']:,}, batches of 1,000)", ["path", "msg/s"],
             [[name, fmt(x)] for name, x in results["bulk"].items()])]
     if results.get("api"):
@@ -99,7 +114,7 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         for endpoint, by_count in results["api"].items():
             for key, row in by_count.items():
                 errors = row["non_2xx"] + row["socket_errors"]
-                rows.append([endpoint, key, fmt(row["rps"]) + (" ⚠ ERRORS" if errors else ""), fmt(row["p99_ms"], 1),
+                rows.append([endpoint, "—" if endpoint == FLOOR else key, fmt(row["rps"]) + (" ⚠ ERRORS" if errors else ""), fmt(row["p99_ms"], 1),
                              f"{row['non_2xx']:,}", f"{row['socket_errors']:,}", f"{row['requests']:,}"])
         out.append((f"API under wrk ({s['api_wrk']}, {s['api_duration']} per run; gunicorn, 2 workers)",
                     ["endpoint", "records", "req/s", "p99 ms", "non-2xx/3xx", "socket errors", "requests"], rows))

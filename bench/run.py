@@ -22,6 +22,7 @@ deleted at the end.
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 import os
 import shutil
 import signal
@@ -57,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def systems_and_bulk(args: argparse.Namespace, workdir: Path) -> tuple[dict, dict]:
     """Parts 1-3, alternated per rep; raw samples per system and per bulk path."""
     systems = [Claw(), RawDramatiq(), CeleryBench()]
-    samples = {s.name: {"enqueue": [], "process": [], "p50_ms": [], "p99_ms": []} for s in systems}
+    samples: dict[str, dict[str, list[float]]] = {s.name: defaultdict(list) for s in systems}
     bulk = {BULK_PYTHON: [], BULK_HTTP: [], BULK_PIKA: []}
     try:
         with api.bulk_http(workdir) as http_bulk_rate:

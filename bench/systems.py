@@ -18,6 +18,7 @@ import uuid
 
 import pika
 
+from bench.cpu import CpuMeter
 from bench.common import BROKER_URL, QUEUE_PREFIX, REDIS_URL, ROOT, namespace, purge_queues, stop
 
 PROCESSES, THREADS = 2, 8
@@ -33,24 +34,29 @@ def ready_count(queue: str) -> int:
         connection.close()
 
 
-def drain_rate(queue: str, n: int, timeout: float = 600) -> float:
+def drain_rate(queue: str, n: int, worker_pid: int, timeout: float = 600) -> tuple[float, dict[str, float]]:
     """With a worker just started on a full queue: msg/s from the last poll that saw the queue
-    full to the first that saw it empty.
+    full to the first that saw it empty, and the CPU per message spent meanwhile.
 
     Worker start-up is excluded (it differs by system and is paid once). The
     interval is an upper bound on the drain time (by up to two polls, ~20 ms),
     so a tiny N that drains between two polls is never credited a flattering
     rate; the last prefetched messages (at most 16 per process) finish within ms.
+    The CPU meter starts at the first poll that sees messages taken (the
+    worker processes are up by then).
     """
     deadline = time.monotonic() + timeout
     last_full = time.perf_counter()
+    meter = None
     while time.monotonic() < deadline:
         depth = ready_count(queue)
         now = time.perf_counter()
         if depth >= n:
             last_full = now
-        elif depth == 0:
-            return n / (now - last_full)
+        elif meter is None:
+            meter = CpuMeter(worker_pid).start()
+        if depth == 0:
+            return n / (now - last_full), meter.stop(n)
         time.sleep(0.01)
     raise RuntimeError(f"{queue} did not drain within {timeout}s")
 
@@ -171,20 +177,25 @@ class CeleryBench:
         pass
 
 
-def measure_throughput(system, n: int) -> dict[str, float]:
+def measure_throughput(system, n: int) -> dict:
+    """Enqueue and process msg/s, and CPU microseconds per message by part in each phase."""
     purge_queues(system.queue)
+    meter = CpuMeter().start()
     started = time.perf_counter()
     for i in range(n):
         system.enqueue(i)
     enqueue_rate = n / (time.perf_counter() - started)
+    enqueue_cpu = meter.stop(n)
     worker = system.start_worker()
     try:
-        process_rate = drain_rate(system.queue, n)
+        process_rate, process_cpu = drain_rate(system.queue, n, worker.pid)
         time.sleep(0.5)
     finally:
         stop(worker)
     system.verify(n)
-    return {"enqueue": enqueue_rate, "process": process_rate}
+    return {"enqueue": enqueue_rate, "process": process_rate,
+            **{f"enqueue_cpu_{part}": value for part, value in enqueue_cpu.items() if part != "workers"},
+            **{f"process_cpu_{part}": value for part, value in process_cpu.items() if part != "client"}}
 
 
 def measure_latency(system, count: int) -> dict[str, float]:

@@ -18,15 +18,17 @@ import uuid
 
 import redis
 
+from bench.api import FLOOR
 from tests.conftest import BROKER_URL, REDIS_URL, ROOT
 
-SECTIONS = ("## Throughput", "## Bulk enqueue", "## API under wrk", "## Vectorize", "## Ratios and targets")
+SECTIONS = ("## Throughput", "## CPU per message", "## Bulk enqueue", "## API under wrk", "## Vectorize", "## Ratios and targets")
 ENDPOINTS = ("status lookup", "list (limit 50)", "stats", "submit")
 RATIOS = (
     "process claw/raw-Dramatiq", "process claw/Celery", "enqueue claw/raw-Dramatiq", "enqueue claw/Celery",
     "bulk Python API/raw pika", "bulk HTTP/raw pika",
     *(f"cost 400/200 {endpoint} (req/s at 200 / req/s at 400)" for endpoint in ENDPOINTS),
     "status lookup req/s at 200 records", "status lookup req/s at 400 records",
+    *(f"status lookup at {n} records / floor (same gunicorn, fixed JSON)" for n in (200, 400)),
     "vectorize/raw embedder",
 )
 
@@ -73,12 +75,17 @@ def test_tiny_bench_run_reports_every_section_and_ratio_and_leaves_nothing_behin
     results = json.loads(result_file.read_text())
     assert set(results["systems"]) == {"claw-pipeline", "raw Dramatiq", "Celery"}
     assert len(results["bulk"]) == 3
-    assert {name: set(by_count) for name, by_count in results["api"].items()} == {e: {"200", "400"} for e in ENDPOINTS}
+    assert {name: set(by_count) for name, by_count in results["api"].items()} == {
+        **{e: {"200", "400"} for e in ENDPOINTS}, FLOOR: {"0"}}
     for by_count in results["api"].values():
         for row in by_count.values():
             assert row["non_2xx"] == 0, row  # every endpoint answered: the bench hits real routes
             assert row["requests"] > 0
-    measured = [results[part] for part in ("systems", "bulk", "vectorize")]
+    # CPU per message may round to 0 (raw Dramatiq never touches Redis); every other figure is a rate or a time.
+    cpu = [{k: v for k, v in x.items() if "_cpu_" in k} for x in results["systems"].values()]
+    assert all(math.isfinite(v) and v >= 0 for v in numbers(cpu)) and any(v > 0 for v in numbers(cpu))
+    systems = [{k: v for k, v in x.items() if "_cpu_" not in k} for x in results["systems"].values()]
+    measured = [systems] + [results[part] for part in ("bulk", "vectorize")]
     measured += [{k: v for k, v in row.items() if k in ("rps", "p99_ms")}
                  for by_count in results["api"].values() for row in by_count.values()]
     measured += [row["value"] for row in results["ratios"]]
