@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -119,7 +118,6 @@ class StateStore:
         for script in (scripts.CREATE, scripts.START, scripts.FINISH):
             client.script_load(script)
         self._worker_scripts = ScriptBatcher(client.connection_pool.make_connection)
-        self._submitting = threading.local()
 
     @property
     def namespace(self) -> str:
@@ -186,7 +184,8 @@ class StateStore:
         """
         now = time.time()
         commands = [("EVALSHA", self._create.sha, 0, *self.create_args(task, now)) for task in tasks]
-        connection = self._submit_connection()
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
         try:
             connection.send_packed_command(connection.pack_commands(commands))
             try:
@@ -203,14 +202,8 @@ class StateStore:
         except BaseException:
             connection.disconnect()
             raise
-
-    def _submit_connection(self) -> redis.Connection:
-        """This thread's own connection for recording(): a pool checkout costs a
-        readiness poll (a system call) per submission."""
-        connection = getattr(self._submitting, "connection", None)
-        if connection is None:
-            connection = self._submitting.connection = self.redis.connection_pool.make_connection()
-        return connection
+        finally:
+            pool.release(connection)
 
     def forget(self, task_ids: list[str], actor: str, queue: str, idempotency_key: Optional[str] = None) -> None:
         """Remove records that were never accepted (the broker refused the message), with
