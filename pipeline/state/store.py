@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from pipeline.redact import redact
 from pipeline.state import scripts
 from pipeline.state.batching import ScriptBatcher
 from pipeline.state.keys import FINAL_STATES, STATES, Keys
+
+logger = logging.getLogger("pipeline.state")
 
 #: Record fields holding JSON documents (decoded on read).
 JSON_FIELDS = ("args", "kwargs", "error", "result", "progress", "options")
@@ -186,24 +189,47 @@ class StateStore:
         commands = [("EVALSHA", self._create.sha, 0, *self.create_args(task, now)) for task in tasks]
         pool = self.redis.connection_pool
         connection = pool.get_connection()
+        published = False
         try:
             connection.send_packed_command(connection.pack_commands(commands))
             try:
                 yield
+                published = True
             finally:
-                script_missing = False
-                for _ in commands:
-                    try:
-                        connection.read_response()
-                    except redis.exceptions.NoScriptError:  # Redis restarted and lost its script cache
-                        script_missing = True
-                if script_missing:
-                    self.record_enqueued(tasks, now)
+                self._confirm_recorded(connection, tasks, now, published)
         except BaseException:
             connection.disconnect()
             raise
         finally:
             pool.release(connection)
+
+    def _confirm_recorded(self, connection, tasks: list[NewTask], now: float, published: bool) -> None:
+        """Read recording()'s replies; record again where they say the script was missing.
+
+        Once the messages are published they are accepted whatever Redis says:
+        if Redis went away meanwhile, the records are written again, and if it
+        is still away, the worker that takes each message records it.
+        """
+        script_missing = False
+        try:
+            for _ in tasks:
+                try:
+                    connection.read_response()
+                except redis.exceptions.NoScriptError:  # Redis restarted and lost its script cache
+                    script_missing = True
+        except (redis.ConnectionError, redis.TimeoutError):
+            if not published:
+                raise
+            connection.disconnect()
+            script_missing = True
+        if not script_missing:
+            return
+        try:
+            self.record_enqueued(tasks, now)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if not published:
+                raise
+            logger.warning("Redis went away while %d published task(s) were recorded; their worker records them.", len(tasks))
 
     def forget(self, task_ids: list[str], actor: str, queue: str, idempotency_key: Optional[str] = None) -> None:
         """Remove records that were never accepted (the broker refused the message), with
