@@ -60,18 +60,28 @@ class ScriptBatcher:
             self._waiting.append(call)
             follower = self._leading
             self._leading = True
-        if follower:
-            call.done.acquire()
-            if not call.lead:
-                return call.outcome()
+        try:
+            if follower:
+                call.done.acquire()
+                if not call.lead:
+                    return call.outcome()
+        except BaseException:  # interrupted (an asynchronous exception) just as it was made leader
+            if call.lead and not call.finished:
+                self._lead(call)
+            raise
         self._lead(call)
         return call.outcome()
 
     def _lead(self, mine: _Call) -> None:
-        while not mine.finished:
-            with self._lock:
-                batch, self._waiting = self._waiting, []
-            self._round_trip(batch, mine)
+        try:
+            while not mine.finished:
+                with self._lock:
+                    batch, self._waiting = self._waiting, []
+                self._round_trip(batch, mine)
+        finally:  # even when this thread is interrupted, the role passes on: nobody may wait forever
+            self._hand_over()
+
+    def _hand_over(self) -> None:
         with self._lock:
             if not self._waiting:
                 self._leading = False
@@ -91,12 +101,20 @@ class ScriptBatcher:
                 except redis.ResponseError as exc:
                     call.error = exc
                 call.finished = True
-        except Exception as exc:  # the connection broke: every unanswered call fails with it
+        except BaseException as exc:
+            # The connection broke, or this thread was interrupted mid-read (an
+            # asynchronous exception): either way the connection is out of step,
+            # and the unanswered calls fail as a broken connection (their threads
+            # wait for Redis and retry); an interruption stays this thread's own.
             if self._connection is not None:
                 self._connection.disconnect()
+            broken = exc if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) else redis.ConnectionError(
+                f"Redis round trip interrupted by {type(exc).__name__}")
             for call in batch:
                 if not call.finished:
-                    call.error = exc
+                    call.error = broken
+            if broken is not exc:
+                raise
         finally:
             for call in batch:
                 call.finished = True
