@@ -62,9 +62,12 @@ class Heartbeat(Middleware):
         }
 
     def after_worker_boot(self, broker, worker):
+        # Listen before being listed: a command sent as soon as this worker
+        # appears (pub/sub keeps nothing for late subscribers) must reach it.
+        control = self._subscribe()
         self._beat()
         threading.Thread(target=self._beat_loop, name="claw-heartbeat", daemon=True).start()
-        threading.Thread(target=self._control_loop, name="claw-control", daemon=True).start()
+        threading.Thread(target=self._control_loop, args=(control,), name="claw-control", daemon=True).start()
 
     def before_worker_shutdown(self, broker, worker):
         self.stopping.set()
@@ -103,17 +106,28 @@ class Heartbeat(Middleware):
             except redis.RedisError as exc:
                 logger.warning("Heartbeat failed (%s); will retry.", exc)
 
-    def _control_loop(self) -> None:
+    def _subscribe(self, confirm_within: float = 5.0):
+        """A pub/sub connection subscribed to the control channel, once Redis has confirmed it."""
+        pubsub = self.registry.redis.pubsub()
+        pubsub.subscribe(self.registry.keys.control_channel)
+        deadline = time.monotonic() + confirm_within
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message and message["type"] == "subscribe":
+                break
+        return pubsub
+
+    def _control_loop(self, pubsub) -> None:
         while not self.stopping.is_set():
             try:
-                pubsub = self.registry.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.registry.keys.control_channel)
+                pubsub = pubsub or self._subscribe()
                 while not self.stopping.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message and message["type"] == "message":
                         self._handle(message["data"])
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 logger.warning("Control listener lost Redis (%s); reconnecting.", exc)
+                pubsub = None
                 time.sleep(1)
 
     def _handle(self, data: str) -> None:
