@@ -16,7 +16,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import JSONEncoder
-from dramatiq.middleware import Callbacks, Middleware, Pipelines
+from dramatiq.middleware import Callbacks, Middleware, MiddlewareError, Pipelines
 from dramatiq.results.backends import RedisBackend
 
 from pipeline.encoder import CompressedJSONEncoder
@@ -35,6 +35,51 @@ from pipeline.task import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
 RESULTS_NAMESPACE_SUFFIX = "results"
 
 
+class ClawBroker(RabbitmqBroker):
+    """Dramatiq's RabbitmqBroker, calling each hook only on the middleware that define it.
+
+    Dramatiq calls every hook on every middleware, and most of them are the
+    base class's no-ops: with a dozen middleware and four hooks per message
+    (process before/after, ack before/after), those empty calls were a
+    visible share of a worker's CPU per no-op task. What is called, in which
+    order and with which error handling is unchanged.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._hooks: dict[str, tuple] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_middleware(self, middleware: Middleware, **kwargs) -> None:
+        super().add_middleware(middleware, **kwargs)
+        self._hooks = {}
+
+    def _defining(self, hook: str) -> tuple:
+        found = self._hooks.get(hook)
+        if found is None:
+            noop = getattr(Middleware, hook, None)
+            found = tuple(m for m in self.middleware if noop is None or getattr(type(m), hook, None) is not noop)
+            self._hooks[hook] = found
+        return found
+
+    def emit_before(self, signal: str, *args, **kwargs) -> None:
+        hook = "before_" + signal
+        for middleware in self._defining(hook):
+            try:
+                getattr(middleware, hook)(self, *args, **kwargs)
+            except MiddlewareError:
+                raise
+            except Exception:
+                self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=True)
+
+    def emit_after(self, signal: str, *args, **kwargs) -> None:
+        hook = "after_" + signal
+        for middleware in reversed(self._defining(hook)):
+            try:
+                getattr(middleware, hook)(self, *args, **kwargs)
+            except Exception:
+                self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=True)
+
+
 def make_results_backend(settings: Settings) -> RedisBackend:
     # Results are plain JSON text (not the gzip wire format) so that any
     # Redis client can read them; the backend gets its own binary client.
@@ -48,7 +93,7 @@ def make_broker(
     *,
     extra_middleware: Iterable[Middleware] = (),
     time_limits: TimeLimits | None = None,
-) -> RabbitmqBroker:
+) -> ClawBroker:
     """Build the broker, install the encoder and bind every declared task to it."""
     encoder = CompressedJSONEncoder(settings.compression_threshold_bytes, on_decode_error=store.record_undecodable)
     dramatiq.set_encoder(encoder)
@@ -67,7 +112,7 @@ def make_broker(
         time_limits or TimeLimits(),
         Cancellation(store.redis, store.keys.cancel_channel),
     ]
-    broker = RabbitmqBroker(
+    broker = ClawBroker(
         url=settings.broker_url, max_priority=MAX_PRIORITY, confirm_delivery=True, middleware=middleware
     )
     for queue in QUEUES:

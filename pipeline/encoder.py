@@ -16,6 +16,14 @@ import dramatiq
 from dramatiq.errors import DecodeError
 
 GZIP_MAGIC = b"\x1f\x8b"
+# json.dumps builds a new encoder on every call when given options; this one
+# is built once (encoders keep no state between calls).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def to_json(value) -> str:
+    """Compact JSON text, non-ASCII kept as is: messages, records and results."""
+    return _COMPACT.encode(value)
 
 
 class CompressedJSONEncoder(dramatiq.Encoder):
@@ -27,7 +35,7 @@ class CompressedJSONEncoder(dramatiq.Encoder):
         self.on_decode_error = on_decode_error
 
     def encode(self, data: dramatiq.encoder.MessageData) -> bytes:
-        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = to_json(data).encode("utf-8")
         if len(body) > self.threshold:
             # mtime=0 keeps the output deterministic for identical messages.
             return gzip.compress(body, compresslevel=5, mtime=0)

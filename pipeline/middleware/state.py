@@ -37,10 +37,11 @@ T = TypeVar("T")
 LOST_DELIVERIES_TOLERATED = 1
 _local = threading.local()
 RESULT_CANARY = "dramatiq.results.Result"
+_HOSTNAME = socket.gethostname()
 
 
 def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_HOSTNAME}:{os.getpid()}"
 
 
 @contextlib.contextmanager

@@ -36,8 +36,7 @@ local function finalize(id, actor, queue, state, now, ttl, grace)
   redis.call('EXPIRE', P..':t:'..id, math.floor(ttl + grace))
   redis.call('ZADD', P..':exp', now + ttl, id..'\31'..actor..'\31'..queue..'\31'..state)
   local bucket = P..':tp:'..math.floor(now / 10)
-  redis.call('HINCRBY', bucket, state, 1)
-  redis.call('EXPIRE', bucket, 3700)
+  if redis.call('HINCRBY', bucket, state, 1) == 1 then redis.call('EXPIRE', bucket, 3700) end
 end
 
 -- One HSET for the new state and the field/value pairs from ARGV[first] on.
@@ -86,14 +85,14 @@ return 1
 START = PRELUDE + r"""
 local id, worker, now, max_attempts = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local key = P..':t:'..id
-local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'attempts')
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'attempts', 'eta', 'wait_reason')
 if not r[1] then return {'MISSING', 0} end
 if FINAL[r[1]] then return {r[1], tonumber(r[5] or '0')} end
 if r[1] == 'STARTED' and ARGV[6] == '0' then return {'DUPLICATE', tonumber(r[5] or '0')} end
 local attempts = tonumber(r[5] or '0') + 1
 if attempts > max_attempts then return {'EXHAUSTED', attempts - 1} end
 redis.call('HSET', key, 'state', 'STARTED', 'started_at', now, 'worker', worker, 'attempts', attempts)
-redis.call('HDEL', key, 'eta', 'wait_reason')
+if r[6] or r[7] then redis.call('HDEL', key, 'eta', 'wait_reason') end
 move(id, r[4], r[2], r[3], r[1], 'STARTED')
 event(id, 'STARTED', now)
 return {'STARTED', attempts}
@@ -110,15 +109,16 @@ if FINAL[r[1]] then return r[1] end
 set_state(key, new, 11)
 move(id, r[4], r[2], r[3], r[1], new)
 if FINAL[new] then
-  redis.call('HDEL', key, 'eta', 'wait_reason')
+  -- START already removed them from a task that ran.
+  if r[1] ~= 'STARTED' then redis.call('HDEL', key, 'eta', 'wait_reason') end
   finalize(id, r[2], r[3], new, now, ttl, grace)
   if result_key ~= '' then
     redis.call('DEL', result_key)
     redis.call('LPUSH', result_key, result_value)
     redis.call('PEXPIRE', result_key, result_ttl)
   end
-  if runtime ~= '' then
-    redis.call('LPUSH', P..':rt:'..r[2], runtime)
+  -- RUNTIMES reads the last 500; the list is trimmed only now and then.
+  if runtime ~= '' and redis.call('LPUSH', P..':rt:'..r[2], runtime) > 600 then
     redis.call('LTRIM', P..':rt:'..r[2], 0, 499)
   end
 end
@@ -232,13 +232,13 @@ end
 return {minute, hour}
 """
 
-# p50 / p95 / sample count of each actor's recent runtimes (ms), sorted in Redis.
+# p50 / p95 / sample count of each actor's last 500 runtimes (ms), sorted in Redis.
 # ARGV: P, actor, actor, ...
 RUNTIMES = r"""
 local P = ARGV[1]
 local out = {}
 for i = 2, #ARGV do
-  local samples = redis.call('LRANGE', P..':rt:'..ARGV[i], 0, -1)
+  local samples = redis.call('LRANGE', P..':rt:'..ARGV[i], 0, 499)
   local n = #samples
   if n == 0 then
     out[#out + 1] = {'', '', 0}

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 import redis
 
+from pipeline.encoder import to_json
 from pipeline.redact import redact
 from pipeline.state import scripts
 from pipeline.state.batching import ScriptBatcher
@@ -42,10 +43,6 @@ DEFAULT_EXPIRY_GRACE_SECONDS = 10
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass

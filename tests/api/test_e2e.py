@@ -162,7 +162,7 @@ def test_request_metrics_add_up_across_gunicorn_workers_in_multiprocess_mode(env
 
     try:
         first = list_20_times()
-        for pid in first:  # as max_requests does: the worker goes, its counts must stay
+        for pid in first:  # as a replaced worker (gunicorn restarts it): it goes, its counts must stay
             os.kill(int(pid), signal.SIGTERM)
         wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in first), 20, message="the worker to exit")
         assert not first & list_20_times()
