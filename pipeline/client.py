@@ -22,7 +22,7 @@ from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
 from pipeline.middleware.state import exception_result, untracked
 from pipeline.publisher import publish_batch
-from pipeline.state.store import NewTask, new_task_id
+from pipeline.state.store import NewTask, new_task_id, new_task_ids
 from pipeline.task import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of
 
 MAX_BULK = 1000
@@ -185,11 +185,11 @@ def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[En
     if len(subs) > MAX_BULK:
         raise InvalidArguments("too many tasks", {"tasks": f"at most {MAX_BULK} per call"})
     prepared, errors = [], {}
-    for index, sub in enumerate(subs):
+    for index, (sub, task_id) in enumerate(zip(subs, new_task_ids(len(subs)))):
         try:
             if sub.idempotency_key:
                 raise InvalidArguments("bulk", {"idempotency_key": "not supported in bulk submissions"})
-            prepared.append(_prepare(engine, sub, new_task_id()))
+            prepared.append(_prepare(engine, sub, task_id))
         except InvalidArguments as exc:
             errors.update({f"tasks.{index}.{name}": text for name, text in exc.fields.items()})
         except LookupError as exc:

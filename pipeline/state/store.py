@@ -14,8 +14,8 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
 
@@ -41,8 +41,27 @@ PRIVATE_FIELDS = ("payload", "score", "unpublished")
 DEFAULT_EXPIRY_GRACE_SECONDS = 10
 
 
+# The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_task_ids(count: int) -> list[str]:
+    """*count* random UUIDs (version 4, the same as ``str(uuid.uuid4())``) from one read of randomness.
+
+    uuid.uuid4() reads the system's randomness and validates every field
+    once per id, which was a tenth of a 1,000-task bulk submission's CPU.
+    """
+    raw = os.urandom(16 * count)
+    ids = []
+    for start in range(0, len(raw), 16):
+        text = f"{int.from_bytes(raw[start:start + 16], 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
+        ids.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
+    return ids
+
+
 def new_task_id() -> str:
-    return str(uuid.uuid4())
+    return new_task_ids(1)[0]
 
 
 @dataclass

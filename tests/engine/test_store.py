@@ -1,10 +1,13 @@
 """The state store on the real Redis: pages, filters, counts and expiry."""
 
+import functools
+import operator
 import time
+import uuid
 
 import pytest
 
-from pipeline.state.store import NewTask, StateStore, decode_cursor, encode_cursor
+from pipeline.state.store import NewTask, StateStore, decode_cursor, encode_cursor, new_task_ids
 
 
 @pytest.fixture
@@ -94,3 +97,27 @@ def test_runtime_percentiles_come_from_the_recent_samples(store, redis_client):
     stats = store.runtimes(["a", "idle"])
     assert stats["a"] == {"p50": 51.0, "p95": 95.0, "samples": 100}
     assert stats["idle"] == {"p50": None, "p95": None, "samples": 0}
+
+
+def test_runtime_percentiles_read_only_the_last_500_samples_while_the_list_is_trimmed_lazily(store):
+    for runtime_ms in [1] * 200 + [1000] * 500:  # the 200 oldest must not count
+        task = _task(0)
+        task.task_id = str(uuid.uuid4())
+        store.record_enqueued([task])
+        store.start(task.task_id, "w:1", 5)
+        store.finish(task.task_id, "SUCCESS", {"result": "null"}, runtime_ms=runtime_ms)
+    stats = store.runtimes(["a"])["a"]
+    assert stats == {"p50": 1000.0, "p95": 1000.0, "samples": 500}
+    assert store.redis.llen(store.keys.runtimes("a")) <= 600
+
+
+def test_new_task_ids_are_distinct_random_version_4_uuids():
+    ids = new_task_ids(2000)
+    assert len(set(ids)) == 2000
+    parsed = [uuid.UUID(task_id) for task_id in ids]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == task_id for u, task_id in zip(parsed, ids))
+    # Every random bit varies across ids (none stuck at 0 or 1 by a wrong mask).
+    fixed = 0x4000 << 64 | 0xC000 << 48 | 0xF000 << 64
+    random_bits = ~fixed & (1 << 128) - 1
+    assert functools.reduce(operator.or_, (u.int for u in parsed)) & random_bits == random_bits
+    assert functools.reduce(operator.and_, (u.int for u in parsed)) & random_bits == 0
