@@ -9,7 +9,9 @@ from tests.conftest import wait_until
 from tests.reliability.conftest import scale, wait_all_final
 from tests.sample_tasks import SOAK_TASKS
 
-RESULT_TTL = 10
+# Records must outlive the run until every task is counted final: at the full
+# scale (100,000 tasks, a minute or more) a 10 s TTL expired the first ones first.
+RESULT_TTL = scale(10, 300)
 GRACE = 5  # the store's expiry grace at the tests' 0.5 s heartbeat
 
 

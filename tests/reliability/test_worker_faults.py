@@ -15,8 +15,9 @@ def test_sigkilled_worker_processes_lose_nothing_and_side_effects_happen_once(en
     n, kills = scale(200, 2000), scale(4, 12)
     runs, effects = f"{namespace}:runs", f"{namespace}:effects"
     start_worker("--processes", "2", "--threads", "4", extra_env={"CLAW_MAX_TASKS_PER_CHILD": "0"})
-    ids = client.submit_many([{"actor": "ledger", "kwargs": {"runs_key": runs, "effects_key": effects, "seconds": 0.05}}
-                              for _ in range(n)])
+    task = {"actor": "ledger", "kwargs": {"runs_key": runs, "effects_key": effects, "seconds": 0.05}}
+    ids = [task_id for start in range(0, n, client.MAX_BULK)  # the full scale is more than one bulk call takes
+           for task_id in client.submit_many([task] * min(client.MAX_BULK, n - start))]
     recoveries, killed = [], set()
 
     def live_pids():
