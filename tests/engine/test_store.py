@@ -100,9 +100,8 @@ def test_runtime_percentiles_come_from_the_recent_samples(store, redis_client):
 
 
 def test_runtime_percentiles_read_only_the_last_500_samples_while_the_list_is_trimmed_lazily(store):
-    for runtime_ms in [1] * 200 + [1000] * 500:  # the 200 oldest must not count
-        task = _task(0)
-        task.task_id = str(uuid.uuid4())
+    for i, runtime_ms in enumerate([1] * 200 + [1000] * 500):  # the 200 oldest must not count
+        task = _task(i)
         store.record_enqueued([task])
         store.start(task.task_id, "w:1", 5)
         store.finish(task.task_id, "SUCCESS", {"result": "null"}, runtime_ms=runtime_ms)
