@@ -1,6 +1,6 @@
 """Load many task records straight into Redis, in the store's exact format, for API benchmarks.
 
-Records are built by :meth:`pipeline.state.store.NewTask.fields` and indexed
+Records are built by :meth:`pipeline.state.NewTask.fields` and indexed
 under :class:`pipeline.state.keys.Keys`, exactly as the store's CREATE/START/
 FINISH scripts leave them, but written with large pipelines (about 100k
 records a second) instead of one script call per task.
@@ -23,8 +23,8 @@ from collections import defaultdict
 import redis
 
 from bench.common import delete_namespace
-from pipeline.state.keys import Keys
-from pipeline.state.store import NewTask, to_json
+from pipeline.encoder import to_json
+from pipeline.state import Keys, NewTask
 
 ACTORS = ("generate_ai_response", "vectorize_document", "send_notification", "update_knowledge_base")
 QUEUES = {"generate_ai_response": "ai_high_priority", "vectorize_document": "knowledge_default",
@@ -70,8 +70,7 @@ def load(client: redis.Redis, namespace: str, count: int, queue_prefix: str = ""
                     sample.append(task_id)
                 score, actor, queue, state = fields["score"], fields["actor"], fields["queue"], fields["state"]
                 pipe.hset(keys.task(task_id), mapping=fields)
-                for key in (keys.index(), keys.index(actor=actor), keys.index(queue=queue), keys.index(state=state),
-                            keys.index(state=state, actor=actor), keys.index(state=state, queue=queue)):
+                for key in keys.indexes(actor, queue, state):
                     indexes[key][task_id] = score
             for key, members in indexes.items():
                 pipe.zadd(key, members)

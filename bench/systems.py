@@ -90,7 +90,7 @@ class Claw:
     def round_trip(self, i: int, timeout: float = 10) -> float:
         """Submit, then wait for SUCCESS on the task's event channel (what the SSE endpoint streams)."""
         from pipeline import client
-        from pipeline.state.store import new_task_id
+        from pipeline.state import new_task_id
 
         task_id = new_task_id()
         pubsub = self.engine.store.redis.pubsub(ignore_subscribe_messages=True)

@@ -43,9 +43,10 @@ SECTIONS = [
      "`vectorize_document`, `update_knowledge_base`, `delete_knowledge_vectors` and `generate_ai_response`."),
     ("Notifications", "pipeline.notifications.config", "NotificationSettings",
      "Read by workers running `send_notification` / `send_notification_batch`, and by the API's inbox routes."),
-    ("Scheduler and health check", "scheduler.config", "SchedulerSettings",
-     "Read by `claw-pipeline scheduler` and by the `check_task_health` task. The schedules' timezone is "
-     "`CLAW_TIMEZONE` (engine)."),
+    ("Scheduler", "scheduler.config", "SchedulerSettings",
+     "Read by `claw-pipeline scheduler`. The schedules' timezone is `CLAW_TIMEZONE` (engine)."),
+    ("Health check", "pipeline.maintenance.config", "HealthSettings",
+     "Read by workers running the `check_task_health` task."),
 ]
 
 #: Variables read directly from the environment, outside the validated settings: (name, default, description).

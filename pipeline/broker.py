@@ -29,10 +29,8 @@ from pipeline.middleware.retries import RetryPolicy
 from pipeline.middleware.state import QuietWorkerLog, TaskState
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.settings import Settings
-from pipeline.state.store import StateStore
+from pipeline.state import Keys, StateStore
 from pipeline.task import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
-
-RESULTS_NAMESPACE_SUFFIX = "results"
 
 
 class ClawBroker(RabbitmqBroker):
@@ -84,7 +82,7 @@ def make_results_backend(settings: Settings) -> RedisBackend:
     # Results are plain JSON text (not the gzip wire format) so that any
     # Redis client can read them; the backend gets its own binary client.
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    return RedisBackend(client=client, namespace=f"{settings.namespace}:{RESULTS_NAMESPACE_SUFFIX}", encoder=JSONEncoder())
+    return RedisBackend(client=client, namespace=Keys(settings.namespace).results_namespace, encoder=JSONEncoder())
 
 
 def make_broker(

@@ -38,12 +38,14 @@ def validate_all_settings(settings) -> None:
     """Every settings object, the domains' included, checked at start rather than at first use."""
     from pipeline.broker import resolve_policies
     from pipeline.knowledge.config import get_knowledge_settings
+    from pipeline.maintenance.config import get_health_settings
     from pipeline.notifications.config import get_notification_settings
     from scheduler.config import get_scheduler_settings
 
     resolve_policies(settings)
     get_knowledge_settings()
     get_notification_settings()
+    get_health_settings()
     get_scheduler_settings()
 
 

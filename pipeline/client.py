@@ -20,9 +20,8 @@ from dramatiq.errors import BrokerError
 
 from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
-from pipeline.middleware.state import exception_result, untracked
 from pipeline.publisher import publish_batch
-from pipeline.state.store import NewTask, new_task_id, new_task_ids
+from pipeline.state import NewTask, exception_result, new_task_id, new_task_ids, untracked
 from pipeline.task import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of
 
 MAX_BULK = 1000
@@ -218,21 +217,6 @@ def get_records(task_ids: Sequence[str], *, engine: Optional[Engine] = None) -> 
     return (engine or get_engine()).store.get_many(list(task_ids))
 
 
-def result_key(engine: Engine, record: dict) -> str:
-    """The Dramatiq Results key of a task, from its record."""
-    message = Message(record["queue"], record["actor"], (), {}, {}, message_id=record["task_id"])
-    return _results_backend(engine).build_message_key(message)
-
-
-def _results_backend(engine: Engine):
-    from dramatiq.results import Results
-
-    for middleware in engine.broker.middleware:
-        if isinstance(middleware, Results):
-            return middleware.backend
-    raise RuntimeError("the broker has no Results middleware")
-
-
 def cancel(task_id: str, *, engine: Optional[Engine] = None) -> dict:
     """Cancel a task. PENDING/RETRY: it will never run. STARTED: it is interrupted.
 
@@ -241,7 +225,7 @@ def cancel(task_id: str, *, engine: Optional[Engine] = None) -> dict:
     engine = engine or get_engine()
     record = get_record(task_id, engine=engine)
     value = exception_result("TaskCancelled", "cancelled before it ran")
-    outcome, previous = engine.store.cancel(task_id, result_key(engine, record), value)
+    outcome, previous = engine.store.cancel(task_id, engine.result_key(record), value)
     if outcome == "MISSING":
         raise TaskNotFound(f"no task {task_id!r}")
     if outcome == "REFUSED":

@@ -10,15 +10,16 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import Middleware
+from dramatiq.results import Results
 
 from pipeline.broker import make_broker
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.redis_client import redis_for
 from pipeline.settings import Settings, get_settings
-from pipeline.state.store import StateStore
-from pipeline.state.workers import WorkerRegistry
+from pipeline.state import StateStore, WorkerRegistry
 
 
 @dataclass
@@ -30,6 +31,18 @@ class Engine:
 
     def close(self) -> None:
         self.broker.close()
+
+    @property
+    def results_backend(self):
+        for middleware in self.broker.middleware:
+            if isinstance(middleware, Results):
+                return middleware.backend
+        raise RuntimeError("the broker has no Results middleware")
+
+    def result_key(self, record: dict) -> str:
+        """The Dramatiq Results key of a task, from its record (``task_id``, ``actor``, ``queue``)."""
+        message = Message(record["queue"], record["actor"], (), {}, {}, message_id=record["task_id"])
+        return self.results_backend.build_message_key(message)
 
 
 def make_store(settings: Settings) -> StateStore:

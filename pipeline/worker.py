@@ -32,11 +32,10 @@ from pipeline.engine import make_engine, make_registry, make_store
 from pipeline.middleware.heartbeat import Heartbeat
 from pipeline.middleware.metrics import worker_metrics_middleware, worker_metrics_server
 from pipeline.middleware.recycle import Recycle
-from pipeline.middleware.state import worker_identity
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, get_settings
-from pipeline.state.store import to_json
+from pipeline.state import worker_identity
 from pipeline.task import queue_names
 
 logger = logging.getLogger("pipeline.worker")
@@ -115,7 +114,7 @@ def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle, supervisor_p
             "type": "HardTimeLimitExceeded",
             "message": "blocked past its hard time limit (in a C call); the worker process was replaced",
         }
-        store.finish(message.message_id, "FAILURE", {"finished_at": f"{time.time():.6f}", "error": to_json(error)})
+        store.fail(message.message_id, error)
         lifecycle.request(EXIT_REPLACE, int((others_need_seconds + 2) * 1000))
 
     def on_command(command: str) -> None:

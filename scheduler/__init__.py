@@ -4,8 +4,6 @@
 * :mod:`scheduler.triggers` — cron (with cron's day-of-week meaning) and interval triggers;
 * :mod:`scheduler.leader` — the Redis leader lock: one replica fires, the others stand by;
 * :mod:`scheduler.runner` — ``run_scheduler()``, the process;
-* :mod:`scheduler.builtin` — the built-in maintenance schedules;
-* :mod:`scheduler.cleanup`, :mod:`scheduler.health` — the work of the maintenance actors
-  (:mod:`pipeline.actors.maintenance`);
+* :mod:`scheduler.builtin` — the built-in maintenance schedules (their work: :mod:`pipeline.maintenance`);
 * :mod:`scheduler.cli` — ``claw-pipeline scheduler`` and ``claw-pipeline schedules ...``.
 """

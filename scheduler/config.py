@@ -1,15 +1,15 @@
-"""Settings of the scheduler and of the health check, read from ``CLAW_*`` variables.
+"""Settings of the scheduler, read from ``CLAW_*`` variables.
 
 The scheduler's timezone is the engine's ``CLAW_TIMEZONE`` (see
-:mod:`pipeline.settings`); everything else it needs is here. The health
-thresholds live here too because the health check is scheduled work whose
-alerts the scheduler's operators own.
+:mod:`pipeline.settings`); everything else it needs is here. What the
+scheduled maintenance jobs do is configured with them
+(:mod:`pipeline.maintenance.config`).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,29 +36,6 @@ class SchedulerSettings(BaseSettings):
     )
     scheduler_builtins: bool = Field(
         True, description="Register the built-in maintenance schedules (cleanup, health check) at start."
-    )
-
-    health_backlog_depth: int = Field(1000, ge=1, description="Alert when a queue holds more ready messages than this.")
-    health_oldest_pending_seconds: float = Field(
-        900.0, gt=0, description="Alert when a queue's oldest due PENDING task has waited longer than this."
-    )
-    health_failure_rate: float = Field(
-        0.25, gt=0, le=1, description="Alert when an actor's share of failed tasks in the window exceeds this."
-    )
-    health_failure_min_tasks: int = Field(
-        10, ge=1, description="An actor needs at least this many finished tasks in the window to be judged."
-    )
-    health_window_seconds: int = Field(1800, ge=60, description="Window of the failure-rate check (by enqueue time).")
-    health_alert_channel: Literal["email", "push", "sms", "system"] = Field(
-        "email", description="Channel of health alerts (email, push, sms or system = in-app inbox)."
-    )
-    health_alert_recipient: str = Field("", description="Recipient of health alerts; empty = alerts are not sent.")
-    health_alert_actor: str = Field(
-        "send_notification",
-        description="Actor that delivers alerts (takes channel, recipient, subject, body).",
-    )
-    health_alert_repeat_seconds: int = Field(
-        3600, ge=60, description="The same problem is alerted again only after this long."
     )
 
     @model_validator(mode="after")

@@ -43,7 +43,6 @@ from scheduler.triggers import Trigger, epoch, first_fire_after, next_fire
 
 logger = logging.getLogger("scheduler")
 
-LEADER_KEY = "sched:leader"
 SUBMIT_ATTEMPTS = 3
 FIRE_THREADS = 4
 CLAIM_TTL_SECONDS = 3600
@@ -270,7 +269,7 @@ def run_scheduler(settings: Optional[Settings] = None, config: Optional[Schedule
     store = ScheduleStore.for_engine(engine)
     if config.scheduler_builtins:
         register_builtins(store)
-    lock = LeaderLock(lock_client(settings, config), store.keys.namespaced(LEADER_KEY), config.scheduler_lock_ttl_seconds)
+    lock = LeaderLock(lock_client(settings, config), store.keys.scheduler_leader, config.scheduler_lock_ttl_seconds)
     runner = SchedulerRunner(engine, store, lock, config, settings.timezone)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())

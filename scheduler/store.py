@@ -5,12 +5,12 @@ A definition (what to run, when) changes only when an operator edits it; its
 (next/last run, last task, run count, last error) changes at every fire and
 is kept in a separate hash, so firing never looks like an edit.
 
-Keys, under the namespace:
+Keys (named by :class:`pipeline.state.keys.Keys`):
 
-* ``sched:defs`` — hash, schedule id -> definition JSON
-* ``sched:run:{id}`` — hash: next_run, last_run, last_task_id, run_count, last_error
-* ``sched:claim:schedule:{id}:{fire time}`` — a fire's claim (SET NX EX), so it happens once
-* ``sched:leader`` — the leader lock (see :mod:`scheduler.leader`)
+* ``schedules`` — hash, schedule id -> definition JSON
+* ``schedule_runs(id)`` — hash: next_run, last_run, last_task_id, run_count, last_error
+* ``schedule_claim(fire key)`` — a fire's claim (SET NX EX), so it happens once
+* ``scheduler_leader`` — the leader lock (see :mod:`scheduler.leader`)
 
 Every write that could race with a delete or an edit is a transaction or a
 script, so a fire recorded by a leader never resurrects a deleted schedule
@@ -101,7 +101,7 @@ class ScheduleStore:
         self.redis = client
         self.keys = Keys(namespace)
         self.default_timezone = default_timezone
-        self.defs_key = self.keys.namespaced("sched:defs")
+        self.defs_key = self.keys.schedules
         self._record_fire = client.register_script(RECORD_FIRE)
         self._set_if_defined = client.register_script(SET_IF_DEFINED)
 
@@ -111,7 +111,7 @@ class ScheduleStore:
         return cls(engine.store.redis, engine.settings.namespace, engine.settings.timezone)
 
     def run_key(self, schedule_id: str) -> str:
-        return self.keys.namespaced(f"sched:run:{schedule_id}")
+        return self.keys.schedule_runs(schedule_id)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -248,11 +248,11 @@ class ScheduleStore:
         This is what makes a fire happen once even while two replicas both
         believe they lead (a hand-over): only the claimer submits and records it.
         """
-        return bool(self.redis.set(self.keys.namespaced(f"sched:claim:{fire_key}"), "1", nx=True, ex=ttl_seconds))
+        return bool(self.redis.set(self.keys.schedule_claim(fire_key), "1", nx=True, ex=ttl_seconds))
 
     def release_fire(self, fire_key: str) -> None:
         """Give a claimed fire up (its submit failed), so it can be tried again."""
-        self.redis.delete(self.keys.namespaced(f"sched:claim:{fire_key}"))
+        self.redis.delete(self.keys.schedule_claim(fire_key))
 
     def record_fire(self, schedule_id: str, fire_time: float, task_id: str, next_run: Optional[float]) -> bool:
         """Record a claimed fire; False when the schedule was deleted meanwhile."""

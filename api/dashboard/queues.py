@@ -9,8 +9,8 @@ these lists come from the state store instead, never from draining RabbitMQ:
   PENDING tasks submitted with a delay that is not over yet;
 * failed: FAILURE tasks (their messages are in ``<queue>.XQ``).
 
-Actions: requeue failed tasks (:func:`pipeline.queues.requeue_dead`), and
-delete: a failed task's message and record go (:mod:`api.dashboard.dead`);
+Actions (:mod:`pipeline.dead_letters`): requeue failed tasks, and delete:
+a failed task's message and record go;
 a waiting task is cancelled, so it never runs.
 """
 
@@ -21,13 +21,12 @@ from typing import Any
 
 import falcon
 
-from api.dashboard.dead import delete_failed
 from api.dashboard.overview import queue_rows
 from api.dashboard.web import PREFIX, Resource, redirect, responder
 from api.resources import known_queues
 from pipeline import client
+from pipeline.dead_letters import delete_failed, requeue_dead
 from pipeline.errors import InvalidTransition, TaskNotFound
-from pipeline.queues import requeue_dead
 
 PAGE_SIZE = 50
 #: The delayed tab merges two indexes by due time, so it shows this many of

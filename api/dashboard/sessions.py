@@ -38,7 +38,6 @@ from pipeline.state.keys import Keys
 COOKIE_NAME = "claw_dashboard"
 COOKIE_PATH = "/dashboard"
 SESSION_SECONDS = 12 * 3600
-SECRET_KEY = "dashboard:secret"
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class Sessions:
     def secret(self) -> bytes:
         """The signing key: created once per namespace (SET NX), then read by every process."""
         if self._secret is None:
-            name = Keys(self.settings.namespace).namespaced(SECRET_KEY)
+            name = Keys(self.settings.namespace).dashboard_secret
             connection = self.client()
             connection.set(name, secrets.token_hex(32), nx=True)
             self._secret = bytes.fromhex(connection.get(name))

@@ -10,9 +10,8 @@ Mount: ``create_app(extra_routes=[("/api/v1/tasks/health", HealthSnapshotResourc
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, Optional
+from typing import Any
 
 import falcon
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.errors import ApiError
 from api.resources import EngineProvider
 from api.validation import Endpoint
-from scheduler.health import SNAPSHOT_KEY
 
 
 class HealthSnapshot(BaseModel):
@@ -50,11 +48,9 @@ class HealthSnapshotResource:
         self.engine = engine
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        store = self.engine().store
-        raw: Optional[str] = store.redis.get(store.keys.namespaced(SNAPSHOT_KEY))
-        if raw is None:
+        snapshot = self.engine().store.health_snapshot()
+        if snapshot is None:
             raise ApiError(404, "No health snapshot",
                            "check_task_health has not run yet (the scheduler runs it every 30 minutes)")
-        snapshot = json.loads(raw)
         snapshot["age_seconds"] = round(time.time() - snapshot["checked_at"], 1)
         resp.media = snapshot

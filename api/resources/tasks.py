@@ -31,7 +31,8 @@ from api.validation import (
 )
 from pipeline import client
 from pipeline.errors import BrokerUnavailable
-from pipeline.queues import QueueStatsCache, requeue_dead
+from pipeline.dead_letters import requeue_dead
+from pipeline.queues import QueueStatsCache
 from pipeline.state.keys import FINAL_STATES
 
 TAG = "tasks"

@@ -20,8 +20,7 @@ from typing import Callable
 import redis
 from dramatiq.middleware import Middleware
 
-from pipeline.state.store import StateStore
-from pipeline.state.workers import WorkerRegistry
+from pipeline.state import StateStore, WorkerRegistry
 
 logger = logging.getLogger("pipeline.heartbeat")
 TRIM_BATCH = 1000

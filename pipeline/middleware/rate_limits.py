@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dramatiq.middleware import Middleware, SkipMessage
 
-from pipeline.middleware.state import untracked, wait_for_redis
-from pipeline.state.store import StateStore
+from pipeline.redis_client import wait_for_redis
+from pipeline.state import StateStore, untracked
 from pipeline.task import policy_of
 
 

@@ -15,7 +15,7 @@ import time
 from dramatiq.middleware import Middleware
 
 from pipeline.errors import HardTimeLimitExceeded, InvalidArguments, PermanentError, TaskCancelled
-from pipeline.middleware.state import untracked
+from pipeline.state import untracked
 from pipeline.task import TaskPolicy, policy_of
 
 logger = logging.getLogger("pipeline.retries")

@@ -12,68 +12,25 @@ lost, and the state catches up as soon as Redis is back.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import socket
-import threading
 import time
-import traceback
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any
 
-import redis
 from dramatiq.middleware import Middleware, SkipMessage
 
 from pipeline.context import TaskContext, set_current, peek_current
+from pipeline.encoder import to_json
 from pipeline.redact import redact
-from pipeline.state.store import NewTask, StateStore, to_json
+from pipeline.redis_client import wait_for_redis
+from pipeline.state import NewTask, StateStore, error_fields, exception_result, worker_identity
+from pipeline.state.records import is_untracked
 from pipeline.task import policy_of
 
 logger = logging.getLogger("pipeline.state")
-T = TypeVar("T")
 
 #: A message may be delivered this many times more than its policy's attempts
 #: (a worker killed mid-task) before it is failed as poison.
 LOST_DELIVERIES_TOLERATED = 1
-_local = threading.local()
-RESULT_CANARY = "dramatiq.results.Result"
-_HOSTNAME = socket.gethostname()
-
-
-def worker_identity() -> str:
-    return f"{_HOSTNAME}:{os.getpid()}"
-
-
-@contextlib.contextmanager
-def untracked() -> Iterator[None]:
-    """Enqueue without TaskState writing a record (the caller has written it)."""
-    _local.untracked = True
-    try:
-        yield
-    finally:
-        _local.untracked = False
-
-
-def wait_for_redis(call: Callable[[], T], what: str) -> T:
-    """Run *call*, retrying for as long as Redis is unreachable."""
-    delay = 0.5
-    while True:
-        try:
-            return call()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            logger.warning("Redis unavailable while %s (%s); retrying in %.1fs", what, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-
-def error_fields(exc: BaseException) -> dict[str, Any]:
-    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    return {"type": type(exc).__name__, "message": str(exc)[:4000], "traceback": "".join(lines)[-8000:]}
-
-
-def exception_result(error_type: str, message: str) -> str:
-    """The Results-backend encoding of a failure, so ``message.get_result()`` raises ResultFailure."""
-    return to_json({"__t": RESULT_CANARY, "exn": {"type": error_type, "msg": message}})
 
 
 def new_task_from_message(broker, message) -> NewTask:
@@ -102,7 +59,7 @@ class TaskState(Middleware):
     def before_enqueue(self, broker, message, delay):
         # Retries and delayed messages moving to their queue carry their
         # record already; pipeline.client writes its own in a pipeline.
-        if getattr(_local, "untracked", False) or "retries" in message.options or "eta" in message.options:
+        if is_untracked() or "retries" in message.options or "eta" in message.options:
             return
         wait_for_redis(lambda: self.store.record_if_missing(new_task_from_message(broker, message)), "recording a message")
 

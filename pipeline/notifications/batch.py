@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from pipeline.errors import TaskCancelled
 from pipeline.notifications.models import NotificationBatchArgs
+from pipeline.state.keys import Keys
 
 log = logging.getLogger("pipeline.notifications.batch")
 
@@ -62,7 +63,7 @@ def child_kwargs(args: NotificationBatchArgs, recipient: str, dedup_key: str) ->
 
 
 def children_key(namespace: str, batch_key: str) -> str:
-    return f"{namespace}:notify:batch:{hashlib.sha256(batch_key.encode()).hexdigest()[:32]}"
+    return Keys(namespace).notification_batch(hashlib.sha256(batch_key.encode()).hexdigest()[:32])
 
 
 def run_batch(

@@ -73,6 +73,7 @@ import redis as redis_lib
 from pipeline.errors import PermanentError, TransientError
 from pipeline.notifications.channels.base import OutcomeUnknown
 from pipeline.notifications.redaction import mask_recipient, redact
+from pipeline.state.keys import Keys
 
 log = logging.getLogger("pipeline.notifications.dedup")
 
@@ -160,7 +161,7 @@ class Deduplicator:
         )
 
     def key(self, token: str) -> str:
-        return f"{self.namespace}:notify:dedup:{token}"
+        return Keys(self.namespace).notification_sent(token)
 
     def state(self, token: str) -> dict:
         """The stored state of a token (for tests and operators)."""

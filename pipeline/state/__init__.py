@@ -1,0 +1,21 @@
+"""The only code that knows Redis key names and writes task records.
+
+* :mod:`.keys` — every key and channel name (:class:`Keys`) and the task states;
+* :mod:`.lua` — the prelude of every script: key names from :class:`Keys`, shared steps;
+* :mod:`.records` — creating records and moving them through their states;
+* :mod:`.queries` — lookups, pages, counts, runtimes, throughput;
+* :mod:`.housekeeping` — expiry, dead-letter resets and deletes, lost-task repair, cleanup;
+* :mod:`.workers` — worker heartbeats and the control channel;
+* :mod:`.store` — :class:`StateStore`, the three record parts as one object;
+* :mod:`.batching` — the worker threads' shared Redis round trips.
+"""
+
+from pipeline.state.keys import FINAL_STATES, STATES, UNFINISHED_STATES, Keys
+from pipeline.state.records import NewTask, error_fields, exception_result, new_task_id, new_task_ids, untracked
+from pipeline.state.store import StateStore
+from pipeline.state.workers import WorkerRegistry, worker_identity
+
+__all__ = [
+    "FINAL_STATES", "STATES", "UNFINISHED_STATES", "Keys", "NewTask", "StateStore", "WorkerRegistry",
+    "error_fields", "exception_result", "new_task_id", "new_task_ids", "untracked", "worker_identity",
+]

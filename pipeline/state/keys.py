@@ -1,9 +1,17 @@
-"""Every Redis key and channel name the engine uses, in one place."""
+"""Every Redis key and channel name the engine uses, and the task states.
+
+Python code names keys with the methods of :class:`Keys`; the Lua scripts of
+the store get theirs from the same methods (:mod:`pipeline.state.lua` turns
+each one into a Lua function, with the namespace passed in as ``ARGV[1]``),
+so a change of layout here (for example hash tags for Redis Cluster) reaches
+both, and no script spells a key by hand.
+"""
 
 from __future__ import annotations
 
 STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "CANCELLED")
 FINAL_STATES = ("SUCCESS", "FAILURE", "CANCELLED")
+UNFINISHED_STATES = ("PENDING", "STARTED", "RETRY")
 
 
 class Keys:
@@ -11,6 +19,8 @@ class Keys:
 
     def __init__(self, namespace: str):
         self.prefix = namespace
+
+    # -- task records ----------------------------------------------------------------------
 
     def task(self, task_id: str) -> str:
         return f"{self.prefix}:t:{task_id}"
@@ -22,19 +32,44 @@ class Keys:
         combination has its own set, which keeps filtered listing O(log N + page).
         """
         if state and actor:
-            return f"{self.prefix}:i:sa:{state}:{actor}"
+            return self.index_state_actor(state, actor)
         if state and queue:
-            return f"{self.prefix}:i:sq:{state}:{queue}"
+            return self.index_state_queue(state, queue)
         if state:
-            return f"{self.prefix}:i:s:{state}"
+            return self.index_state(state)
         if actor:
-            return f"{self.prefix}:i:a:{actor}"
+            return self.index_actor(actor)
         if queue:
-            return f"{self.prefix}:i:q:{queue}"
+            return self.index_queue(queue)
+        return self.index_all
+
+    @property
+    def index_all(self) -> str:
         return f"{self.prefix}:i:all"
+
+    def index_actor(self, actor: str) -> str:
+        return f"{self.prefix}:i:a:{actor}"
+
+    def index_queue(self, queue: str) -> str:
+        return f"{self.prefix}:i:q:{queue}"
+
+    def index_state(self, state: str) -> str:
+        return f"{self.prefix}:i:s:{state}"
+
+    def index_state_actor(self, state: str, actor: str) -> str:
+        return f"{self.prefix}:i:sa:{state}:{actor}"
+
+    def index_state_queue(self, state: str, queue: str) -> str:
+        return f"{self.prefix}:i:sq:{state}:{queue}"
+
+    def indexes(self, actor: str, queue: str, state: str) -> list[str]:
+        """The six indexes a task of *actor* on *queue* in *state* is listed in."""
+        return [self.index_all, self.index_actor(actor), self.index_queue(queue), self.index_state(state),
+                self.index_state_actor(state, actor), self.index_state_queue(state, queue)]
 
     @property
     def expiry(self) -> str:
+        """Sorted set of finished tasks by the time their index entries are due to go."""
         return f"{self.prefix}:exp"
 
     def idempotency(self, key: str) -> str:
@@ -43,8 +78,13 @@ class Keys:
     def runtimes(self, actor: str) -> str:
         return f"{self.prefix}:rt:{actor}"
 
-    def throughput(self, bucket: int) -> str:
+    def throughput(self, bucket: int | str) -> str:
         return f"{self.prefix}:tp:{bucket}"
+
+    @property
+    def throughput_pattern(self) -> str:
+        """A SCAN pattern matching every throughput bucket (for the daily cleanup only)."""
+        return self.throughput("*")
 
     @property
     def undecodable(self) -> str:
@@ -52,6 +92,20 @@ class Keys:
 
     def rate_limit(self, actor: str) -> str:
         return f"{self.prefix}:rl:{actor}"
+
+    @property
+    def results_namespace(self) -> str:
+        """Prefix of Dramatiq's Results keys (the backend adds md5 of queue, actor and id)."""
+        return f"{self.prefix}:results"
+
+    @property
+    def cancel_channel(self) -> str:
+        return f"{self.prefix}:cancel"
+
+    def events_channel(self, task_id: str) -> str:
+        return f"{self.prefix}:ev:{task_id}"
+
+    # -- workers ---------------------------------------------------------------------------
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:w:{worker_id}"
@@ -64,13 +118,46 @@ class Keys:
     def control_channel(self) -> str:
         return f"{self.prefix}:ctl"
 
+    # -- maintenance -----------------------------------------------------------------------
+
     @property
-    def cancel_channel(self) -> str:
-        return f"{self.prefix}:cancel"
+    def health_snapshot(self) -> str:
+        return f"{self.prefix}:health:snapshot"
 
-    def events_channel(self, task_id: str) -> str:
-        return f"{self.prefix}:ev:{task_id}"
+    def health_alerted(self, problem: str) -> str:
+        return f"{self.prefix}:health:alerted:{problem}"
 
-    def namespaced(self, name: str) -> str:
-        """A key for another component (scheduler, notifications) under this namespace."""
-        return f"{self.prefix}:{name}"
+    # -- scheduler -------------------------------------------------------------------------
+
+    @property
+    def schedules(self) -> str:
+        return f"{self.prefix}:sched:defs"
+
+    def schedule_runs(self, schedule_id: str) -> str:
+        return f"{self.prefix}:sched:run:{schedule_id}"
+
+    def schedule_claim(self, fire_key: str) -> str:
+        return f"{self.prefix}:sched:claim:{fire_key}"
+
+    @property
+    def scheduler_leader(self) -> str:
+        return f"{self.prefix}:sched:leader"
+
+    # -- notifications ---------------------------------------------------------------------
+
+    def notification_sent(self, token: str) -> str:
+        return f"{self.prefix}:notify:dedup:{token}"
+
+    def notification_batch(self, digest: str) -> str:
+        return f"{self.prefix}:notify:batch:{digest}"
+
+    def inbox(self, user_id: str) -> list[str]:
+        """A user's inbox: items (hash), unread and read (sorted sets), read-at times (hash)."""
+        base = f"{self.prefix}:notify:inbox:{user_id}"
+        return [f"{base}:items", f"{base}:unread", f"{base}:read", f"{base}:readat"]
+
+    # -- dashboard -------------------------------------------------------------------------
+
+    @property
+    def dashboard_secret(self) -> str:
+        return f"{self.prefix}:dashboard:secret"

@@ -9,17 +9,26 @@ reaches every worker on every host that shares the Redis server.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from typing import Any, Optional
 
 import redis
 
 from pipeline.state.keys import Keys
+from pipeline.state.queries import decode_hash
 
 LIST_FIELDS = ("queues", "current_tasks")
 INT_FIELDS = ("pid", "concurrency", "processed", "failed", "threads")
 FLOAT_FIELDS = ("started_at", "last_seen")
 COMMANDS = ("pool_restart", "shutdown")
+_HOSTNAME = socket.gethostname()
+
+
+def worker_identity() -> str:
+    """This process's worker id, as task records (``worker``) and heartbeats name it."""
+    return f"{_HOSTNAME}:{os.getpid()}"
 
 
 class WorkerRegistry:
@@ -62,6 +71,25 @@ class WorkerRegistry:
     def count(self) -> int:
         return int(self.redis.zcount(self.keys.workers, time.time() - self.ttl, "+inf"))
 
+    def live_and_dead(self, now: float) -> tuple[set[str], list[tuple[str, float]]]:
+        """Ids of workers heard from within the TTL, and (id, last seen) of those that stopped
+        without deregistering (killed): the health check's view, which prunes nothing."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self.keys.workers, now - self.ttl, "+inf")
+            pipe.zrangebyscore(self.keys.workers, "-inf", f"({now - self.ttl}", withscores=True)
+            live, dead = pipe.execute()
+        return set(live), dead
+
+    def remove_stale(self, cutoff: float) -> int:
+        """Worker entries (and any hash left behind) whose last heartbeat is older than *cutoff*."""
+        stale = self.redis.zrangebyscore(self.keys.workers, "-inf", cutoff)
+        if stale:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self.keys.workers, *stale)
+                pipe.delete(*(self.keys.worker(worker_id) for worker_id in stale))
+                pipe.execute()
+        return len(stale)
+
     def send_command(self, command: str, worker: Optional[str] = None) -> int:
         """Publish *command* for one worker id (or all); returns how many processes heard it."""
         if command not in COMMANDS:
@@ -71,14 +99,4 @@ class WorkerRegistry:
 
 
 def decode_worker(raw: dict[str, str]) -> dict[str, Any]:
-    record: dict[str, Any] = dict(raw)
-    for name in LIST_FIELDS:
-        if name in record:
-            record[name] = json.loads(record[name])
-    for name in INT_FIELDS:
-        if name in record:
-            record[name] = int(record[name])
-    for name in FLOAT_FIELDS:
-        if name in record:
-            record[name] = float(record[name])
-    return record
+    return decode_hash(raw, LIST_FIELDS, INT_FIELDS, FLOAT_FIELDS)

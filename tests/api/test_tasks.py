@@ -10,8 +10,7 @@ from api.app import create_app
 from api.resources.tasks import TaskEventsResource
 from pipeline import client
 from pipeline.engine import make_engine
-from pipeline.state.store import StateStore
-from pipeline.state.workers import WorkerRegistry
+from pipeline.state import StateStore, WorkerRegistry
 from tests.api.conftest import QUEUE, Api
 from tests.conftest import REDIS_URL
 

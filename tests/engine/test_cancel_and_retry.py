@@ -7,7 +7,6 @@ from dramatiq import Message
 from dramatiq.results import ResultFailure
 
 from pipeline import client
-from pipeline.client import _results_backend
 from pipeline.errors import InvalidTransition, TaskNotFound
 from tests import sample_tasks
 from tests.conftest import QUEUE_PREFIX, wait_for_state
@@ -24,7 +23,7 @@ def test_cancelled_pending_task_never_runs_and_reads_as_cancelled(engine, start_
     assert record["state"] == "CANCELLED" and record["attempts"] == 0
     message = Message(QUEUE_PREFIX + sample_tasks.QUEUE, "spin", (), {}, {}, message_id=task_id)
     with pytest.raises(ResultFailure) as result:
-        message.get_result(backend=_results_backend(engine))
+        message.get_result(backend=engine.results_backend)
     assert result.value.orig_exc_type == "TaskCancelled"
 
 

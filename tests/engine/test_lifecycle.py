@@ -135,9 +135,7 @@ def test_delayed_task_waits_and_records_its_eta(engine, start_worker):
 
 
 def _backend(engine):
-    from pipeline.client import _results_backend
-
-    return _results_backend(engine)
+    return engine.results_backend
 
 
 def test_idempotent_submit_killed_before_publishing_is_published_by_the_retry(engine, start_worker, monkeypatch):
@@ -175,7 +173,7 @@ def test_a_message_for_an_actor_no_worker_knows_ends_as_failure(engine, start_wo
 
     start_worker()
     record_only = Message(QUEUE_PREFIX + sample_tasks.QUEUE, "ghost_actor", (), {"x": 1}, {}, message_id="00000000-0000-4000-8000-000000000001")
-    from pipeline.state.store import NewTask
+    from pipeline.state import NewTask
 
     engine.store.record_enqueued([NewTask(record_only.message_id, "ghost_actor", record_only.queue_name, 0, 0, [], {"x": 1})])
     engine.broker.channel.basic_publish("", record_only.queue_name, record_only.encode())

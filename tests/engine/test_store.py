@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from pipeline.state.store import NewTask, StateStore, decode_cursor, encode_cursor, new_task_ids
+from pipeline.state import NewTask, StateStore, new_task_ids
+from pipeline.state.queries import decode_cursor, encode_cursor
 
 
 @pytest.fixture

@@ -194,7 +194,7 @@ def redis_namespace():
 def task_context(redis_namespace):
     """Run code as if inside a task: ``with task_context(actor) as ctx`` ; ``ctx.progress()`` reads it back."""
     from pipeline.context import TaskContext, set_current
-    from pipeline.state.store import StateStore
+    from pipeline.state import StateStore
 
     client, namespace = redis_namespace
     state = StateStore(client, namespace, result_ttl=300)

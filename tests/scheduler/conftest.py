@@ -38,12 +38,12 @@ def env(env):
 
 
 @pytest.fixture
-def sched_config(settings):
-    from scheduler.config import get_scheduler_settings, load_scheduler_settings
+def health_config(settings):
+    from pipeline.maintenance.config import get_health_settings, load_health_settings
 
-    get_scheduler_settings.cache_clear()
-    yield load_scheduler_settings()
-    get_scheduler_settings.cache_clear()
+    get_health_settings.cache_clear()
+    yield load_health_settings()
+    get_health_settings.cache_clear()
 
 
 @pytest.fixture
@@ -77,10 +77,10 @@ def start_scheduler(env, engine):
 @pytest.fixture
 def leader_pid(redis_client, namespace):
     """The pid in the leader lock's token (host:pid:random), or None when nobody leads."""
-    from scheduler.runner import LEADER_KEY
+    from pipeline.state import Keys
 
     def read() -> int | None:
-        token = redis_client.get(f"{namespace}:{LEADER_KEY}")
+        token = redis_client.get(Keys(namespace).scheduler_leader)
         return int(token.rsplit(":", 2)[1]) if token else None
 
     return read

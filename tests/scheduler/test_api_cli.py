@@ -87,13 +87,13 @@ def test_schedule_errors_conflicts_and_roles(api, schedules):
     assert "/api/v1/schedules/{schedule_id}" in api.simulate_get("/openapi.json").json["paths"]
 
 
-def test_health_snapshot_resource_is_readable_with_the_read_role(api, engine, sched_config):
-    from scheduler.health import check_health
+def test_health_snapshot_resource_is_readable_with_the_read_role(api, engine, health_config):
+    from pipeline.maintenance.health import check_health
 
     reader = {"Authorization": f"Bearer {READER}"}
     missing = api.simulate_get("/api/v1/tasks/health", headers=reader)
     assert missing.status_code == 404 and "has not run" in missing.json["error"]["description"]
-    check_health(engine, sched_config)
+    check_health(engine, health_config)
     snapshot = api.simulate_get("/api/v1/tasks/health", headers=reader)
     assert snapshot.status_code == 200
     assert 0 <= snapshot.json["age_seconds"] < 5 and "no_workers" in {p["key"] for p in snapshot.json["problems"]}

@@ -11,7 +11,7 @@ from pipeline.actors.maintenance import check_task_health, cleanup_expired_resul
 from pipeline.engine import make_store
 from pipeline.queues import queue_stats
 from pipeline.settings import load_settings
-from pipeline.state.store import NewTask, new_task_id
+from pipeline.state import NewTask, new_task_id
 from tests import sample_tasks
 from tests.conftest import QUEUE_PREFIX, wait_for_state, wait_until
 from tests.scheduler.sched_tasks import alerts_key
@@ -87,7 +87,7 @@ def ghost_started(engine, redis_client, actor: str, started_ago: float) -> str:
     return task.task_id
 
 
-def test_health_check_finds_problems_repairs_lost_tasks_and_alerts_once(engine, start_worker, redis_client, namespace, sched_config):
+def test_health_check_finds_problems_repairs_lost_tasks_and_alerts_once(engine, start_worker, redis_client, namespace, health_config):
     start_worker("--processes", "1")
     failing = [client.submit("permanent_failure") for _ in range(3)]
     for task_id in failing:
@@ -106,7 +106,7 @@ def test_health_check_finds_problems_repairs_lost_tasks_and_alerts_once(engine, 
     wait_until(lambda: queue_stats(engine.settings, [PRIORITY_QUEUE])[PRIORITY_QUEUE]["ready"] == 4, 15,
                message="RabbitMQ's management statistics (refreshed every 5 s) to show the backlog")
 
-    snapshot = check_health(engine, sched_config)
+    snapshot = check_health(engine, health_config)
     problems = {p["key"]: p["message"] for p in snapshot["problems"]}
     expected = {f"backlog:{PRIORITY_QUEUE}", "failure_rate:permanent_failure", f"dead_worker:{victim['id']}",
                 "lost_tasks:echo", "lost_tasks:lost_fails"}
@@ -125,7 +125,7 @@ def test_health_check_finds_problems_repairs_lost_tasks_and_alerts_once(engine, 
 
     assert snapshot["alert"]["status"] == "sent" and set(snapshot["alert"]["problems"]) == set(problems)
     alerts = wait_until(lambda: redis_client.lrange(alerts_key(namespace), 0, -1), 15, message="the alert to be delivered")
-    again = check_health(engine, sched_config)
+    again = check_health(engine, health_config)
     assert again["alert"]["status"] == "not sent: every problem was already alerted"
     assert f"dead_worker:{victim['id']}" in {p["key"] for p in again["problems"]}
 
@@ -137,14 +137,14 @@ def test_health_check_finds_problems_repairs_lost_tasks_and_alerts_once(engine, 
     assert "permanent_failure: 3 of 3 tasks" in alerts[0]["body"]
 
 
-def test_with_rabbitmq_down_the_check_reports_it_and_leaves_lost_tasks_for_the_next_check(engine, redis_client, sched_config):
+def test_with_rabbitmq_down_the_check_reports_it_and_leaves_lost_tasks_for_the_next_check(engine, redis_client, health_config):
     from pipeline.engine import make_engine
 
     down = make_engine(load_settings(broker_url="amqp://guest:guest@127.0.0.1:1/%2F", rabbitmq_management_url="http://127.0.0.1:1"))
     lost = ghost_started(engine, redis_client, "echo", started_ago=700)
     before = engine.store.get(lost)
     try:
-        snapshot = check_health(down, sched_config)
+        snapshot = check_health(down, health_config)
     finally:
         down.close()
     assert {"rabbitmq", "lost_tasks:echo"} <= {p["key"] for p in snapshot["problems"]} and not snapshot["rabbitmq"]["ok"]
@@ -153,13 +153,13 @@ def test_with_rabbitmq_down_the_check_reports_it_and_leaves_lost_tasks_for_the_n
     assert (after["state"], after["worker"], after["started_at"], after.get("error")) == ("STARTED", "ghost-host:4242", before["started_at"], None)
     assert snapshot["alert"]["status"].startswith("not sent: BrokerUnavailable")
 
-    retried = check_health(engine, sched_config)
+    retried = check_health(engine, health_config)
     assert retried["lost_tasks"][0]["action"] == "requeued" and engine.store.get(lost)["state"] == "PENDING"
     assert retried["alert"]["status"] == "sent" and "lost_tasks:echo" in retried["alert"]["problems"]
 
 
-def test_health_check_records_an_alert_it_could_not_send_and_retries_it_later(engine, redis_client, namespace, sched_config):
-    unavailable = sched_config.model_copy(update={"health_alert_actor": "send_notification_missing"})
+def test_health_check_records_an_alert_it_could_not_send_and_retries_it_later(engine, redis_client, namespace, health_config):
+    unavailable = health_config.model_copy(update={"health_alert_actor": "send_notification_missing"})
     snapshot = check_health(engine, unavailable)
     assert "no_workers" in {p["key"] for p in snapshot["problems"]}
     assert snapshot["alert"] == {"status": "not sent: send_notification_missing unavailable", "problems": []}
@@ -170,6 +170,6 @@ def test_health_check_records_an_alert_it_could_not_send_and_retries_it_later(en
 
 
 def check_health(engine, config):
-    from scheduler.health import check_health as run
+    from pipeline.maintenance.health import check_health as run
 
     return run(engine, config)

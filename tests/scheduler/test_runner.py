@@ -84,13 +84,13 @@ def test_three_schedulers_fire_once_per_second_and_survive_a_killed_leader(engin
 
 def test_leader_that_cannot_renew_stops_firing_and_sigterm_hands_over(engine, schedules, start_scheduler, leader_pid,
                                                                       redis_client, namespace):
-    from scheduler.runner import LEADER_KEY
+    from pipeline.state import Keys
 
     schedules.add({"id": "steady", "actor": "echo", "interval_seconds": 1})
     first = start_scheduler()
     wait_for_runs(schedules, "steady", 1)
     second = start_scheduler()
-    lock = f"{namespace}:{LEADER_KEY}"
+    lock = Keys(namespace).scheduler_leader
 
     redis_client.set(lock, "intruder:1:stolen", px=60_000)  # as if the lock expired and someone else took it
     time.sleep(1.5)

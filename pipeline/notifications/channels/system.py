@@ -27,6 +27,7 @@ from pipeline.errors import TransientError
 from pipeline.notifications.channels.base import log, now_iso, receipt, register
 from pipeline.notifications.config import NotificationSettings
 from pipeline.notifications.models import USER_ID_RE
+from pipeline.state.keys import Keys
 
 _ADD = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
@@ -118,8 +119,7 @@ class Inbox:
     def keys(self, user_id: str) -> list[str]:
         if not USER_ID_RE.match(user_id or ""):
             raise ValueError("user_id must be letters, digits, _ . @ : - (at most 128 characters)")
-        base = f"{self.namespace}:notify:inbox:{user_id}"
-        return [f"{base}:items", f"{base}:unread", f"{base}:read", f"{base}:readat"]
+        return Keys(self.namespace).inbox(user_id)
 
     def add(self, user_id: str, item_id: str, *, title: str = "", body: str, data: Optional[dict] = None) -> tuple[dict, bool]:
         """Store an item unless one with ``item_id`` exists; returns (item, created)."""

@@ -18,15 +18,14 @@ Checks, each turning into problems with stable keys:
 * tasks STARTED longer than their actor's hard time limit on a worker that is
   gone, re-queued or failed per the actor's ``lost_policy`` (``lost_tasks:<actor>``).
 
-The snapshot is JSON under ``health:snapshot`` in the namespace, served by
-``GET /api/v1/tasks/health``. Each problem is alerted at most once per
-CLAW_HEALTH_ALERT_REPEAT_SECONDS (a SET NX EX per problem key), all new
+The snapshot is stored by the state store (:meth:`save_health_snapshot`) and
+served by ``GET /api/v1/tasks/health``. Each problem is alerted at most once
+per CLAW_HEALTH_ALERT_REPEAT_SECONDS (a SET NX EX per problem key), all new
 problems of a run in one notification.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
@@ -38,45 +37,13 @@ from dramatiq.errors import ActorNotFound, BrokerError
 from pipeline import client
 from pipeline.engine import Engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, UnknownActor
-from pipeline.middleware.state import exception_result, untracked
+from pipeline.maintenance.config import HealthSettings
 from pipeline.queues import queue_stats
-from pipeline.state.store import to_json
+from pipeline.state import untracked
 from pipeline.task import REGISTRY, TaskPolicy, policy_of, queue_names
-from scheduler.config import SchedulerSettings
 
-SNAPSHOT_KEY = "health:snapshot"
-ALERTED_PREFIX = "health:alerted:"
 PENDING_LOOKAHEAD = 50
-STARTED_PAGE = 500
 ALERT_BODY_LIMIT = 1500
-
-# Both scripts: KEYS task, STARTED indexes (state, state+actor, state+queue), PENDING indexes (same),
-# events channel.
-#
-# ARGV: task id, the dead worker, now, error JSON. Only a task still STARTED by that worker is reset;
-# the error marks it as lost. Returns its started_at and error, for LOST_AGAIN.
-LOST_TO_PENDING = r"""
-local r = redis.call('HMGET', KEYS[1], 'state', 'worker', 'score', 'started_at', 'error')
-if r[1] ~= 'STARTED' or r[2] ~= ARGV[2] then return false end
-redis.call('HSET', KEYS[1], 'state', 'PENDING', 'error', ARGV[4])
-redis.call('HDEL', KEYS[1], 'started_at', 'worker')
-for i = 2, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-for i = 5, 7 do redis.call('ZADD', KEYS[i], r[3], ARGV[1]) end
-redis.call('PUBLISH', KEYS[8], '{"type":"state","state":"PENDING","at":'..ARGV[3]..'}')
-return {r[4] or '', r[5] or ''}
-"""
-
-# ARGV: task id, the dead worker, started_at, error ('' = none). Undoes LOST_TO_PENDING when the
-# message could not be published, so the task is found lost again by the next check.
-LOST_AGAIN = r"""
-local r = redis.call('HMGET', KEYS[1], 'state', 'score')
-if r[1] ~= 'PENDING' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'STARTED', 'worker', ARGV[2], 'started_at', ARGV[3])
-if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'error') else redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
-for i = 5, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-for i = 2, 4 do redis.call('ZADD', KEYS[i], r[2], ARGV[1]) end
-return 1
-"""
 
 
 @dataclass
@@ -85,7 +52,7 @@ class Problem:
     message: str
 
 
-def check_health(engine: Engine, config: SchedulerSettings) -> dict[str, Any]:
+def check_health(engine: Engine, config: HealthSettings) -> dict[str, Any]:
     """Run every check, repair lost tasks, store the snapshot, alert; returns the snapshot."""
     now = time.time()
     problems: list[Problem] = []
@@ -93,22 +60,20 @@ def check_health(engine: Engine, config: SchedulerSettings) -> dict[str, Any]:
     snapshot: dict[str, Any] = {"checked_at": now, "redis": _check_redis(engine)}
     snapshot["rabbitmq"], depths = _check_rabbitmq(engine, queues, problems)
     snapshot["queues"] = _check_queues(engine, config, queues, depths, now, problems)
-    live = _live_workers(engine, now)
-    snapshot["workers"] = _check_workers(engine, live, now, problems)
+    live, dead = engine.workers.live_and_dead(now)
+    snapshot["workers"] = _check_workers(engine, live, dead, now, problems)
     snapshot["actors"] = _check_failure_rates(engine, config, now, problems)
     snapshot["lost_tasks"] = _recover_lost_tasks(engine, live, now, problems)
     snapshot["problems"] = [asdict(p) for p in problems]
     snapshot["ok"] = not problems
     snapshot["alert"] = _send_alert(engine, config, problems, now)
-    engine.store.redis.set(engine.store.keys.namespaced(SNAPSHOT_KEY), json.dumps(snapshot, default=str))
+    engine.store.save_health_snapshot(snapshot)
     return snapshot
 
 
 def _check_redis(engine: Engine) -> dict[str, Any]:
     """Redis must answer for the check to run at all; what is left to measure is its latency."""
-    started = time.perf_counter()
-    engine.store.redis.ping()
-    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    return {"ok": True, "latency_ms": round(engine.store.ping() * 1000, 2)}
 
 
 def _check_rabbitmq(engine: Engine, queues: list[str], problems: list[Problem]) -> tuple[dict, dict]:
@@ -121,16 +86,10 @@ def _check_rabbitmq(engine: Engine, queues: list[str], problems: list[Problem]) 
     return {"ok": True, "source": sources.pop() if len(sources) == 1 else None}, depths
 
 
-def _check_queues(engine: Engine, config: SchedulerSettings, queues: list[str], depths: dict, now: float,
+def _check_queues(engine: Engine, config: HealthSettings, queues: list[str], depths: dict, now: float,
                   problems: list[Problem]) -> dict[str, Any]:
-    redis, keys = engine.store.redis, engine.store.keys
-    with redis.pipeline(transaction=False) as pipe:
-        for queue in queues:
-            pipe.zcard(keys.index(state="PENDING", queue=queue))
-            pipe.zrange(keys.index(state="PENDING", queue=queue), 0, PENDING_LOOKAHEAD - 1, withscores=True)
-        replies = pipe.execute()
     report = {}
-    for queue, pending, oldest in zip(queues, replies[0::2], replies[1::2]):
+    for queue, (pending, oldest) in engine.store.oldest_pending(queues, PENDING_LOOKAHEAD).items():
         waited = _oldest_due_wait(engine, oldest, now)
         broker = depths.get(queue, {})
         ready = broker.get("ready")
@@ -150,23 +109,16 @@ def _oldest_due_wait(engine: Engine, oldest: list[tuple[str, float]], now: float
     """Seconds the oldest PENDING task that is due (no eta ahead) has waited; None if none is due."""
     if not oldest:
         return None
-    with engine.store.redis.pipeline(transaction=False) as pipe:
-        for task_id, _ in oldest:
-            pipe.hget(engine.store.keys.task(task_id), "eta")
-        etas = pipe.execute()
+    etas = engine.store.etas([task_id for task_id, _ in oldest])
     for (_, score), eta in zip(oldest, etas):
-        due_since = max(score / 1_000_000, float(eta) if eta else 0.0)
+        due_since = max(score / 1_000_000, eta or 0.0)
         if due_since <= now:
             return now - due_since
     return None
 
 
-def _live_workers(engine: Engine, now: float) -> set[str]:
-    return set(engine.store.redis.zrangebyscore(engine.store.keys.workers, now - engine.workers.ttl, "+inf"))
-
-
-def _check_workers(engine: Engine, live: set[str], now: float, problems: list[Problem]) -> dict[str, Any]:
-    dead = engine.store.redis.zrangebyscore(engine.store.keys.workers, "-inf", f"({now - engine.workers.ttl}", withscores=True)
+def _check_workers(engine: Engine, live: set[str], dead: list[tuple[str, float]], now: float,
+                   problems: list[Problem]) -> dict[str, Any]:
     if not live:
         problems.append(Problem("no_workers", "no live worker process: nothing consumes the queues"))
     for worker_id, last_seen in dead:
@@ -177,18 +129,11 @@ def _check_workers(engine: Engine, live: set[str], now: float, problems: list[Pr
     return {"alive": engine.workers.count(), "dead": [{"id": w, "last_seen": seen} for w, seen in dead]}
 
 
-def _check_failure_rates(engine: Engine, config: SchedulerSettings, now: float, problems: list[Problem]) -> dict[str, Any]:
-    keys = engine.store.keys
-    low = int((now - config.health_window_seconds) * 1_000_000)
-    actors = sorted(REGISTRY)
-    with engine.store.redis.pipeline(transaction=False) as pipe:
-        for actor in actors:
-            pipe.zcount(keys.index(state="FAILURE", actor=actor), low, "+inf")
-            pipe.zcount(keys.index(state="SUCCESS", actor=actor), low, "+inf")
-        counts = pipe.execute()
+def _check_failure_rates(engine: Engine, config: HealthSettings, now: float, problems: list[Problem]) -> dict[str, Any]:
+    counts = engine.store.finished_since(sorted(REGISTRY), now - config.health_window_seconds)
     report = {}
     minutes = config.health_window_seconds / 60
-    for actor, failed, succeeded in zip(actors, counts[0::2], counts[1::2]):
+    for actor, (failed, succeeded) in counts.items():
         total = failed + succeeded
         if not total:
             continue
@@ -207,7 +152,7 @@ def _check_failure_rates(engine: Engine, config: SchedulerSettings, now: float, 
 
 def _recover_lost_tasks(engine: Engine, live: set[str], now: float, problems: list[Problem]) -> list[dict[str, Any]]:
     lost = []
-    for record in _started_records(engine):
+    for record in engine.store.started_records():
         try:
             policy = policy_of(engine.broker, record["actor"])
         except ActorNotFound:  # an actor this worker does not declare: its limits are unknown here
@@ -230,16 +175,6 @@ def _recover_lost_tasks(engine: Engine, live: set[str], now: float, problems: li
     return lost
 
 
-def _started_records(engine: Engine) -> list[dict[str, Any]]:
-    """Every STARTED record (as many as the workers' total concurrency, so a few pages at most)."""
-    index = engine.store.keys.index(state="STARTED")
-    records, offset = [], 0
-    while ids := engine.store.redis.zrange(index, offset, offset + STARTED_PAGE - 1):
-        records += [r for r in engine.store.get_many(ids) if r is not None and r["state"] == "STARTED"]
-        offset += len(ids)
-    return records
-
-
 def _requeue(engine: Engine, record: dict[str, Any]) -> Optional[str]:
     """Reset the record to PENDING (marked WorkerLost), then publish a fresh message with its id.
 
@@ -248,15 +183,10 @@ def _requeue(engine: Engine, record: dict[str, Any]) -> Optional[str]:
     undone and the next check tries again. None when the task moved on
     (redelivered or finished) since it was read.
     """
-    keys = engine.store.keys
     task_id, actor, queue, worker = record["task_id"], record["actor"], record["queue"], record.get("worker", "")
-    names = [keys.task(task_id)]
-    for state in ("STARTED", "PENDING"):
-        names += [keys.index(state=state), keys.index(state=state, actor=actor), keys.index(state=state, queue=queue)]
-    names.append(keys.events_channel(task_id))
-    error = to_json({"type": "WorkerLost", "message": f"worker {worker} disappeared while the task ran; re-queued"})
-    previous = engine.store.redis.eval(LOST_TO_PENDING, len(names), *names, task_id, worker, f"{time.time():.6f}", error)
-    if not previous:
+    error = {"type": "WorkerLost", "message": f"worker {worker} disappeared while the task ran; re-queued"}
+    previous = engine.store.requeue_lost(task_id, worker, error)
+    if previous is None:
         return None
     payload = engine.store.payload(task_id) or {"args": [], "kwargs": record.get("kwargs", {})}
     message = Message(queue_name=queue, actor_name=actor, args=tuple(payload["args"]), kwargs=payload["kwargs"],
@@ -265,25 +195,23 @@ def _requeue(engine: Engine, record: dict[str, Any]) -> Optional[str]:
         with untracked():
             engine.broker.enqueue(message)
     except (BrokerError, pika.exceptions.AMQPError) as exc:
-        engine.store.redis.eval(LOST_AGAIN, len(names), *names, task_id, worker, *previous)
+        engine.store.restore_lost(task_id, worker, previous)
         return f"requeue failed ({type(exc).__name__}); tried again at the next check"
     return "requeued"
 
 
 def _fail(engine: Engine, record: dict[str, Any], policy: TaskPolicy, running: float) -> Optional[str]:
-    task_id = record["task_id"]
-    state, worker = engine.store.redis.hmget(engine.store.keys.task(task_id), "state", "worker")
-    if state != "STARTED" or worker != record.get("worker"):
+    task_id, worker = record["task_id"], record.get("worker")
+    if not engine.store.still_started_by(task_id, worker):
         return None  # it moved on (redelivered or finished) since it was read
     text = f"worker {worker} disappeared while the task ran ({running:.0f} s, limit {policy.time_limit:.0f} s)"
-    fields = {"finished_at": f"{time.time():.6f}", "error": to_json({"type": "WorkerLost", "message": text})}
-    engine.store.finish(task_id, "FAILURE", fields, client.result_key(engine, record), exception_result("WorkerLost", text))
+    engine.store.fail(task_id, {"type": "WorkerLost", "message": text}, engine.result_key(record))
     return "failed"
 
 
 # -- alerts --------------------------------------------------------------------------------------
 
-def _send_alert(engine: Engine, config: SchedulerSettings, problems: list[Problem], now: float) -> dict[str, Any]:
+def _send_alert(engine: Engine, config: HealthSettings, problems: list[Problem], now: float) -> dict[str, Any]:
     actor = config.health_alert_actor
     if not problems:
         return {"status": "nothing to report", "problems": []}
@@ -291,22 +219,19 @@ def _send_alert(engine: Engine, config: SchedulerSettings, problems: list[Proble
         return {"status": "not sent: no recipient configured (CLAW_HEALTH_ALERT_RECIPIENT)", "problems": []}
     if actor not in REGISTRY:
         return {"status": f"not sent: {actor} unavailable", "problems": []}
-    redis, keys = engine.store.redis, engine.store.keys
-    with redis.pipeline(transaction=False) as pipe:
-        for problem in problems:
-            pipe.set(keys.namespaced(ALERTED_PREFIX + problem.key), f"{now:.0f}", nx=True, ex=config.health_alert_repeat_seconds)
-        new = [problem for problem, claimed in zip(problems, pipe.execute()) if claimed]
+    claimed = engine.store.claim_alerts([p.key for p in problems], now, config.health_alert_repeat_seconds)
+    new = [problem for problem, is_new in zip(problems, claimed) if is_new]
     if not new:
         return {"status": "not sent: every problem was already alerted", "problems": []}
     try:
         task_id = client.submit(actor, kwargs=_alert_kwargs(engine, config, new, len(problems), now), engine=engine)
     except (BrokerUnavailable, InvalidArguments, UnknownActor) as exc:
-        redis.delete(*(keys.namespaced(ALERTED_PREFIX + p.key) for p in new))  # alert them next time
+        engine.store.release_alerts([p.key for p in new])  # alert them next time
         return {"status": f"not sent: {type(exc).__name__}: {exc}", "problems": []}
     return {"status": "sent", "task_id": task_id, "problems": [p.key for p in new]}
 
 
-def _alert_kwargs(engine: Engine, config: SchedulerSettings, new: list[Problem], total: int, now: float) -> dict[str, Any]:
+def _alert_kwargs(engine: Engine, config: HealthSettings, new: list[Problem], total: int, now: float) -> dict[str, Any]:
     subject = f"[claw-pipeline {engine.settings.namespace}] {len(new)} new health problem(s)"
     lines = [f"- {p.message}" for p in new]
     if total > len(new):

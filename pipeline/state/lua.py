@@ -1,0 +1,97 @@
+"""The prelude every state-store script starts with: key names from :class:`Keys`, shared steps.
+
+Each script changes a task's record, moves it between the state indexes and
+publishes an event in one atomic step: a worker that dies mid-update leaves
+either the old state or the new one, never half of each, and the counts
+(ZCARD of the indexes) can never drift from the records.
+
+Key names: a script gets the task's own key as ``KEYS[1]`` and the namespace
+as ``ARGV[1]``; every other name (indexes by the record's state, actor and
+queue, which only the script knows) comes from a Lua function generated here
+by calling the :class:`Keys` method with placeholders. No script spells a key.
+
+Scores are carried as strings read from the record, because Lua numbers
+print with 14 significant digits and would corrupt microsecond scores.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.state.keys import FINAL_STATES, Keys
+
+#: Lua function name -> (Keys attribute, its parameters; none for a property).
+KEY_FUNCTIONS = {
+    "task_key": ("task", ("id",)),
+    "index_all": ("index_all", None),
+    "index_actor": ("index_actor", ("actor",)),
+    "index_queue": ("index_queue", ("queue",)),
+    "index_state": ("index_state", ("state",)),
+    "index_state_actor": ("index_state_actor", ("state", "actor")),
+    "index_state_queue": ("index_state_queue", ("state", "queue")),
+    "expiry_key": ("expiry", None),
+    "idempotency_key": ("idempotency", ("key",)),
+    "runtimes_key": ("runtimes", ("actor",)),
+    "throughput_key": ("throughput", ("bucket",)),
+    "rate_limit_key": ("rate_limit", ("actor",)),
+    "events_channel": ("events_channel", ("id",)),
+    "cancel_channel": ("cancel_channel", None),
+}
+
+_MARK = "\x00{}\x00"
+_MARKED = re.compile("\x00([A-Za-z]+)\x00")
+
+
+def key_function(lua_name: str, attribute: str, params: tuple[str, ...] | None) -> str:
+    """``local function <lua_name>(params) return <the name Keys.<attribute> builds> end``."""
+    keys = Keys(_MARK.format("P"))
+    value = getattr(keys, attribute)
+    text = value(*(_MARK.format(p) for p in params)) if params is not None else value
+    parts = _MARKED.split(text)  # literal, placeholder, literal, ...
+    literals = parts[::2]
+    if any("'" in literal or "\\" in literal or "\x00" in literal for literal in literals):
+        raise ValueError(f"Keys.{attribute} holds a character the generated Lua cannot carry")
+    pieces = [f"'{part}'" if i % 2 == 0 else part for i, part in enumerate(parts) if part]
+    return f"local function {lua_name}({', '.join(params or ())}) return {'..'.join(pieces)} end"
+
+
+PRELUDE = "\n".join([
+    "local P = ARGV[1]",
+    "local FINAL = {" + ", ".join(f"{state}=true" for state in FINAL_STATES) + "}",
+    *(key_function(name, attribute, params) for name, (attribute, params) in KEY_FUNCTIONS.items()),
+    r"""
+local function state_keys(state, actor, queue)
+  return {index_state(state), index_state_actor(state, actor), index_state_queue(state, queue)}
+end
+
+local function move(id, score, actor, queue, from, to)
+  if from and from ~= '' then
+    for _, k in ipairs(state_keys(from, actor, queue)) do redis.call('ZREM', k, id) end
+  end
+  for _, k in ipairs(state_keys(to, actor, queue)) do redis.call('ZADD', k, score, id) end
+end
+
+local function event(id, state, now)
+  redis.call('PUBLISH', events_channel(id), '{"type":"state","state":"'..state..'","at":'..now..'}')
+end
+
+-- The expiry entry of a finished task names everything TRIM needs to find its index entries.
+local function expiry_member(id, actor, queue, state)
+  return id..'\31'..actor..'\31'..queue..'\31'..state
+end
+
+-- A finished record lives result_ttl (+ grace so index entries are trimmed
+-- before the hash disappears); its index entries are removed by TRIM.
+local function finalize(key, id, actor, queue, state, now, ttl, grace)
+  redis.call('EXPIRE', key, math.floor(ttl + grace))
+  redis.call('ZADD', expiry_key(), now + ttl, expiry_member(id, actor, queue, state))
+  local bucket = throughput_key(math.floor(now / 10))
+  if redis.call('HINCRBY', bucket, state, 1) == 1 then redis.call('EXPIRE', bucket, 3700) end
+end
+""",
+])
+
+
+def script(body: str) -> str:
+    """A store script: the prelude, then *body*."""
+    return PRELUDE + "\n" + body

@@ -1,0 +1,267 @@
+"""Reading task records: lookups, pages, counts, runtimes and throughput.
+
+Every request-path read here is O(1) or O(page) in Redis round trips,
+whatever the number of stored tasks: counts are ZCARDs of the indexes, lists
+are ZREVRANGEBYSCORE pages, lookups are pipelined HGETALLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any, Iterable, Optional
+
+import redis
+
+from pipeline.state.keys import FINAL_STATES, STATES
+from pipeline.state.lua import script
+
+#: Record fields holding JSON documents (decoded on read).
+JSON_FIELDS = ("args", "kwargs", "error", "result", "progress", "options")
+INT_FIELDS = ("priority", "attempts", "max_retries", "runtime_ms")
+FLOAT_FIELDS = ("enqueued_at", "started_at", "finished_at", "eta", "cancel_requested")
+#: Fields kept for the engine's own use and never shown.
+PRIVATE_FIELDS = ("payload", "score", "unpublished")
+
+# Finished counts per final state over the last minute (6 buckets of 10 s) and
+# hour (360), summed in Redis: one reply instead of 360.
+# ARGV: P, current_bucket
+THROUGHPUT = script(r"""
+local current = tonumber(ARGV[2])
+local states = {""" + ", ".join(f"'{state}'" for state in FINAL_STATES) + r"""}
+local minute, hour = {}, {}
+for i = 1, #states do minute[i], hour[i] = 0, 0 end
+for age = 0, 359 do
+  local values = redis.call('HMGET', throughput_key(current - age), unpack(states))
+  for i = 1, #states do
+    local n = tonumber(values[i] or '0') or 0
+    hour[i] = hour[i] + n
+    if age < 6 then minute[i] = minute[i] + n end
+  end
+end
+return {minute, hour}
+""")
+
+# p50 / p95 / sample count of each actor's last 500 runtimes (ms), sorted in Redis.
+# ARGV: P, actor, actor, ...
+RUNTIMES = script(r"""
+local out = {}
+for i = 2, #ARGV do
+  local samples = redis.call('LRANGE', runtimes_key(ARGV[i]), 0, 499)
+  local n = #samples
+  if n == 0 then
+    out[#out + 1] = {'', '', 0}
+  else
+    for j = 1, n do samples[j] = tonumber(samples[j]) end
+    table.sort(samples)
+    local function at(q) return samples[math.min(n, math.floor(q * (n - 1) + 0.5) + 1)] end
+    out[#out + 1] = {tostring(at(0.5)), tostring(at(0.95)), n}
+  end
+end
+return out
+""")
+
+
+class RecordQueries:
+    """Reading records: a part of :class:`pipeline.state.store.StateStore`."""
+
+
+    def _register_query_scripts(self, client: redis.Redis) -> None:
+        self._throughput = client.register_script(THROUGHPUT)
+        self._runtimes = client.register_script(RUNTIMES)
+
+    def ping(self) -> float:
+        """Seconds Redis took to answer a PING (raises when it does not answer)."""
+        started = time.perf_counter()
+        self.redis.ping()
+        return time.perf_counter() - started
+
+    def get(self, task_id: str) -> Optional[dict]:
+        return decode_record(self.redis.hgetall(self.keys.task(task_id)))
+
+    def get_many(self, task_ids: list[str]) -> list[Optional[dict]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(self.keys.task(task_id))
+            return [decode_record(raw) for raw in pipe.execute()]
+
+    def payload(self, task_id: str) -> Optional[dict]:
+        """The task's arguments as submitted (the record shows them redacted)."""
+        payload, args, kwargs = self.redis.hmget(self.keys.task(task_id), "payload", "args", "kwargs")
+        if payload:
+            return json.loads(payload)
+        if args is None and kwargs is None:
+            return None
+        return {"args": json.loads(args or "[]"), "kwargs": json.loads(kwargs or "{}")}
+
+    def unpublished_since(self, task_id: str) -> Optional[float]:
+        value = self.redis.hget(self.keys.task(task_id), "unpublished")
+        return float(value) if value else None
+
+    def list(
+        self,
+        *,
+        state: Optional[str] = None,
+        actor: Optional[str] = None,
+        queue: Optional[str] = None,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+        limit: int = 50,
+        cursor: Optional[str] = None,
+    ) -> tuple[list[dict], Optional[str]]:
+        """One page of tasks, newest first, and the cursor of the next page.
+
+        The cursor is (score, ties): the last score seen and how many entries
+        with that score were already returned, so equal timestamps never make
+        a page repeat or skip a task.
+        """
+        key = self.keys.index(state=state, actor=actor, queue=None if actor else queue)
+        high = f"{int(until * 1_000_000)}" if until is not None else "+inf"
+        low = f"{int(since * 1_000_000)}" if since is not None else "-inf"
+        offset = 0
+        if cursor:
+            cursor_score, offset = decode_cursor(cursor)
+            high = str(cursor_score)
+        entries = self.redis.zrevrangebyscore(key, high, low, start=offset, num=limit, withscores=True)
+        records = [r for r in self.get_many([task_id for task_id, _ in entries]) if r is not None]
+        if actor and queue:
+            records = [r for r in records if r["queue"] == queue]
+        if len(entries) < limit:
+            return records, None
+        last = int(entries[-1][1])
+        ties = sum(1 for _, score in entries if int(score) == last)
+        if cursor and last == cursor_score:
+            ties += offset
+        return records, encode_cursor(last, ties)
+
+    def count_by_state(self, actors: Iterable[str], queues: Iterable[str]) -> dict[str, Any]:
+        """Task counts per state, per actor and state, and per queue and state."""
+        actors, queues = list(actors), list(queues)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for state in STATES:
+                pipe.zcard(self.keys.index_state(state))
+            for actor in actors:
+                for state in STATES:
+                    pipe.zcard(self.keys.index_state_actor(state, actor))
+            for queue in queues:
+                for state in STATES:
+                    pipe.zcard(self.keys.index_state_queue(state, queue))
+            counts = iter(pipe.execute())
+        per_state = {state: next(counts) for state in STATES}
+        per_actor = {actor: {state: next(counts) for state in STATES} for actor in actors}
+        per_queue = {queue: {state: next(counts) for state in STATES} for queue in queues}
+        return {"states": per_state, "actors": per_actor, "queues": per_queue}
+
+    def runtimes(self, actors: Iterable[str]) -> dict[str, dict[str, Optional[float]]]:
+        """p50/p95 runtime (ms) per actor over its last 500 finished tasks (sorted in Redis)."""
+        actors = list(actors)
+        if not actors:
+            return {}
+        rows = self._runtimes(args=[self.namespace, *actors])
+        return {
+            actor: {"p50": float(p50) if p50 else None, "p95": float(p95) if p95 else None, "samples": int(n)}
+            for actor, (p50, p95, n) in zip(actors, rows)
+        }
+
+    def throughput(self, now: Optional[float] = None) -> dict[str, dict[str, int]]:
+        """Finished tasks per final state over the last minute and the last hour (10 s buckets)."""
+        current = int((time.time() if now is None else now) // 10)
+        minute, hour = self._throughput(args=[self.namespace, current])
+        return {
+            "last_minute": dict(zip(FINAL_STATES, map(int, minute))),
+            "last_hour": dict(zip(FINAL_STATES, map(int, hour))),
+        }
+
+    def throughput_series(self, minutes: int = 60, now: Optional[float] = None) -> list[dict[str, Any]]:
+        """Per-minute finished counts for charts (oldest first)."""
+        current = int((time.time() if now is None else now) // 10)
+        first = current - minutes * 6 + 1
+        with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in range(first, current + 1):
+                pipe.hmget(self.keys.throughput(bucket), FINAL_STATES)
+            buckets = pipe.execute()
+        series = []
+        for minute in range(minutes):
+            chunk = buckets[minute * 6 : minute * 6 + 6]
+            point = {"t": (first + minute * 6) * 10}
+            for i, state in enumerate(FINAL_STATES):
+                point[state] = sum(int(values[i] or 0) for values in chunk)
+            series.append(point)
+        return series
+
+    # -- for the health check (a maintenance job, not a request path) ---------------------
+
+    def oldest_pending(self, queues: list[str], lookahead: int) -> dict[str, tuple[int, list[tuple[str, float]]]]:
+        """Per queue: how many tasks are PENDING, and the *lookahead* oldest (id, score in µs)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.zcard(self.keys.index_state_queue("PENDING", queue))
+                pipe.zrange(self.keys.index_state_queue("PENDING", queue), 0, lookahead - 1, withscores=True)
+            replies = pipe.execute()
+        return {queue: (count, oldest) for queue, count, oldest in zip(queues, replies[0::2], replies[1::2])}
+
+    def etas(self, task_ids: list[str]) -> list[Optional[float]]:
+        """Each task's eta (None where it has none)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hget(self.keys.task(task_id), "eta")
+            return [float(eta) if eta else None for eta in pipe.execute()]
+
+    def finished_since(self, actors: list[str], since: float) -> dict[str, tuple[int, int]]:
+        """Per actor: (FAILURE, SUCCESS) counts of tasks enqueued since *since*."""
+        low = int(since * 1_000_000)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for actor in actors:
+                pipe.zcount(self.keys.index_state_actor("FAILURE", actor), low, "+inf")
+                pipe.zcount(self.keys.index_state_actor("SUCCESS", actor), low, "+inf")
+            counts = pipe.execute()
+        return {actor: (failed, succeeded) for actor, failed, succeeded in zip(actors, counts[0::2], counts[1::2])}
+
+    def started_records(self, page: int = 500) -> list[dict[str, Any]]:
+        """Every STARTED record (as many as the workers' total concurrency, so a few pages at most)."""
+        index = self.keys.index_state("STARTED")
+        records, offset = [], 0
+        while ids := self.redis.zrange(index, offset, offset + page - 1):
+            records += [r for r in self.get_many(ids) if r is not None and r["state"] == "STARTED"]
+            offset += len(ids)
+        return records
+
+
+def decode_record(raw: dict[str, str]) -> Optional[dict]:
+    if not raw:
+        return None
+    return decode_hash({k: v for k, v in raw.items() if k not in PRIVATE_FIELDS}, JSON_FIELDS, INT_FIELDS, FLOAT_FIELDS)
+
+
+def decode_hash(raw: dict[str, str], json_fields: Iterable[str], int_fields: Iterable[str],
+                float_fields: Iterable[str]) -> dict[str, Any]:
+    """A Redis hash with its JSON, integer and float fields decoded (empty floats left as they are)."""
+    record: dict[str, Any] = dict(raw)
+    for name in json_fields:
+        if name in record:
+            record[name] = json.loads(record[name])
+    for name in int_fields:
+        if name in record:
+            record[name] = int(record[name])
+    for name in float_fields:
+        if name in record and record[name] != "":
+            record[name] = float(record[name])
+    return record
+
+
+def encode_cursor(score: int, ties: int) -> str:
+    return base64.urlsafe_b64encode(f"{score}:{ties}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """Raise ValueError for anything that is not a cursor this store made."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, ties = text.split(":")
+        score_value, ties_value = int(score), int(ties)
+    except Exception:
+        raise ValueError("cursor is not one returned by this API") from None
+    if ties_value < 0 or ties_value > 100_000:
+        raise ValueError("cursor is not one returned by this API")
+    return score_value, ties_value

@@ -1,0 +1,514 @@
+"""Writing task records: created at enqueue, moved through their states by workers and operators.
+
+Dramatiq keeps only final results, keyed by actor and queue; Flower-style
+operations (status by id, lists by state/actor/queue, counts, cancel, retry)
+need a record per message from the moment it is enqueued. One Redis hash per
+task holds it, and sorted sets index it by state, actor and queue; every
+change is one of the scripts below (see :mod:`pipeline.state.lua`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Optional
+
+import redis
+
+from pipeline.encoder import to_json
+from pipeline.redact import redact
+from pipeline.state.lua import script
+
+logger = logging.getLogger("pipeline.state")
+
+#: How a failure is stored in the Results backend, so ``message.get_result()`` raises ResultFailure.
+RESULT_CANARY = "dramatiq.results.Result"
+
+
+# -- scripts ---------------------------------------------------------------------------------
+
+# Creates a PENDING record with its index entries unless the task already
+# has one: the client and a worker that meets an unrecorded message may both
+# try, in either order, and the first one wins.
+# The record comes as one JSON object of strings: one argument to encode
+# instead of thirty, which is most of the client's cost per task.
+# With an idempotency key, the key is claimed in the same step, so no crash
+# can leave a key pointing at a task that has no record.
+# KEYS: task. ARGV: P, id, actor, queue, score, record_json[, idempotency_key, ttl]
+# Returns 1 (created), 0 (record existed) or the id already bound to the key.
+CREATE = script(r"""
+local key, id, actor, queue, score = KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', key) == 1 then return 0 end
+if ARGV[7] then
+  local idem = idempotency_key(ARGV[7])
+  local bound = redis.call('GET', idem)
+  if bound then return bound end
+  redis.call('SET', idem, id, 'EX', tonumber(ARGV[8]))
+end
+local flat = {}
+for name, value in pairs(cjson.decode(ARGV[6])) do
+  flat[#flat + 1] = name
+  flat[#flat + 1] = value
+end
+redis.call('HSET', key, unpack(flat))
+redis.call('ZADD', index_all(), score, id)
+redis.call('ZADD', index_actor(actor), score, id)
+redis.call('ZADD', index_queue(queue), score, id)
+move(id, score, actor, queue, nil, 'PENDING')
+return 1
+""")
+
+# A STARTED task met again is a redelivery when RabbitMQ says so (its worker
+# died); otherwise it is a second copy of the message (a publish repeated
+# after an unconfirmed first one) and must not run beside the first.
+# KEYS: task. ARGV: P, id, worker, now, max_attempts, redelivered (1/0)
+START = script(r"""
+local key, id, worker, now, max_attempts = KEYS[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'attempts', 'eta', 'wait_reason')
+if not r[1] then return {'MISSING', 0} end
+if FINAL[r[1]] then return {r[1], tonumber(r[5] or '0')} end
+if r[1] == 'STARTED' and ARGV[6] == '0' then return {'DUPLICATE', tonumber(r[5] or '0')} end
+local attempts = tonumber(r[5] or '0') + 1
+if attempts > max_attempts then return {'EXHAUSTED', attempts - 1} end
+redis.call('HSET', key, 'state', 'STARTED', 'started_at', now, 'worker', worker, 'attempts', attempts)
+if r[6] or r[7] then redis.call('HDEL', key, 'eta', 'wait_reason') end
+move(id, r[4], r[2], r[3], r[1], 'STARTED')
+event(id, 'STARTED', now)
+return {'STARTED', attempts}
+""")
+
+# KEYS: task. ARGV: P, id, new_state, now, ttl, grace, result_key, result_value, result_ttl_ms, runtime_ms,
+# then field, value, ... (written with the new state in one HSET)
+FINISH = script(r"""
+local key, id, new, now, ttl, grace = KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local result_key, result_value, result_ttl, runtime = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score')
+if not r[1] then return 'MISSING' end
+if FINAL[r[1]] then return r[1] end
+local fields = {'state', new}
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', key, unpack(fields))
+move(id, r[4], r[2], r[3], r[1], new)
+if FINAL[new] then
+  -- START already removed them from a task that ran.
+  if r[1] ~= 'STARTED' then redis.call('HDEL', key, 'eta', 'wait_reason') end
+  finalize(key, id, r[2], r[3], new, now, ttl, grace)
+  if result_key ~= '' then
+    redis.call('DEL', result_key)
+    redis.call('LPUSH', result_key, result_value)
+    redis.call('PEXPIRE', result_key, result_ttl)
+  end
+  -- RUNTIMES reads the last 500; the list is trimmed only now and then.
+  if runtime ~= '' and redis.call('LPUSH', runtimes_key(r[2]), runtime) > 600 then
+    redis.call('LTRIM', runtimes_key(r[2]), 0, 499)
+  end
+end
+event(id, new, ARGV[4])
+return r[1]
+""")
+
+# KEYS: task. ARGV: P, id, now, result_key, result_value, result_ttl_ms, error_json
+CANCEL = script(r"""
+local key, id, now = KEYS[1], ARGV[2], ARGV[3]
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score')
+if not r[1] then return {'MISSING', ''} end
+if r[1] == 'PENDING' or r[1] == 'RETRY' then
+  -- No expiry yet: the message may wait in RabbitMQ for longer than the
+  -- result TTL, and the record is what stops it from running. The worker
+  -- that finally drops the message starts the expiry (DROP_CANCELLED).
+  redis.call('HSET', key, 'state', 'CANCELLED', 'finished_at', now, 'error', ARGV[7])
+  redis.call('HDEL', key, 'eta', 'wait_reason')
+  move(id, r[4], r[2], r[3], r[1], 'CANCELLED')
+  redis.call('DEL', ARGV[4])
+  redis.call('LPUSH', ARGV[4], ARGV[5])
+  redis.call('PEXPIRE', ARGV[4], ARGV[6])
+  event(id, 'CANCELLED', now)
+  return {'CANCELLED', r[1]}
+end
+if r[1] == 'STARTED' then
+  redis.call('HSET', key, 'cancel_requested', now)
+  redis.call('PUBLISH', cancel_channel(), id)
+  return {'INTERRUPTING', r[1]}
+end
+return {'REFUSED', r[1]}
+""")
+
+# KEYS: task. ARGV: P, id, now, ttl, grace
+DROP_CANCELLED = script(r"""
+local key = KEYS[1]
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue')
+if r[1] ~= 'CANCELLED' or redis.call('TTL', key) >= 0 then return 0 end
+finalize(key, ARGV[2], r[2], r[3], 'CANCELLED', tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+return 1
+""")
+
+# Sliding-window rate limit with reservations: each waiting message books
+# the exact future slot at which it may start, so waiters are admitted in
+# order instead of all waking at once and re-queueing each other.
+# KEYS: rate limit, task. ARGV: P, member, task_id, limit, window_ms
+RATE_LIMIT = script(r"""
+local key, tkey = KEYS[1], KEYS[2]
+local member, id, limit, window = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local mine = redis.call('ZSCORE', key, member)
+local slot
+if mine then
+  slot = tonumber(mine)
+  if slot <= now + 20 then return 0 end
+else
+  local n = redis.call('ZCARD', key)
+  if n < limit then
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, window * 2)
+    return 0
+  end
+  local e = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+  slot = tonumber(e[2]) + window
+  redis.call('ZADD', key, slot, member)
+  redis.call('PEXPIRE', key, slot - now + window * 2)
+end
+local state = redis.call('HGET', tkey, 'state')
+if state == 'PENDING' or state == 'RETRY' then
+  redis.call('HSET', tkey, 'eta', string.format('%.3f', slot / 1000), 'wait_reason', 'rate_limit')
+  redis.call('PUBLISH', events_channel(id), '{"type":"waiting","reason":"rate_limit","eta":'..string.format('%.3f', slot / 1000)..'}')
+end
+return slot - now
+""")
+
+
+# -- what a record is made of ---------------------------------------------------------------
+
+# The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_task_ids(count: int) -> list[str]:
+    """*count* random UUIDs (version 4, the same as ``str(uuid.uuid4())``) from one read of randomness.
+
+    uuid.uuid4() reads the system's randomness and validates every field
+    once per id, which was a tenth of a 1,000-task bulk submission's CPU.
+    """
+    raw = os.urandom(16 * count)
+    ids = []
+    for start in range(0, len(raw), 16):
+        text = f"{int.from_bytes(raw[start:start + 16], 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
+        ids.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
+    return ids
+
+
+def new_task_id() -> str:
+    return new_task_ids(1)[0]
+
+
+@dataclass
+class NewTask:
+    """What the store needs to record a task at enqueue time."""
+
+    task_id: str
+    actor: str
+    queue: str
+    priority: int
+    max_retries: int
+    args: list
+    kwargs: dict
+    eta: Optional[float] = None
+    retry_of: Optional[str] = None
+    idempotency_key: Optional[str] = None
+    options: Optional[dict] = None
+
+    def fields(self, now: float) -> dict[str, str]:
+        shown_args, shown_kwargs = redact(self.args), redact(self.kwargs)
+        record = {
+            "task_id": self.task_id,
+            "actor": self.actor,
+            "queue": self.queue,
+            "priority": str(self.priority),
+            "max_retries": str(self.max_retries),
+            "state": "PENDING",
+            "attempts": "0",
+            "args": to_json(shown_args),
+            "kwargs": to_json(shown_kwargs),
+            "enqueued_at": f"{now:.6f}",
+            "score": str(int(now * 1_000_000)),
+        }
+        if shown_args != self.args or shown_kwargs != self.kwargs:
+            # The unredacted arguments, for a manual retry of this task.
+            record["payload"] = to_json({"args": self.args, "kwargs": self.kwargs})
+        if self.eta is not None:
+            record["eta"] = f"{self.eta:.3f}"
+            record["wait_reason"] = "delay"
+        if self.retry_of:
+            record["retry_of"] = self.retry_of
+        if self.idempotency_key:
+            record["idempotency_key"] = self.idempotency_key
+        if self.options:
+            record["options"] = to_json(self.options)
+        return record
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """A record's ``error`` field for *exc*."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"type": type(exc).__name__, "message": str(exc)[:4000], "traceback": "".join(lines)[-8000:]}
+
+
+def exception_result(error_type: str, message: str) -> str:
+    """The Results-backend encoding of a failure, so ``message.get_result()`` raises ResultFailure."""
+    return to_json({"__t": RESULT_CANARY, "exn": {"type": error_type, "msg": message}})
+
+
+def now_field() -> str:
+    """The current time as record fields hold it."""
+    return f"{time.time():.6f}"
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def untracked() -> Iterator[None]:
+    """Enqueue without the worker middleware recording the message (the caller has its record)."""
+    _local.untracked = True
+    try:
+        yield
+    finally:
+        _local.untracked = False
+
+
+def is_untracked() -> bool:
+    return getattr(_local, "untracked", False)
+
+
+class RecordWrites:
+    """Writing records: a part of :class:`pipeline.state.store.StateStore` (which sets
+    ``redis``, ``keys``, ``namespace``, the TTLs and the worker ScriptBatcher)."""
+
+
+    def _register_record_scripts(self, client: redis.Redis) -> None:
+        self._create = client.register_script(CREATE)
+        self._start = client.register_script(START)
+        self._finish = client.register_script(FINISH)
+        self._cancel = client.register_script(CANCEL)
+        self._drop_cancelled = client.register_script(DROP_CANCELLED)
+        self._rate_limit = client.register_script(RATE_LIMIT)
+        # recording() and _hot() call these by hash, without redis-py's reload-on-miss.
+        for source in (CREATE, START, FINISH):
+            client.script_load(source)
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    def record_idempotent(self, task: NewTask) -> Optional[str]:
+        """Record *task* and bind its idempotency key in one step, marked unpublished.
+
+        Returns None when recorded, or the id already bound to the key. The
+        ``unpublished`` mark (cleared by :meth:`mark_published`) tells a later
+        request with the same key whether the message ever reached RabbitMQ.
+        """
+        fields = task.fields(time.time())
+        fields["unpublished"] = now_field()
+        argv = [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields),
+                task.idempotency_key, self.idempotency_ttl]
+        bound = self._create(keys=[self.keys.task(task.task_id)], args=argv)
+        return bound if isinstance(bound, str) else None
+
+    def mark_published(self, task_id: str) -> None:
+        self.redis.hdel(self.keys.task(task_id), "unpublished")
+
+    def claim_unpublished(self, task_id: str) -> bool:
+        """Take the job of publishing an orphaned task (only one caller gets True)."""
+        return bool(self.redis.hdel(self.keys.task(task_id), "unpublished"))
+
+    def restore_unpublished(self, task_id: str, since: float) -> None:
+        self.redis.hset(self.keys.task(task_id), "unpublished", f"{since:.6f}")
+
+    def record_enqueued(self, tasks: Iterable[NewTask], now: Optional[float] = None) -> None:
+        """Write PENDING records and their index entries in one pipelined round trip."""
+        now = time.time() if now is None else now
+        with self.redis.pipeline(transaction=False) as pipe:
+            for task in tasks:
+                self._create(keys=[self.keys.task(task.task_id)], args=self._create_args(task, now), client=pipe)
+            pipe.execute()
+
+    def record_if_missing(self, task: NewTask) -> bool:
+        """Record a message enqueued outside :mod:`pipeline.client` (e.g. ``actor.send``)."""
+        return bool(self._create(keys=[self.keys.task(task.task_id)], args=self._create_args(task, time.time())))
+
+    def _create_args(self, task: NewTask, now: float) -> list[str]:
+        fields = task.fields(now)
+        return [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields)]
+
+    @contextlib.contextmanager
+    def recording(self, tasks: list[NewTask]) -> Iterator[None]:
+        """Record *tasks* while the body of the ``with`` block runs (the publish).
+
+        The scripts are sent before the block and their replies read after
+        it, so Redis works through them while RabbitMQ takes and confirms the
+        messages, instead of one waiting for the other. Redis has the commands
+        before RabbitMQ has the messages, and CREATE is create-if-missing: a
+        worker that meets a message before its record (a large batch still
+        being read) records it from the message, and the client's CREATE
+        then leaves that record alone.
+        """
+        now = time.time()
+        sha, task_key = self._create.sha, self.keys.task
+        commands = [("EVALSHA", sha, 1, task_key(task.task_id), *self._create_args(task, now)) for task in tasks]
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
+        published = False
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            try:
+                yield
+                published = True
+            finally:
+                self._confirm_recorded(connection, tasks, now, published)
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    def _confirm_recorded(self, connection, tasks: list[NewTask], now: float, published: bool) -> None:
+        """Read recording()'s replies; record again where they say the script was missing.
+
+        Once the messages are published they are accepted whatever Redis says:
+        if Redis went away meanwhile, the records are written again, and if it
+        is still away, the worker that takes each message records it.
+        """
+        script_missing = False
+        try:
+            for _ in tasks:
+                try:
+                    connection.read_response()
+                except redis.exceptions.NoScriptError:  # Redis restarted and lost its script cache
+                    script_missing = True
+        except (redis.ConnectionError, redis.TimeoutError):
+            if not published:
+                raise
+            connection.disconnect()
+            script_missing = True
+        if not script_missing:
+            return
+        try:
+            self.record_enqueued(tasks, now)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if not published:
+                raise
+            logger.warning("Redis went away while %d published task(s) were recorded; their worker records them.", len(tasks))
+
+    def forget(self, task_ids: list[str], actor: str, queue: str, idempotency_key: Optional[str] = None) -> None:
+        """Remove records that were never accepted (the broker refused the message), with
+        their idempotency key, in one transaction: no key may outlive its record."""
+        indexes = self.keys.indexes(actor, queue, "PENDING")
+        with self.redis.pipeline(transaction=True) as pipe:
+            for task_id in task_ids:
+                pipe.delete(self.keys.task(task_id))
+                for key in indexes:
+                    pipe.zrem(key, task_id)
+            if idempotency_key:
+                pipe.delete(self.keys.idempotency(idempotency_key))
+            pipe.execute()
+
+    # -- transitions (workers) -------------------------------------------------------------
+
+    def start(self, task_id: str, worker: str, max_attempts: int, redelivered: bool = True) -> tuple[str, int]:
+        """PENDING/RETRY/STARTED -> STARTED. Returns (outcome, attempts).
+
+        Outcomes: STARTED; MISSING (no record); EXHAUSTED (delivered more times
+        than the policy allows, e.g. a message that kills its worker); DUPLICATE
+        (a second copy of a running task's message, not a redelivery); or the
+        final state when the task already finished (a redelivery).
+        """
+        argv = [self.namespace, task_id, worker, now_field(), max_attempts, "1" if redelivered else "0"]
+        outcome, attempts = self._hot(self._start, task_id, argv)
+        return outcome, int(attempts)
+
+    def finish(
+        self,
+        task_id: str,
+        state: str,
+        fields: dict[str, str],
+        result_key: str = "",
+        result_value: str = "",
+        runtime_ms: Optional[int] = None,
+    ) -> str:
+        """Move a non-final task to *state* with *fields*; returns the previous state.
+
+        A task already in a final state is left alone, so a redelivered message
+        can never finish twice.
+        """
+        argv: list[Any] = [
+            self.namespace, task_id, state, now_field(), self.result_ttl, self.expiry_grace,
+            result_key, result_value, self.result_ttl * 1000, "" if runtime_ms is None else runtime_ms,
+        ]
+        for name, value in fields.items():
+            argv += [name, value]
+        return self._hot(self._finish, task_id, argv)
+
+    def fail(self, task_id: str, error: dict[str, Any], result_key: str = "", runtime_ms: Optional[int] = None) -> str:
+        """Finish a task as FAILURE with *error* (and its failure as the Dramatiq result)."""
+        fields = {"finished_at": now_field(), "error": to_json(error)}
+        if runtime_ms is not None:
+            fields["runtime_ms"] = str(runtime_ms)
+        value = exception_result(error["type"], error["message"]) if result_key else ""
+        return self.finish(task_id, "FAILURE", fields, result_key, value, runtime_ms)
+
+    def _hot(self, script, task_id: str, argv: list) -> Any:
+        """Run a worker hot-path script, batched with other threads' (see ScriptBatcher).
+
+        Going straight to a connection also skips redis-py's pool checkout,
+        retry and health-check layers, which cost more CPU than the scripts
+        themselves. Connection errors propagate (TaskState waits for Redis
+        and retries).
+        """
+        try:
+            return self._worker_scripts.execute("EVALSHA", script.sha, 1, self.keys.task(task_id), *argv)
+        except redis.exceptions.NoScriptError:
+            self.redis.script_load(script.script)
+            return self._hot(script, task_id, argv)
+
+    def mark_cancelled_dropped(self, task_id: str) -> None:
+        """A worker dropped the message of a cancelled task: start its expiry."""
+        self._drop_cancelled(keys=[self.keys.task(task_id)],
+                             args=[self.namespace, task_id, now_field(), self.result_ttl, self.expiry_grace])
+
+    def reserve_rate_slot(self, actor: str, member: str, task_id: str, limit: int, window_ms: int) -> int:
+        """0 when the task may start now, else milliseconds until its reserved slot."""
+        keys = [self.keys.rate_limit(actor), self.keys.task(task_id)]
+        return int(self._rate_limit(keys=keys, args=[self.namespace, member, task_id, limit, window_ms]))
+
+    def report_progress(self, task_id: str, progress: dict[str, Any]) -> None:
+        body = to_json(progress)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.keys.task(task_id), "progress", body)
+            pipe.publish(self.keys.events_channel(task_id), '{"type":"progress","progress":' + body + "}")
+            pipe.execute()
+
+    # -- operator actions ------------------------------------------------------------------
+
+    def cancel(self, task_id: str, result_key: str, result_value: str) -> tuple[str, str]:
+        """Returns (outcome, previous state): CANCELLED, INTERRUPTING, REFUSED or MISSING."""
+        error = to_json({"type": "TaskCancelled", "message": "cancelled before it ran"})
+        outcome, previous = self._cancel(
+            keys=[self.keys.task(task_id)],
+            args=[self.namespace, task_id, now_field(), result_key, result_value, self.result_ttl * 1000, error],
+        )
+        return outcome, previous
+
+    def claim_retry(self, original_id: str, new_id: str) -> Optional[str]:
+        """Link *new_id* as the retry of *original_id*; return the earlier retry if there is one."""
+        key = self.keys.task(original_id)
+        if self.redis.hsetnx(key, "retried_by", new_id):
+            return None
+        return self.redis.hget(key, "retried_by")
+
+    def unclaim_retry(self, original_id: str) -> None:
+        self.redis.hdel(self.keys.task(original_id), "retried_by")
