@@ -31,8 +31,10 @@ as the base changes), so it is a second stage: the index gives each script's
 script's scores almost uniformly, so the right chunk is still near the top of
 its own script), and those are re-scored with their stored vectors.
 
-Scripts with fewer than ``MIN_SCRIPT_CHUNKS`` chunks use the base-wide
-centroid instead of their own, which would be too noisy.
+A mean of a few chunks says more about their topics than about their
+language, so scripts with fewer than ``MIN_SCRIPT_CHUNKS`` chunks use the
+base-wide mean instead of their own, and a base with fewer chunks than that
+in all is ranked by plain cosine (nothing is removed).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from pipeline.knowledge.chunking import detect_script
 from pipeline.knowledge.db import connection
 from pipeline.knowledge.embedders import Embedder, get_embedder
 
-MIN_SCRIPT_CHUNKS = 5
+MIN_SCRIPT_CHUNKS = 8
 #: Nearest chunks per script that the second stage re-scores.
 RERANK_DEPTH = 50
 MAX_CANDIDATES = 1000
@@ -103,13 +105,16 @@ class Centroids:
     def __init__(self, sums: dict[str, np.ndarray], counts: dict[str, int]):
         self.counts = counts
         total = sum(counts.values())
-        self.overall = sum(sums.values()) / total if total else None
+        self.empty = total == 0
+        dim = len(next(iter(sums.values()))) if sums else 0
+        self.overall = sum(sums.values()) / total if total >= MIN_SCRIPT_CHUNKS else np.zeros(dim)
         self.means = {s: sums[s] / counts[s] for s in sums if counts[s] >= MIN_SCRIPT_CHUNKS}
 
     def __bool__(self) -> bool:
-        return self.overall is not None
+        return not self.empty
 
     def of(self, script: str) -> np.ndarray:
+        """The script's mean vector; the base-wide one for a thin script; zeros for a tiny base."""
         return self.means.get(script, self.overall)
 
 

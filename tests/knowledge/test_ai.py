@@ -33,7 +33,8 @@ def test_extractive_answer_cites_the_right_document_and_is_stored_with_the_task_
     assert result["provider"] == "extractive" and result["model"] is None
     assert result["reply"].startswith("当前没有配置语言模型")
     assert result["sources"][0]["document_id"] == corpus_base.doc_ids["en-rate-limits.md"]
-    assert set(result["sources"][0]) == {"document_id", "title", "chunk_id", "score"}
+    assert set(result["sources"][0]) == {"document_id", "source", "title", "chunk_id", "score"}
+    assert result["sources"][0]["source"] == "en-rate-limits.md"
     assert "[1] API rate limits and HTTP 429" in result["reply"]
     assert running.progress()["text"] == result["reply"]
 
