@@ -31,6 +31,7 @@ from pipeline.errors import (
     TaskNotFound,
     UnknownActor,
 )
+from pipeline.redis_client import unavailable
 
 logger = logging.getLogger("api.errors")
 
@@ -110,6 +111,13 @@ def _redis_unavailable(req, resp, exc: redis.RedisError, params) -> None:
                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+def _redis_error_reply(req, resp, exc: redis.ResponseError, params) -> None:
+    """An error reply: 503 when it says Redis cannot serve now (see redis_client.unavailable), else our bug."""
+    if unavailable(exc):
+        _redis_unavailable(req, resp, exc, params)
+    _unexpected(req, resp, exc, params)
+
+
 def _unexpected(req, resp, exc: Exception, params) -> None:
     """Log the traceback here; the client only learns that it was our fault."""
     logger.exception("Unhandled error in %s %s", req.method, req.path)
@@ -128,3 +136,4 @@ def install(app: falcon.App) -> None:
         (BrokerUnavailable, dramatiq.errors.BrokerConnectionError, pika.exceptions.AMQPConnectionError), _broker_unavailable
     )
     app.add_error_handler((redis.ConnectionError, redis.TimeoutError), _redis_unavailable)
+    app.add_error_handler(redis.ResponseError, _redis_error_reply)

@@ -13,7 +13,6 @@ import logging
 from typing import Iterable
 
 import dramatiq
-import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import Callbacks, Middleware, MiddlewareError, Pipelines
@@ -28,6 +27,7 @@ from pipeline.middleware.results import StateStoreResults
 from pipeline.middleware.retries import RetryPolicy
 from pipeline.middleware.state import QuietWorkerLog, TaskState
 from pipeline.middleware.time_limits import TimeLimits
+from pipeline.redis_client import make_redis
 from pipeline.settings import Settings
 from pipeline.state import Keys, StateStore
 from pipeline.task import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
@@ -80,8 +80,9 @@ class ClawBroker(RabbitmqBroker):
 
 def make_results_backend(settings: Settings) -> RedisBackend:
     # Results are plain JSON text (not the gzip wire format) so that any
-    # Redis client can read them; the backend gets its own binary client.
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    # Redis client can read them; the backend gets its own binary client,
+    # without a read timeout (a blocking get_result waits as long as asked).
+    client = make_redis(settings.redis_url, decode_responses=False, socket_timeout=None, health_check_interval=0)
     return RedisBackend(client=client, namespace=Keys(settings.namespace).results_namespace, encoder=JSONEncoder())
 
 

@@ -20,6 +20,7 @@ from pipeline.middleware.time_limits import TimeLimits
 from pipeline.redis_client import redis_for
 from pipeline.settings import Settings, get_settings
 from pipeline.state import StateStore, WorkerRegistry
+from pipeline.state.replicas import ReplicaWait
 
 
 @dataclass
@@ -49,7 +50,10 @@ def make_store(settings: Settings) -> StateStore:
     client = redis_for(settings.redis_url)
     # Heartbeats trim expired index entries, so a few heartbeats of grace suffice.
     grace = max(5.0, 3 * settings.heartbeat_interval_seconds)
-    return StateStore(client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds, grace)
+    durable = ReplicaWait(settings.wait_replicas, settings.redis_wait_timeout_ms)
+    return StateStore(
+        client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds, grace, durable
+    )
 
 
 def make_registry(settings: Settings) -> WorkerRegistry:

@@ -6,6 +6,7 @@ import pika
 import redis
 
 from pipeline.errors import ConfigError
+from pipeline.redis_client import make_redis
 from pipeline.settings import Settings, redact_url
 
 START_REDIS = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
@@ -14,7 +15,7 @@ START_RABBITMQ = "rabbitmq-server -detached"
 
 def check_redis(settings: Settings) -> None:
     try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3).ping()
+        make_redis(settings.redis_url, socket_connect_timeout=3, socket_timeout=3).ping()
     except redis.RedisError as exc:
         raise ConfigError(
             f"CLAW_REDIS_URL: Redis at {redact_url(settings.redis_url)} does not answer ({exc}); "

@@ -8,13 +8,15 @@ variable, which the CLI turns into one line and exit code 2.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.redis_url import check_url, is_sentinel_url
 
 ENV_PREFIX = "CLAW_"
 ROLES = ("read", "submit", "admin")
@@ -29,7 +31,19 @@ class Settings(BaseSettings):
         "amqp://guest:guest@127.0.0.1:5672/%2F",
         description="RabbitMQ URL (amqp:// or amqps://); several nodes separated by ';'.",
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for task state, results, heartbeats.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis for task state, results, heartbeats: one server (redis://, rediss://, unix://) or a "
+                    "Sentinel-managed master (redis+sentinel://[:password@]host1:26379,host2:26379/mymaster/0).",
+    )
+    redis_wait_replicas: Optional[int] = Field(
+        None, ge=0, le=16,
+        description="Replicas that must acknowledge a submission's records (and a task's final state) before it is "
+                    "accepted (Redis WAIT); unset: 1 with a Sentinel URL, 0 (no wait) otherwise.",
+    )
+    redis_wait_timeout_ms: int = Field(
+        500, ge=1, le=60_000, description="Longest wait for those replicas; a shortfall is logged, not refused.",
+    )
     rabbitmq_management_url: str = Field(
         "http://guest:guest@127.0.0.1:15672",
         description="RabbitMQ management HTTP API, for queue depths; passive declares are used when it is off.",
@@ -98,9 +112,15 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        check_url(value)
         return value
+
+    @property
+    def wait_replicas(self) -> int:
+        """How many replicas a durable write waits for (``redis_wait_replicas`` resolved)."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if is_sentinel_url(self.redis_url) else 0
 
     @field_validator("worker_queues", "task_modules", mode="before")
     @classmethod
@@ -145,10 +165,11 @@ def env_name(field: str) -> str:
 def redact_url(url: str) -> str:
     """The URL with its password replaced, for messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    if "password=" in parts.query:  # a Sentinel URL's sentinel_password
+        parts = parts._replace(query=re.sub(r"(password=)[^&]*", r"\1***", parts.query))
+    return urlunsplit(parts)
 
 
 def load_settings(**overrides: Any) -> Settings:

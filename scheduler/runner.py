@@ -34,6 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from pipeline import client
 from pipeline.engine import Engine, make_engine, set_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, UnknownActor
+from pipeline.redis_client import make_redis
 from pipeline.settings import Settings, get_settings
 from scheduler.builtin import register_builtins
 from scheduler.config import SchedulerSettings, get_scheduler_settings
@@ -257,7 +258,7 @@ class SchedulerRunner:
 def lock_client(settings: Settings, config: SchedulerSettings) -> redis.Redis:
     """A Redis client for the lock whose calls time out well within the lock's TTL."""
     timeout = max(0.5, config.scheduler_lock_ttl_seconds / 4)
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=timeout, socket_timeout=timeout)
+    return make_redis(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 def run_scheduler(settings: Optional[Settings] = None, config: Optional[SchedulerSettings] = None) -> int:

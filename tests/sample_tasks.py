@@ -15,7 +15,7 @@ import pydantic
 
 from pipeline.context import current_task
 from pipeline.errors import PermanentError, SoftTimeLimitExceeded
-from pipeline.redis_client import get_redis
+from pipeline.redis_client import get_redis, redis_for
 from pipeline.task import task
 
 RUN = os.environ.setdefault("CLAW_TEST_RUN", str(os.getpid()))
@@ -127,11 +127,12 @@ def returns_unserialisable():
 
 
 @task(max_retries=3, **FAST)
-def ledger(runs_key: str, effects_key: str, seconds: float = 0.05):
+def ledger(runs_key: str, effects_key: str, seconds: float = 0.05, ledger_url: str | None = None):
     """Counts every execution (at-least-once shows here) and applies its
-    side effect idempotently (exactly-once shows here)."""
+    side effect idempotently (exactly-once shows here). *ledger_url* keeps the
+    ledger in another Redis than the engine's (one that a test does not fail over)."""
     ctx = current_task()
-    redis = get_redis()
+    redis = redis_for(ledger_url) if ledger_url else get_redis()
     redis.hincrby(runs_key, ctx.task_id, 1)
     time.sleep(seconds)
     redis.hsetnx(effects_key, ctx.task_id, ctx.attempt)

@@ -14,6 +14,7 @@ import redis
 from api.auth import PUBLIC
 from api.errors import RETRY_AFTER_SECONDS, ApiError
 from api.validation import Endpoint, Health
+from pipeline.redis_client import make_redis
 from pipeline.settings import Settings
 
 TAG = "health"
@@ -34,7 +35,7 @@ class ReadyResource:
 
     def __init__(self, settings: Settings):
         self.broker_url = settings.broker_url.split(";")[0]
-        self.redis = redis.Redis.from_url(
+        self.redis = make_redis(
             settings.redis_url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
         )
 

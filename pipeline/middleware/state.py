@@ -13,6 +13,7 @@ lost, and the state catches up as soon as Redis is back.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -69,7 +70,8 @@ class TaskState(Middleware):
         policy = policy_of(broker, message.actor_name)
         max_attempts = policy.max_retries + 1 + LOST_DELIVERIES_TOLERATED
         redelivered = bool(getattr(message, "redelivered", True))
-        start = lambda: self.store.start(message.message_id, worker_identity(), max_attempts, redelivered)  # noqa: E731
+        delivery = os.urandom(6).hex()
+        start = lambda: self.store.start(message.message_id, worker_identity(), max_attempts, redelivered, delivery)  # noqa: E731
         outcome, attempts = wait_for_redis(start, "starting a task")
         if outcome == "MISSING":
             self.store.record_if_missing(new_task_from_message(broker, message))

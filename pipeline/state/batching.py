@@ -10,21 +10,30 @@ trip the leader hands its role to the next waiting thread and goes back to
 its task, so no thread is kept serving the others.
 
 Only one leader exists at a time, so one connection serves the process.
+
+A durable command (a task's final state) is only answered once a replica
+has it: the round trip that carries it ends with the store's WAIT, and if
+that WAIT gets no reply (the master died), the durable commands of the round
+trip fail like a broken connection, so they are written again to the new
+master (the scripts are idempotent).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import redis
 
+from pipeline.state.replicas import ReplicaWait
+
 
 class _Call:
-    __slots__ = ("command", "done", "lead", "result", "error", "finished")
+    __slots__ = ("command", "durable", "done", "lead", "result", "error", "finished")
 
-    def __init__(self, command: tuple) -> None:
+    def __init__(self, command: tuple, durable: bool) -> None:
         self.command = command
+        self.durable = durable
         # Held until the call is answered (or its thread is made leader): a bare
         # lock is the cheapest way to park and wake a thread (an Event is a
         # Condition around one, at three times the cost per task).
@@ -42,20 +51,22 @@ class _Call:
 
 
 class ScriptBatcher:
-    def __init__(self, make_connection: Callable[[], redis.Connection]) -> None:
+    def __init__(self, make_connection: Callable[[], redis.Connection], replica_wait: Optional[ReplicaWait] = None) -> None:
         self._make_connection = make_connection
+        self._replica_wait = replica_wait or ReplicaWait()
         self._connection: redis.Connection | None = None
         self._lock = threading.Lock()
         self._waiting: list[_Call] = []
         self._leading = False
 
-    def execute(self, *command) -> Any:
+    def execute(self, *command, durable: bool = False) -> Any:
         """Run one command (as ``connection.send_command`` takes it) and return its reply.
 
         Error replies are raised as redis-py raises them; a connection error
-        fails every command of the round trip it broke.
+        fails every command of the round trip it broke. A *durable* command
+        returns once the replicas the store waits for have it (see module doc).
         """
-        call = _Call(command)
+        call = _Call(command, durable)
         with self._lock:
             self._waiting.append(call)
             follower = self._leading
@@ -92,15 +103,26 @@ class ScriptBatcher:
 
     def _round_trip(self, batch: list[_Call], mine: _Call) -> None:
         try:
-            connection = self._connection or self._make_connection()
-            self._connection = connection
-            connection.send_packed_command(connection.pack_commands([call.command for call in batch]))
+            connection = self._connection
+            if connection is None:
+                # connect() is where a Sentinel-managed connection asks for the
+                # master; sending on an unconnected one would skip that.
+                connection = self._make_connection()
+                connection.connect()
+                self._connection = connection
+            commands = [call.command for call in batch]
+            wait = self._replica_wait.command() if any(call.durable for call in batch) else None
+            if wait:
+                commands.append(wait)
+            connection.send_packed_command(connection.pack_commands(commands))
             for call in batch:
                 try:
                     call.result = connection.read_response()
                 except redis.ResponseError as exc:
                     call.error = exc
-                call.finished = True
+                call.finished = not (wait and call.durable)
+            if wait:
+                self._replica_wait.acknowledged(connection.read_response())
         except BaseException as exc:
             # The connection broke, or this thread was interrupted mid-read (an
             # asynchronous exception): either way the connection is out of step,
@@ -108,6 +130,7 @@ class ScriptBatcher:
             # wait for Redis and retry); an interruption stays this thread's own.
             if self._connection is not None:
                 self._connection.disconnect()
+                self._connection = None
             broken = exc if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) else redis.ConnectionError(
                 f"Redis round trip interrupted by {type(exc).__name__}")
             for call in batch:

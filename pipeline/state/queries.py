@@ -22,7 +22,7 @@ JSON_FIELDS = ("args", "kwargs", "error", "result", "progress", "options")
 INT_FIELDS = ("priority", "attempts", "max_retries", "runtime_ms")
 FLOAT_FIELDS = ("enqueued_at", "started_at", "finished_at", "eta", "cancel_requested")
 #: Fields kept for the engine's own use and never shown.
-PRIVATE_FIELDS = ("payload", "score", "unpublished")
+PRIVATE_FIELDS = ("payload", "score", "unpublished", "delivery")
 
 # Finished counts per final state over the last minute (6 buckets of 10 s) and
 # hour (360), summed in Redis: one reply instead of 360.

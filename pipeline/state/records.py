@@ -22,6 +22,7 @@ import redis
 
 from pipeline.encoder import to_json
 from pipeline.redact import redact
+from pipeline.redis_client import unavailable
 from pipeline.state.lua import script
 
 logger = logging.getLogger("pipeline.state")
@@ -65,17 +66,19 @@ return 1
 
 # A STARTED task met again is a redelivery when RabbitMQ says so (its worker
 # died); otherwise it is a second copy of the message (a publish repeated
-# after an unconfirmed first one) and must not run beside the first.
-# KEYS: task. ARGV: P, id, worker, now, max_attempts, redelivered (1/0)
+# after an unconfirmed first one) and must not run beside the first, unless
+# it is the same delivery sent again (its first START ran, its reply was lost).
+# KEYS: task. ARGV: P, id, worker, now, max_attempts, redelivered (1/0), delivery
 START = script(r"""
 local key, id, worker, now, max_attempts = KEYS[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'attempts', 'eta', 'wait_reason')
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'attempts', 'eta', 'wait_reason', 'delivery')
 if not r[1] then return {'MISSING', 0} end
 if FINAL[r[1]] then return {r[1], tonumber(r[5] or '0')} end
+if r[1] == 'STARTED' and ARGV[7] ~= '' and r[8] == ARGV[7] then return {'STARTED', tonumber(r[5] or '0')} end
 if r[1] == 'STARTED' and ARGV[6] == '0' then return {'DUPLICATE', tonumber(r[5] or '0')} end
 local attempts = tonumber(r[5] or '0') + 1
 if attempts > max_attempts then return {'EXHAUSTED', attempts - 1} end
-redis.call('HSET', key, 'state', 'STARTED', 'started_at', now, 'worker', worker, 'attempts', attempts)
+redis.call('HSET', key, 'state', 'STARTED', 'started_at', now, 'worker', worker, 'attempts', attempts, 'delivery', ARGV[7])
 if r[6] or r[7] then redis.call('HDEL', key, 'eta', 'wait_reason') end
 move(id, r[4], r[2], r[3], r[1], 'STARTED')
 event(id, 'STARTED', now)
@@ -320,7 +323,10 @@ class RecordWrites:
         return bound if isinstance(bound, str) else None
 
     def mark_published(self, task_id: str) -> None:
-        self.redis.hdel(self.keys.task(task_id), "unpublished")
+        """Clear the mark (and, with replicas, wait until one has the record and its key)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self.keys.task(task_id), "unpublished")
+            self._execute_durably(pipe)
 
     def claim_unpublished(self, task_id: str) -> bool:
         """Take the job of publishing an orphaned task (only one caller gets True)."""
@@ -335,7 +341,16 @@ class RecordWrites:
         with self.redis.pipeline(transaction=False) as pipe:
             for task in tasks:
                 self._create(keys=[self.keys.task(task.task_id)], args=self._create_args(task, now), client=pipe)
-            pipe.execute()
+            self._execute_durably(pipe)
+
+    def _execute_durably(self, pipe) -> None:
+        """Execute *pipe* with the replica WAIT (if any) at its end, in the same round trip."""
+        wait = self.replica_wait.command()
+        if wait:
+            pipe.execute_command(*wait)
+        replies = pipe.execute()
+        if wait:
+            self.replica_wait.acknowledged(replies[-1])
 
     def record_if_missing(self, task: NewTask) -> bool:
         """Record a message enqueued outside :mod:`pipeline.client` (e.g. ``actor.send``)."""
@@ -360,6 +375,9 @@ class RecordWrites:
         now = time.time()
         sha, task_key = self._create.sha, self.keys.task
         commands = [("EVALSHA", sha, 1, task_key(task.task_id), *self._create_args(task, now)) for task in tasks]
+        wait = self.replica_wait.command()
+        if wait:  # answered after the publish, like the records: no round trip of its own
+            commands.append(wait)
         pool = self.redis.connection_pool
         connection = pool.get_connection()
         published = False
@@ -369,29 +387,32 @@ class RecordWrites:
                 yield
                 published = True
             finally:
-                self._confirm_recorded(connection, tasks, now, published)
+                self._confirm_recorded(connection, tasks, now, published, bool(wait))
         except BaseException:
             connection.disconnect()
             raise
         finally:
             pool.release(connection)
 
-    def _confirm_recorded(self, connection, tasks: list[NewTask], now: float, published: bool) -> None:
+    def _confirm_recorded(self, connection, tasks: list[NewTask], now: float, published: bool, waited: bool) -> None:
         """Read recording()'s replies; record again where they say the script was missing.
 
         Once the messages are published they are accepted whatever Redis says:
-        if Redis went away meanwhile, the records are written again, and if it
-        is still away, the worker that takes each message records it.
+        if Redis went away meanwhile (a restart, a failover), the records are
+        written again, and if it is still away, the worker that takes each
+        message records it.
         """
         script_missing = False
         try:
             for _ in tasks:
                 try:
                     connection.read_response()
-                except redis.exceptions.NoScriptError:  # Redis restarted and lost its script cache
+                except redis.exceptions.NoScriptError:  # Redis restarted (or failed over) without its script cache
                     script_missing = True
-        except (redis.ConnectionError, redis.TimeoutError):
-            if not published:
+            if waited:
+                self.replica_wait.acknowledged(connection.read_response())
+        except redis.RedisError as exc:
+            if not published or not unavailable(exc):
                 raise
             connection.disconnect()
             script_missing = True
@@ -399,8 +420,8 @@ class RecordWrites:
             return
         try:
             self.record_enqueued(tasks, now)
-        except (redis.ConnectionError, redis.TimeoutError):
-            if not published:
+        except redis.RedisError as exc:
+            if not published or not unavailable(exc):
                 raise
             logger.warning("Redis went away while %d published task(s) were recorded; their worker records them.", len(tasks))
 
@@ -419,15 +440,20 @@ class RecordWrites:
 
     # -- transitions (workers) -------------------------------------------------------------
 
-    def start(self, task_id: str, worker: str, max_attempts: int, redelivered: bool = True) -> tuple[str, int]:
+    def start(
+        self, task_id: str, worker: str, max_attempts: int, redelivered: bool = True, delivery: str = ""
+    ) -> tuple[str, int]:
         """PENDING/RETRY/STARTED -> STARTED. Returns (outcome, attempts).
 
         Outcomes: STARTED; MISSING (no record); EXHAUSTED (delivered more times
         than the policy allows, e.g. a message that kills its worker); DUPLICATE
         (a second copy of a running task's message, not a redelivery); or the
         final state when the task already finished (a redelivery).
+        *delivery* names this delivery, so that a START sent again because its
+        reply was lost (Redis went away after running it) is not taken for a
+        second copy of the message.
         """
-        argv = [self.namespace, task_id, worker, now_field(), max_attempts, "1" if redelivered else "0"]
+        argv = [self.namespace, task_id, worker, now_field(), max_attempts, "1" if redelivered else "0", delivery]
         outcome, attempts = self._hot(self._start, task_id, argv)
         return outcome, int(attempts)
 
@@ -451,7 +477,7 @@ class RecordWrites:
         ]
         for name, value in fields.items():
             argv += [name, value]
-        return self._hot(self._finish, task_id, argv)
+        return self._hot(self._finish, task_id, argv, durable=True)
 
     def fail(self, task_id: str, error: dict[str, Any], result_key: str = "", runtime_ms: Optional[int] = None) -> str:
         """Finish a task as FAILURE with *error* (and its failure as the Dramatiq result)."""
@@ -461,7 +487,7 @@ class RecordWrites:
         value = exception_result(error["type"], error["message"]) if result_key else ""
         return self.finish(task_id, "FAILURE", fields, result_key, value, runtime_ms)
 
-    def _hot(self, script, task_id: str, argv: list) -> Any:
+    def _hot(self, script, task_id: str, argv: list, durable: bool = False) -> Any:
         """Run a worker hot-path script, batched with other threads' (see ScriptBatcher).
 
         Going straight to a connection also skips redis-py's pool checkout,
@@ -470,10 +496,10 @@ class RecordWrites:
         and retries).
         """
         try:
-            return self._worker_scripts.execute("EVALSHA", script.sha, 1, self.keys.task(task_id), *argv)
+            return self._worker_scripts.execute("EVALSHA", script.sha, 1, self.keys.task(task_id), *argv, durable=durable)
         except redis.exceptions.NoScriptError:
             self.redis.script_load(script.script)
-            return self._hot(script, task_id, argv)
+            return self._hot(script, task_id, argv, durable)
 
     def mark_cancelled_dropped(self, task_id: str) -> None:
         """A worker dropped the message of a cancelled task: start its expiry."""

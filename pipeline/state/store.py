@@ -15,6 +15,7 @@ from pipeline.state.housekeeping import Housekeeping
 from pipeline.state.keys import Keys
 from pipeline.state.queries import RecordQueries
 from pipeline.state.records import RecordWrites
+from pipeline.state.replicas import ReplicaWait
 
 #: Index entries are trimmed (by worker heartbeats) this long before their
 #: record expires, so a page rarely meets an entry whose record is gone;
@@ -30,8 +31,11 @@ class StateStore(RecordWrites, RecordQueries, Housekeeping):
         result_ttl: int,
         idempotency_ttl: int = 3600,
         expiry_grace: float = DEFAULT_EXPIRY_GRACE_SECONDS,
+        replica_wait: ReplicaWait | None = None,
     ):
         self.redis = client
+        #: Which writes wait for replicas, and how long (see :mod:`.replicas`).
+        self.replica_wait = replica_wait or ReplicaWait()
         self.keys = Keys(namespace)
         self.result_ttl = result_ttl
         self.idempotency_ttl = idempotency_ttl
@@ -39,7 +43,7 @@ class StateStore(RecordWrites, RecordQueries, Housekeeping):
         self._register_record_scripts(client)
         self._register_query_scripts(client)
         self._register_housekeeping_scripts(client)
-        self._worker_scripts = ScriptBatcher(client.connection_pool.make_connection)
+        self._worker_scripts = ScriptBatcher(client.connection_pool.make_connection, self.replica_wait)
 
     @property
     def namespace(self) -> str:
