@@ -18,7 +18,12 @@ from api.resources.docs import DocsAssetResource, DocsPageResource, OpenApiResou
 from api.resources.health import HealthResource, ReadyResource
 from api.dashboard import dashboard_routes
 from api.resources.health_snapshot import HealthSnapshotResource
-from api.resources.knowledge import ConversationMessagesResource, KnowledgeBasesResource, KnowledgeSearchResource
+from api.resources.knowledge import (
+    ConversationMessagesResource,
+    KnowledgeBaseResource,
+    KnowledgeBasesResource,
+    KnowledgeSearchResource,
+)
 from api.resources.metrics import ApiMetrics, MetricsResource
 from api.resources.notifications import NotificationListResource, NotificationReadResource
 from api.resources.schedules import schedule_routes
@@ -73,7 +78,7 @@ def create_app(
     routes = [
         *_service_routes(settings, metrics, openapi),
         *_task_routes(provider, queue_stats),
-        *_domain_routes(),
+        *_domain_routes(provider),
         *schedule_routes(provider),
         *extra_routes,
     ]
@@ -121,10 +126,11 @@ def _task_routes(engine: EngineProvider, queue_stats: QueueStatsCache) -> list[R
     ]
 
 
-def _domain_routes() -> list[Route]:
+def _domain_routes(engine: EngineProvider) -> list[Route]:
     """Resources written with the knowledge and notifications modules."""
     return [
         ("/api/v1/knowledge", KnowledgeBasesResource()),
+        ("/api/v1/knowledge/{kb_id}", KnowledgeBaseResource(engine)),
         ("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource()),
         ("/api/v1/conversations/{conversation_id}/messages", ConversationMessagesResource()),
         ("/api/v1/notifications/{user_id}", NotificationListResource()),

@@ -3,14 +3,18 @@
 * ``GET /api/v1/knowledge`` — every base with its model and counts; ``POST /api/v1/knowledge`` with
   ``{"name": "..."}`` creates a base for the configured embedder (201; 200 with the existing base
   when the name is taken). Documents are then added with the ``vectorize_document`` task.
+* ``DELETE /api/v1/knowledge/{kb_id}`` — delete the base as a whole (index, documents, vectors):
+  202 with the ``delete_knowledge_base`` task's id; 404 for an unknown base. Repeating the call
+  while the first task's record lives returns the same task.
 * ``GET /api/v1/knowledge/{kb_id}/search?q=…&k=5&distinct=true`` — the best passages, one per
-  document unless ``distinct=false``.
+  document unless ``distinct=false``; each names its document (``document_id``, ``source``, ``title``).
 * ``GET /api/v1/conversations/{conversation_id}/messages?limit=50&before=<message id>`` — a page of
   messages, oldest first; ``next_before`` pages further back (null when there is nothing older).
 
 Mount (the app owns routing and auth; ``roles`` tells the auth middleware the role per method)::
 
     app.add_route("/api/v1/knowledge", KnowledgeBasesResource())
+    app.add_route("/api/v1/knowledge/{kb_id}", KnowledgeBaseResource(engine_provider))
     app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
     app.add_route("/api/v1/conversations/{conversation_id}/messages", ConversationMessagesResource())
 """
@@ -23,7 +27,9 @@ from typing import Optional
 import falcon
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.validation import Endpoint, validate
+from api.resources import EngineProvider, status_url
+from api.validation import Accepted, Endpoint, validate
+from pipeline import client
 from pipeline.knowledge import retrieval, store
 from pipeline.knowledge.db import connection, database_url
 from pipeline.knowledge.embedders import get_embedder
@@ -86,6 +92,29 @@ class KnowledgeBasesResource:
         resp.status = falcon.HTTP_200 if existed else falcon.HTTP_201
         resp.media = {"id": str(kb.id), "name": kb.name, "embedder_model": kb.embedder_model,
                       "embedding_dim": kb.embedding_dim, "status": kb.status}
+
+
+class KnowledgeBaseResource:
+    roles = {"DELETE": "submit"}
+    endpoints = {"DELETE": Endpoint("Delete a knowledge base as a whole (a delete_knowledge_base task)", TAG,
+                                    response=Accepted, status=202, errors=(404,))}
+
+    def __init__(self, engine: EngineProvider):
+        self.engine = engine
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
+        path = validate(KbPath, {"kb_id": kb_id}, status=400, title="Invalid path parameter")
+        with connection() as conn:
+            try:
+                store.get_knowledge_base(conn, path.kb_id)
+            except store.UnknownKnowledgeBase as exc:
+                raise falcon.HTTPNotFound(title="Unknown knowledge base", description=str(exc)) from None
+        engine = self.engine()
+        task_id = client.submit("delete_knowledge_base", kwargs={"knowledge_base_id": str(path.kb_id)}, engine=engine,
+                                idempotency_key=f"delete-knowledge-base:{path.kb_id}")
+        resp.status = falcon.HTTP_202
+        resp.media = {"task_id": task_id, "state": client.get_record(task_id, engine=engine)["state"],
+                      "status_url": status_url(task_id)}
 
 
 class KnowledgeSearchResource:

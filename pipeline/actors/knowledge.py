@@ -19,7 +19,7 @@ from pydantic import Field
 
 from pipeline.knowledge import indexing, store
 from pipeline.knowledge.indexing import MAX_TEXT_CHARS
-from pipeline.knowledge.db import connection
+from pipeline.knowledge.db import connection, database_url
 from pipeline.knowledge.store import StoredJson, StoredText
 from pipeline.task import task
 
@@ -70,6 +70,12 @@ class DeleteArgs(pydantic.BaseModel):
         return self
 
 
+class DeleteBaseArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    knowledge_base_id: uuid.UUID
+
+
 @task(
     queue="knowledge_default",
     priority=5,
@@ -115,3 +121,16 @@ def delete_knowledge_vectors(
         counts = store.delete_documents(conn, knowledge_base_id, None if all_documents else document_ids)
     return {"knowledge_base_id": knowledge_base_id, "deleted_documents": counts["documents"],
             "deleted_chunks": counts["chunks"]}
+
+
+@task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=1500, time_limit=1800,
+      args_model=DeleteBaseArgs)
+def delete_knowledge_base(*, knowledge_base_id: str) -> dict:
+    """Delete a knowledge base as a whole: its index, documents, chunks and vectors.
+
+    Deleting a base that is already gone succeeds with ``deleted: false``, so a
+    redelivered task (the base was deleted, the acknowledgement was lost) does not fail.
+    """
+    counts = store.delete_knowledge_base(database_url(), knowledge_base_id)
+    return {"knowledge_base_id": knowledge_base_id, "deleted": counts is not None,
+            "deleted_documents": (counts or {}).get("documents", 0), "deleted_chunks": (counts or {}).get("chunks", 0)}

@@ -433,6 +433,34 @@ def delete_documents(
         return {"documents": documents, "chunks": chunks}
 
 
+def delete_knowledge_base(url: str, kb_id: str | uuid.UUID) -> Optional[dict[str, int]]:
+    """Delete a base with everything in it; None when there is no such base (already deleted).
+
+    Its HNSW index goes first, CONCURRENTLY, so other bases' readers and writers
+    are never blocked and the rows are not removed from an index one by one.
+    Then one transaction deletes the base row; documents, chunks, centroid sums
+    and staged vectors follow by ON DELETE CASCADE. A vectorize task still
+    running for one of its documents then fails with "document was deleted".
+    """
+    from pipeline.knowledge.db import connect
+
+    kb_uuid = _uuid(kb_id)
+    with connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM knowledge_bases WHERE id = %s", (kb_uuid,)).fetchone() is None:
+            return None
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(index_name(kb_uuid))))
+        with conn.transaction():
+            if conn.execute("SELECT 1 FROM knowledge_bases WHERE id = %s FOR UPDATE", (kb_uuid,)).fetchone() is None:
+                return None
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM documents WHERE knowledge_base_id = %(kb)s),"
+                " (SELECT count(*) FROM chunks WHERE knowledge_base_id = %(kb)s)",
+                {"kb": kb_uuid},
+            ).fetchone()
+            conn.execute("DELETE FROM knowledge_bases WHERE id = %s", (kb_uuid,))
+    return {"documents": counts[0], "chunks": counts[1]}
+
+
 # --------------------------------------------------------------------------- conversations
 
 

@@ -76,7 +76,7 @@ def test_every_api_route_is_in_the_endpoint_table():
 
     text = page_text()
     documented = set(re.findall(r"^\| `((?:GET|POST|PATCH|PUT|DELETE) [^`]+)` \|", text, re.MULTILINE))
-    routes = [*_service_routes(_Settings(), None, _OpenApi()), *_task_routes(None, None), *_domain_routes(),
+    routes = [*_service_routes(_Settings(), None, _OpenApi()), *_task_routes(None, None), *_domain_routes(None),
               *schedule_routes(None)]
     missing = []
     for path, resource in routes:

@@ -125,3 +125,47 @@ def test_ingest_submits_every_file_follows_them_and_lists_failures(tmp_path, kb_
     assert cli.search(name, "How do I verify webhook signatures?", 2, console=Console(file=found, width=200)) == 0
     assert found.getvalue().index("Verifying webhook signatures") < found.getvalue().index("配置企业单点登录")
     assert cli.search("no-such-base", "x", console=Console(file=io.StringIO())) == 1
+
+
+def test_delete_endpoint_removes_a_whole_base_through_a_worker_task(kb_engine, start_kb_worker, new_base, knowledge_db):
+    from api.resources.knowledge import KnowledgeBaseResource, KnowledgeSearchResource
+    from pipeline.actors.knowledge import delete_knowledge_base, vectorize_document
+    from pipeline.knowledge import store
+
+    from .conftest import wait_for_task
+
+    app = falcon.App()
+    app.add_route("/api/v1/knowledge/{kb_id}", KnowledgeBaseResource(lambda: kb_engine))
+    app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
+    api = falcon.testing.TestClient(app)
+    kb, other = new_base("doomed"), new_base("kept")
+    for base in (kb, other):
+        for name in ("en-webhooks.md", "zh-sso.md"):
+            vectorize_document(knowledge_base_id=str(base.id), source=name, text=(CORPUS / name).read_text(encoding="utf-8"))
+    start_kb_worker()
+
+    accepted = api.simulate_delete(f"/api/v1/knowledge/{kb.id}")
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json["status_url"].endswith(accepted.json["task_id"])
+    again = api.simulate_delete(f"/api/v1/knowledge/{kb.id}")  # a repeated call follows the same task
+    assert again.status_code in (202, 404) and (again.status_code == 404 or again.json["task_id"] == accepted.json["task_id"])
+    record = wait_for_task(kb_engine, accepted.json["task_id"])
+    assert record["state"] == "SUCCESS", record
+    assert record["result"]["deleted"] is True and record["result"]["deleted_documents"] == 2
+    assert record["result"]["deleted_chunks"] > 2
+
+    with psycopg.connect(knowledge_db) as conn:
+        assert conn.execute("SELECT count(*) FROM chunks WHERE knowledge_base_id = %s", (kb.id,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM script_centroids WHERE knowledge_base_id = %s", (kb.id,)).fetchone()[0] == 0
+        assert conn.execute("SELECT 1 FROM pg_class WHERE relname = %s", (store.index_name(kb.id),)).fetchone() is None
+        assert conn.execute("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (other.id,)).fetchone()[0] == 2
+    assert api.simulate_get(f"/api/v1/knowledge/{kb.id}/search", params={"q": "webhook"}).status_code == 404
+    kept = api.simulate_get(f"/api/v1/knowledge/{other.id}/search", params={"q": "webhook signature"})
+    assert kept.json["results"][0]["source"] == "en-webhooks.md" and kept.json["results"][0]["document_id"]
+
+    assert api.simulate_delete(f"/api/v1/knowledge/{kb.id}").status_code == 404
+    assert api.simulate_delete(f"/api/v1/knowledge/{uuid.uuid4()}").status_code == 404
+    bad = api.simulate_delete("/api/v1/knowledge/not-a-uuid")
+    assert bad.status_code == 400 and "kb_id" in bad.json["description"]
+    # A redelivered task whose base is already gone succeeds without deleting anything.
+    assert delete_knowledge_base(knowledge_base_id=str(kb.id))["deleted"] is False
