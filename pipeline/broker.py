@@ -30,7 +30,7 @@ from pipeline.middleware.time_limits import TimeLimits
 from pipeline.redis_client import make_redis
 from pipeline.settings import Settings
 from pipeline.state import Keys, StateStore
-from pipeline.task import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
+from pipeline.registry import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
 
 
 class ClawBroker(RabbitmqBroker):
@@ -125,10 +125,15 @@ def make_broker(
     return broker
 
 
+#: The modules declaring the built-in tasks, loaded like those named in CLAW_TASK_MODULES:
+#: by name, since the tasks build on the engine this module is part of.
+BUILTIN_TASK_MODULES = ("pipeline.actors",)
+
+
 def import_task_modules(settings: Settings) -> None:
     """Import the modules that declare tasks: ours, and any named in settings."""
-    import pipeline.actors  # noqa: F401
-
+    for name in BUILTIN_TASK_MODULES:
+        importlib.import_module(name)
     for name in settings.task_modules:
         try:
             importlib.import_module(name)

@@ -8,13 +8,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import socket
 import sys
 from typing import Callable
 
-from pipeline.errors import BrokerUnavailable, ConfigError, InvalidArguments, InvalidTransition, TaskNotFound, UnknownActor
+from pipeline import client
+from pipeline.broker import resolve_policies
+from pipeline.console import EXIT_USAGE, USER_ERRORS, error_line, setup_logging
+from pipeline.engine import get_engine, make_registry
+from pipeline.errors import ConfigError, InvalidArguments
+from pipeline.knowledge.config import get_knowledge_settings
+from pipeline.maintenance.config import get_health_settings
+from pipeline.notifications.config import get_notification_settings
+from pipeline.registry import queue_names
+from pipeline.services import check_services
+from pipeline.settings import get_settings
+from pipeline.stack import run_stack
+from pipeline.worker import WorkerOptions, run_worker
+from scheduler import cli as scheduler_cli
+from scheduler.config import get_scheduler_settings
 
-EXIT_USAGE = 2
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
@@ -26,22 +39,8 @@ def command(name: str):
     return register
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)
-
-
 def validate_all_settings(settings) -> None:
     """Every settings object, the domains' included, checked at start rather than at first use."""
-    from pipeline.broker import resolve_policies
-    from pipeline.knowledge.config import get_knowledge_settings
-    from pipeline.maintenance.config import get_health_settings
-    from pipeline.notifications.config import get_notification_settings
-    from scheduler.config import get_scheduler_settings
-
     resolve_policies(settings)
     get_knowledge_settings()
     get_notification_settings()
@@ -55,11 +54,6 @@ def _print(value) -> None:
 
 @command("worker")
 def cmd_worker(args) -> int:
-    from pipeline.services import check_services
-    from pipeline.settings import get_settings
-    from pipeline.task import queue_names
-    from pipeline.worker import WorkerOptions, run_worker
-
     settings = get_settings()
     validate_all_settings(settings)
     options = WorkerOptions.from_settings(settings, processes=args.processes, threads=args.threads, queues=args.queues)
@@ -75,9 +69,7 @@ def cmd_worker(args) -> int:
 
 @command("api")
 def cmd_api(args) -> int:
-    from api.cli import run_api
-    from pipeline.services import check_services
-    from pipeline.settings import get_settings
+    from api.cli import run_api  # the API and gunicorn: loaded only by the process that serves it
 
     settings = get_settings()
     validate_all_settings(settings)
@@ -87,21 +79,12 @@ def cmd_api(args) -> int:
 
 @command("run")
 def cmd_run(args) -> int:
-    from pipeline.settings import get_settings
-    from pipeline.stack import run_stack
-
     return run_stack(get_settings(), args.bind)
 
 
 @command("health")
 def cmd_health(args) -> int:
     """For container health checks: services answer (and, with --worker, a worker runs here)."""
-    import socket
-
-    from pipeline.engine import make_registry
-    from pipeline.services import check_services
-    from pipeline.settings import get_settings
-
     settings = get_settings()
     check_services(settings)
     if args.worker and socket.gethostname() not in {w["host"] for w in make_registry(settings).list()}:
@@ -113,8 +96,6 @@ def cmd_health(args) -> int:
 
 @command("submit")
 def cmd_submit(args) -> int:
-    from pipeline import client
-
     try:
         kwargs = json.loads(args.kwargs)
     except ValueError as exc:
@@ -129,32 +110,24 @@ def cmd_submit(args) -> int:
 
 @command("status")
 def cmd_status(args) -> int:
-    from pipeline import client
-
     _print(client.get_record(args.task_id))
     return 0
 
 
 @command("cancel")
 def cmd_cancel(args) -> int:
-    from pipeline import client
-
     _print(client.cancel(args.task_id))
     return 0
 
 
 @command("retry")
 def cmd_retry(args) -> int:
-    from pipeline import client
-
     print(client.retry(args.task_id))
     return 0
 
 
 @command("workers")
 def cmd_workers(args) -> int:
-    from pipeline.engine import get_engine
-
     registry = get_engine().workers
     if args.action == "list":
         _print(registry.list())
@@ -166,7 +139,7 @@ def cmd_workers(args) -> int:
 
 @command("kb")
 def cmd_kb(args) -> int:
-    from pipeline.knowledge import cli as kb
+    from pipeline.knowledge import cli as kb  # numpy, psycopg, the embedder: only for kb commands
 
     if args.kb_command == "ingest":
         return kb.ingest(args.path, args.kb)
@@ -175,7 +148,7 @@ def cmd_kb(args) -> int:
 
 @command("db")
 def cmd_db(args) -> int:
-    from pipeline.knowledge import cli as kb
+    from pipeline.knowledge import cli as kb  # numpy, psycopg, the embedder: only for db commands
 
     return kb.db_upgrade()
 
@@ -227,9 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("db_command", choices=("upgrade",), help="apply pending migrations")
 
-    from scheduler.cli import register as register_scheduler
-
-    register_scheduler(sub)
+    COMMANDS.update(scheduler_cli.register(sub))
     return parser
 
 
@@ -237,19 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, InvalidArguments, UnknownActor, TaskNotFound, InvalidTransition, BrokerUnavailable) as exc:
-        detail = ""
-        if isinstance(exc, InvalidArguments) and exc.fields:
-            detail = " (" + "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) + ")"
-        print(f"claw-pipeline: error: {str(exc).strip(chr(39))}{detail}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(error_line(exc, str(exc).strip(chr(39))), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
 
 if __name__ == "__main__":
-    # Run the importable module's main, not this __main__ copy, so commands
-    # registered by other packages (scheduler.cli) land in the same table.
-    from pipeline import cli
-
-    sys.exit(cli.main())
+    sys.exit(main())

@@ -22,7 +22,7 @@ from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
 from pipeline.publisher import publish_batch
 from pipeline.state import NewTask, exception_result, new_task_id, new_task_ids, untracked
-from pipeline.task import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of
+from pipeline.registry import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of
 
 MAX_BULK = 1000
 #: A task recorded under an idempotency key but not yet published is given

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pipeline.errors import TaskCancelled
+
+logger = logging.getLogger("pipeline.context")
 
 
 @dataclass
@@ -43,6 +46,34 @@ def current_task() -> TaskContext:
     if ctx is None:
         raise RuntimeError("current_task() called outside a running task")
     return ctx
+
+
+class NoTask:
+    """Stands in for the context when task code runs outside a worker (CLI, scripts, direct calls).
+
+    It has no id, reports progress to the debug log only, and is never cancelled.
+    """
+
+    task_id = None
+    actor = None
+    attempt = 0
+
+    def report_progress(self, percent: float, message: str = "", **extra: Any) -> None:
+        logger.debug("%.0f%% %s", percent, message)
+
+    def cancel_requested(self) -> bool:
+        return False
+
+    def check_cancelled(self) -> None:
+        pass
+
+
+NO_TASK = NoTask()
+
+
+def running_task() -> TaskContext | NoTask:
+    """The context of the task running in this thread, or :data:`NO_TASK` outside one."""
+    return _current.get() or NO_TASK
 
 
 def set_current(ctx: Optional[TaskContext]) -> None:

@@ -36,7 +36,7 @@ from pipeline.middleware.time_limits import TimeLimits
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, get_settings
 from pipeline.state import worker_identity
-from pipeline.task import queue_names
+from pipeline.registry import queue_names
 
 logger = logging.getLogger("pipeline.worker")
 

@@ -1,8 +1,7 @@
 """``claw-pipeline scheduler`` and ``claw-pipeline schedules list|add|update|pause|resume|delete``.
 
-Wiring into :mod:`pipeline.cli` is one call in ``build_parser()``:
-``scheduler.cli.register(sub)`` adds the subcommands and puts their handlers
-in ``pipeline.cli.COMMANDS``. ``python -m scheduler.cli ...`` runs the same
+:func:`register` adds the subcommands to a parser and returns their handlers;
+:mod:`pipeline.cli` calls it. ``python -m scheduler.cli ...`` runs the same
 commands on their own (tests start scheduler processes that way).
 """
 
@@ -12,14 +11,19 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, Callable
 
-from pipeline.cli import COMMANDS, EXIT_USAGE, setup_logging
+from pipeline.console import EXIT_USAGE, error_line, setup_logging
+from pipeline.engine import get_engine
 from pipeline.errors import ConfigError, InvalidArguments, UnknownActor
+from pipeline.services import check_services
+from pipeline.settings import get_settings
+from scheduler.config import get_scheduler_settings
+from scheduler.store import ScheduleExists, ScheduleNotFound, ScheduleStore
 
 
-def register(subparsers) -> None:
-    """Add ``scheduler`` and ``schedules`` to an argparse subparsers object."""
+def register(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
+    """Add ``scheduler`` and ``schedules`` to an argparse subparsers object; returns their handlers."""
     subparsers.add_parser("scheduler", help="run a scheduler replica (run two or more: one leads, the others stand by)")
     schedules = subparsers.add_parser("schedules", help="list, add, update, pause, resume or delete schedules")
     actions = schedules.add_subparsers(dest="action", required=True)
@@ -40,8 +44,7 @@ def register(subparsers) -> None:
                        ("delete", "delete a schedule")):
         actions.add_parser(name, help=text).add_argument("id")
 
-    COMMANDS["scheduler"] = cmd_scheduler
-    COMMANDS["schedules"] = cmd_schedules
+    return {"scheduler": cmd_scheduler, "schedules": cmd_schedules}
 
 
 def _definition_options(parser: argparse.ArgumentParser) -> None:
@@ -68,10 +71,7 @@ def _definition(args) -> dict[str, Any]:
 
 
 def cmd_scheduler(args) -> int:
-    from pipeline.services import check_services
-    from pipeline.settings import get_settings
-    from scheduler.config import get_scheduler_settings
-    from scheduler.runner import run_scheduler
+    from scheduler.runner import run_scheduler  # APScheduler: loaded only by the process that runs it
 
     settings = get_settings()
     config = get_scheduler_settings()
@@ -82,9 +82,7 @@ def cmd_scheduler(args) -> int:
 
 
 def cmd_schedules(args) -> int:
-    import scheduler.builtin  # noqa: F401  (declares the built-in schedules' actors, so they validate)
-    from pipeline.engine import get_engine
-    from scheduler.store import ScheduleExists, ScheduleNotFound, ScheduleStore
+    import scheduler.builtin  # noqa: F401  (declares the built-in schedules' actors, so they validate; loads every actor module)
 
     store = ScheduleStore.for_engine(get_engine())
     try:
@@ -111,15 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run these commands without the rest of ``claw-pipeline``."""
     parser = argparse.ArgumentParser(prog="claw-pipeline")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    register(parser.add_subparsers(dest="command", required=True))
+    commands = register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except (ConfigError, InvalidArguments, UnknownActor) as exc:
-        detail = ""
-        if isinstance(exc, InvalidArguments) and exc.fields:
-            detail = " (" + "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) + ")"
-        print(f"claw-pipeline: error: {exc}{detail}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return EXIT_USAGE
 
 

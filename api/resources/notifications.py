@@ -22,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from api.validation import Endpoint
 
 from pipeline.notifications.channels.system import MAX_PAGE, Inbox
+from pipeline.notifications.config import get_notification_settings
 from pipeline.notifications.models import USER_ID_RE
+from pipeline.redis_client import get_redis
+from pipeline.settings import get_settings
 
 ITEM_ID_MAX = 128
 MAX_IDS = 1000
@@ -75,10 +78,6 @@ class _InboxResource:
 
     def _inbox(self) -> Inbox:
         if self._inbox_obj is None:
-            from pipeline.notifications.config import get_notification_settings
-            from pipeline.redis_client import get_redis
-            from pipeline.settings import get_settings
-
             self._inbox_obj = Inbox.from_settings(get_redis(), get_settings().namespace, get_notification_settings())
         return self._inbox_obj
 

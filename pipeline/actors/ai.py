@@ -16,10 +16,10 @@ from typing import Optional
 import pydantic
 from pydantic import Field
 
+from pipeline.context import running_task
 from pipeline.knowledge import llm, retrieval, store
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.db import connection
-from pipeline.knowledge.indexing import running_task
 from pipeline.task import task
 
 PROGRESS_INTERVAL_SECONDS = 0.25

@@ -17,6 +17,7 @@ from typing import Literal, Optional
 import pydantic
 from pydantic import Field
 
+from pipeline import client
 from pipeline.knowledge import indexing, store
 from pipeline.knowledge.indexing import MAX_TEXT_CHARS
 from pipeline.knowledge.db import connection, database_url
@@ -105,8 +106,6 @@ def vectorize_document(
 @task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=180, time_limit=300, args_model=UpdateArgs)
 def update_knowledge_base(*, knowledge_base_id: str, mode: str = "incremental") -> dict:
     """Re-vectorize the documents of a base that need it (incremental | full | rebuild) and wait for them."""
-    from pipeline import client
-
     return indexing.update_base(
         knowledge_base_id, mode, submit_many=client.submit_many, get_records=client.get_records
     )

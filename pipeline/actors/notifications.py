@@ -17,17 +17,22 @@ from typing import Any, Optional
 
 import pydantic
 
+from pipeline import client
+from pipeline.context import running_task
 from pipeline.errors import PermanentError, SoftTimeLimitExceeded
 from pipeline.notifications.batch import run_batch
 from pipeline.notifications.models import NotificationArgs, NotificationBatchArgs
 from pipeline.notifications.service import deliver
+from pipeline.redis_client import get_redis
+from pipeline.settings import get_settings
 from pipeline.task import task
 
 log = logging.getLogger("pipeline.notifications")
 
 
 def _validated(model: type[pydantic.BaseModel], kwargs: dict[str, Any]) -> Any:
-    """Validate again at run time (the message may predate a model change); bad arguments never retry."""
+    """Validate again at run time (the message may predate a model change, or the actor is called
+    directly); bad arguments never retry."""
     try:
         return model.model_validate({k: v for k, v in kwargs.items() if v is not None})
     except pydantic.ValidationError as exc:
@@ -36,18 +41,6 @@ def _validated(model: type[pydantic.BaseModel], kwargs: dict[str, Any]) -> Any:
             for e in exc.errors()
         )
         raise PermanentError(f"invalid arguments: {fields}") from None
-
-
-def _current_task() -> Optional[Any]:
-    """The running task's context, or None when called outside a worker (unit tests, scripts)."""
-    try:
-        from pipeline.context import current_task
-    except ImportError:
-        return None
-    try:
-        return current_task()
-    except (LookupError, RuntimeError):
-        return None
 
 
 @task(
@@ -69,18 +62,9 @@ def send_notification(
     dedup_key: Optional[str] = None,
 ) -> dict:
     """Send one email, push, sms or in-app notification (once per de-duplication key)."""
-    args = _validated(NotificationArgs, dict(
-        channel=channel, recipient=recipient, body=body, subject=subject, html_body=html_body,
-        data=data, app=app, dedup_key=dedup_key,
-    ))
-    key = args.dedup_key
-    if key is None:
-        ctx = _current_task()
-        key = getattr(ctx, "task_id", None) if ctx is not None else None
-    if key is None:
-        # Outside a worker nothing is redelivered: a fresh key keeps two calls two notifications.
-        key = uuid.uuid4().hex
-    return deliver(args, key)
+    args = _validated(NotificationArgs, locals())  # the parameters, as they arrived
+    # Outside a worker nothing is redelivered: a fresh key keeps two calls two notifications.
+    return deliver(args, args.dedup_key or running_task().task_id or uuid.uuid4().hex)
 
 
 @task(
@@ -103,22 +87,10 @@ def send_notification_batch(
     wait_seconds: float = 1800.0,
 ) -> dict:
     """Send the same notification to many recipients; report progress until all are done."""
-    from pipeline import client
-    from pipeline.redis_client import get_redis
-    from pipeline.settings import get_settings
-
-    args = _validated(NotificationBatchArgs, dict(
-        channel=channel, recipients=recipients, body=body, subject=subject, html_body=html_body,
-        data=data, app=app, dedup_key=dedup_key, wait_seconds=wait_seconds,
-    ))
-    ctx = _current_task()
-    batch_key = args.dedup_key or (getattr(ctx, "task_id", None) if ctx is not None else None) or uuid.uuid4().hex
+    args = _validated(NotificationBatchArgs, locals())  # the parameters, as they arrived
+    current = running_task()
+    batch_key = args.dedup_key or current.task_id or uuid.uuid4().hex
     settings = get_settings()
-
-    def report(percent: float, message: str = "", **extra: Any) -> None:
-        if ctx is not None:
-            ctx.report_progress(percent, message, **extra)
-
     try:
         return run_batch(
             args,
@@ -127,8 +99,8 @@ def send_notification_batch(
             get_records=client.get_records,
             redis=get_redis(),
             namespace=settings.namespace,
-            report_progress=report,
-            cancel_requested=(ctx.cancel_requested if ctx is not None else (lambda: False)),
+            report_progress=current.report_progress,
+            cancel_requested=current.cancel_requested,
             cancel_task=client.cancel,
             children_ttl_seconds=settings.result_ttl_seconds,
         )

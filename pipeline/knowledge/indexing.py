@@ -21,42 +21,23 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import PurePosixPath
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from pipeline.context import running_task
 from pipeline.errors import SoftTimeLimitExceeded
 from pipeline.knowledge import chunking, db, store
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.db import connection
 from pipeline.knowledge.embedders import get_embedder
+from pipeline.state.keys import FINAL_STATES, UNFINISHED_STATES
 
 log = logging.getLogger("pipeline.knowledge")
 
 VECTORIZE_ACTOR = "vectorize_document"
-FINAL_STATES = {"SUCCESS", "FAILURE", "CANCELLED"}
-RUNNING_STATES = {"PENDING", "STARTED", "RETRY"}
 SUBMIT_CHUNK = 500
 MAX_TEXT_CHARS = 1_000_000  # one document; larger texts belong split into several
-
-
-class _NoTask:
-    """Stands in for the task context when the work runs outside a worker (CLI, scripts)."""
-
-    task_id = None
-
-    def report_progress(self, percent: float, message: str = "", **extra: Any) -> None:
-        log.debug("%.0f%% %s", percent, message)
-
-    def check_cancelled(self) -> None:
-        pass
-
-
-def running_task():
-    """The current task's context, or a silent stand-in outside a worker."""
-    from pipeline.context import peek_current
-
-    return peek_current() or _NoTask()
 
 
 def title_of(text: str, source: str) -> str:
@@ -223,7 +204,7 @@ def _follow_or_submit(todo: list[store.Document], force: bool, submit_many: Subm
     earlier = [d for d in todo if d.index_task_id]
     if earlier:
         for doc, record in zip(earlier, get_records([d.index_task_id for d in earlier])):
-            if record is not None and record["state"] in RUNNING_STATES:
+            if record is not None and record["state"] in UNFINISHED_STATES:
                 task_ids[str(doc.id)] = doc.index_task_id
     to_submit = [d for d in todo if str(d.id) not in task_ids]
     for start in range(0, len(to_submit), SUBMIT_CHUNK):

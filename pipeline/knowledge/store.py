@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 
 from pipeline.errors import PermanentError
 from pipeline.knowledge.chunking import Chunk
+from pipeline.knowledge.postgres import connect
 
 
 # --------------------------------------------------------------------------- vectors
@@ -133,8 +134,6 @@ def ensure_index(url: str, kb: KnowledgeBase) -> bool:
     CONCURRENTLY, so writers to other bases are not blocked; that needs a
     connection of its own in autocommit mode, hence the URL.
     """
-    from pipeline.knowledge.db import connect
-
     name = index_name(kb.id)
     with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
@@ -442,8 +441,6 @@ def delete_knowledge_base(url: str, kb_id: str | uuid.UUID) -> Optional[dict[str
     and staged vectors follow by ON DELETE CASCADE. A vectorize task still
     running for one of its documents then fails with "document was deleted".
     """
-    from pipeline.knowledge.db import connect
-
     kb_uuid = _uuid(kb_id)
     with connect(url, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM knowledge_bases WHERE id = %s", (kb_uuid,)).fetchone() is None:

@@ -27,7 +27,7 @@ import time
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
 
 from pipeline.engine import Engine
-from pipeline.task import REGISTRY, queue_names
+from pipeline.registry import REGISTRY, queue_names
 
 TRIM_BATCH = 1000
 THROUGHPUT_BUCKETS_READ = 360  # StateStore.throughput reads the last hour of 10-second buckets

@@ -40,7 +40,7 @@ from pipeline.errors import BrokerUnavailable, InvalidArguments, UnknownActor
 from pipeline.maintenance.config import HealthSettings
 from pipeline.queues import queue_stats
 from pipeline.state import untracked
-from pipeline.task import REGISTRY, TaskPolicy, policy_of, queue_names
+from pipeline.registry import REGISTRY, TaskPolicy, policy_of, queue_names
 
 PENDING_LOOKAHEAD = 50
 ALERT_BODY_LIMIT = 1500

@@ -62,7 +62,7 @@ def _configure(settings: Settings) -> str:
     values = {"dramatiq_prom_db": path, "dramatiq_prom_host": HOST,
               "dramatiq_prom_port": str(settings.worker_metrics_port), "PROMETHEUS_MULTIPROC_DIR": path}
     os.environ.update(values)
-    from dramatiq.middleware import prometheus
+    from dramatiq.middleware import prometheus  # reads the variables above when first imported
 
     prometheus.DB_PATH, prometheus.HTTP_HOST, prometheus.HTTP_PORT = path, HOST, settings.worker_metrics_port
     return path
@@ -73,14 +73,14 @@ def worker_metrics_middleware(settings: Settings):
     if not settings.worker_metrics_port:
         return None
     _configure(settings)
-    from prometheus_client import values
+    from prometheus_client import values  # after _configure: it reads PROMETHEUS_MULTIPROC_DIR when first imported
 
     # prometheus_client picks in-memory or file-backed values when it is first
     # imported; if anything imported it before the variable was set, switch now,
     # before the middleware creates its metrics.
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()
-    from dramatiq.middleware.prometheus import Prometheus
+    from dramatiq.middleware.prometheus import Prometheus  # after the switch above, which its metrics need
 
     return Prometheus()
 
@@ -135,8 +135,8 @@ def _serve(server: _Exporter) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-        from prometheus_client.multiprocess import MultiProcessCollector
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest  # in the exposition process,
+        from prometheus_client.multiprocess import MultiProcessCollector  # after _configure set its directory
 
         path = self.server.metrics_dir
         compact_dead_processes(path)
@@ -159,7 +159,7 @@ def compact_dead_processes(path: str) -> None:
     Runs in the single-threaded exposition process, the only writer of the
     archive, and only on files no live process writes.
     """
-    from prometheus_client.mmap_dict import MmapedDict
+    from prometheus_client.mmap_dict import MmapedDict  # in the exposition process, after _configure
 
     for name in sorted(os.listdir(path)):
         match = _FILE.match(name)

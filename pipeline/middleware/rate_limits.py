@@ -12,7 +12,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from pipeline.redis_client import wait_for_redis
 from pipeline.state import StateStore, untracked
-from pipeline.task import policy_of
+from pipeline.registry import policy_of
 
 
 class RateLimits(Middleware):

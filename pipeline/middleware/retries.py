@@ -16,7 +16,7 @@ from dramatiq.middleware import Middleware
 
 from pipeline.errors import HardTimeLimitExceeded, InvalidArguments, PermanentError, TaskCancelled
 from pipeline.state import untracked
-from pipeline.task import TaskPolicy, policy_of
+from pipeline.registry import TaskPolicy, policy_of
 
 logger = logging.getLogger("pipeline.retries")
 NEVER_RETRIED = (PermanentError, InvalidArguments, HardTimeLimitExceeded)

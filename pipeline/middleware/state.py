@@ -25,7 +25,7 @@ from pipeline.redact import redact
 from pipeline.redis_client import wait_for_redis
 from pipeline.state import NewTask, StateStore, error_fields, exception_result, worker_identity
 from pipeline.state.records import is_untracked
-from pipeline.task import policy_of
+from pipeline.registry import policy_of
 
 logger = logging.getLogger("pipeline.state")
 

@@ -23,7 +23,7 @@ from dramatiq.middleware import Middleware
 from dramatiq.middleware.threading import raise_thread_exception
 
 from pipeline.errors import HardTimeLimitExceeded, SoftTimeLimitExceeded
-from pipeline.task import policy_of
+from pipeline.registry import policy_of
 
 logger = logging.getLogger("pipeline.time_limits")
 BLOCKED_GRACE_SECONDS = 2.0

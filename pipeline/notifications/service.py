@@ -13,6 +13,8 @@ from pipeline.notifications.channels.base import get_adapter_class
 from pipeline.notifications.config import NotificationSettings, get_notification_settings
 from pipeline.notifications.dedup import Deduplicator
 from pipeline.notifications.models import NotificationArgs
+from pipeline.redis_client import get_redis
+from pipeline.settings import get_settings
 
 
 def provider_for(channel: str, settings: NotificationSettings) -> str:
@@ -31,12 +33,8 @@ def _defaults(settings, redis, namespace):
     except ConfigError as exc:
         raise PermanentError(str(exc)) from None
     if redis is None:
-        from pipeline.redis_client import get_redis
-
         redis = get_redis()
     if namespace is None:
-        from pipeline.settings import get_settings
-
         namespace = get_settings().namespace
     return settings, redis, namespace
 

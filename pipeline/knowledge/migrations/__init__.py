@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from pipeline.errors import ConfigError
+from pipeline.knowledge.postgres import connect
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -50,8 +51,6 @@ def available() -> list[Migration]:
 
 def upgrade(url: Optional[str] = None) -> list[str]:
     """Apply pending migrations; return the names of those applied (empty when up to date)."""
-    from pipeline.knowledge.db import connect
-
     applied_now: list[str] = []
     with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))

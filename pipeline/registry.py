@@ -1,0 +1,137 @@
+"""The declared tasks: each one's function, argument model and policy, read by the whole engine.
+
+Queue, default priority, retries, time limits and rate limit are written once,
+next to the function (the :func:`pipeline.task.task` decorator), in
+:class:`TaskPolicy`. Everything else (the broker, the middleware, the API, the
+scheduler, the docs) reads them from :data:`REGISTRY`.
+
+Declaring does not touch a broker: :func:`pipeline.broker.make_broker` binds
+every registered task to the broker it builds, applying the per-actor overrides
+from settings. That keeps imports side-effect free and lets tests build a
+broker per test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Callable, Optional
+
+import pydantic
+
+from pipeline.errors import InvalidArguments, UnknownActor
+
+QUEUES = ("ai_high_priority", "knowledge_default", "notification_default", "default")
+MAX_PRIORITY = 9
+#: The longest a message may wait in RabbitMQ's delay queue. Dramatiq workers
+#: hold delayed messages unacked until their ETA, and RabbitMQ redelivers
+#: anything held longer than its consumer_timeout (30 min); later runs
+#: belong to the scheduler.
+MAX_DELAY_MS = 1_200_000
+
+_QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$")
+_UNIT_MS = {"s": 1000, "sec": 1000, "second": 1000, "m": 60_000, "min": 60_000, "minute": 60_000, "h": 3_600_000, "hour": 3_600_000}
+
+
+def parse_rate_limit(text: str) -> tuple[int, int]:
+    """``"10/m"`` -> (10, 60000): at most *limit* starts per *window* milliseconds."""
+    match = _RATE.match(text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"rate limit {text!r} is not like '10/m', '5/30s' or '100/h'")
+    count = int(match.group(2) or 1)
+    return int(match.group(1)), count * _UNIT_MS[match.group(3)]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPolicy:
+    """How the engine treats one actor. Times are in seconds unless named ``_ms``."""
+
+    queue: str = "default"
+    priority: int = 0
+    max_retries: int = 3
+    retry_backoff_ms: int = 60_000
+    retry_backoff_max_ms: int = MAX_DELAY_MS
+    soft_time_limit: float = 300.0
+    time_limit: float = 600.0
+    rate_limit: Optional[str] = None
+    #: What the health check does with a task STARTED for longer than its hard
+    #: limit whose worker is gone: "requeue" it or mark it "fail"ed.
+    lost_policy: str = "requeue"
+
+    def __post_init__(self) -> None:
+        if not _QUEUE_NAME.match(self.queue):
+            raise ValueError(f"queue {self.queue!r} must be lower-case letters, digits and underscores")
+        if not 0 <= self.priority <= MAX_PRIORITY:
+            raise ValueError(f"priority must be 0..{MAX_PRIORITY}")
+        if self.max_retries < 0 or self.retry_backoff_ms < 1:
+            raise ValueError("max_retries must be >= 0 and retry_backoff_ms >= 1")
+        if not self.retry_backoff_ms <= self.retry_backoff_max_ms <= MAX_DELAY_MS:
+            raise ValueError(f"need retry_backoff_ms <= retry_backoff_max_ms <= {MAX_DELAY_MS}")
+        if not 0 < self.soft_time_limit <= self.time_limit:
+            raise ValueError("need 0 < soft_time_limit <= time_limit")
+        if self.rate_limit is not None:
+            parse_rate_limit(self.rate_limit)
+        if self.lost_policy not in ("requeue", "fail"):
+            raise ValueError("lost_policy must be 'requeue' or 'fail'")
+
+    @property
+    def rate(self) -> Optional[tuple[int, int]]:
+        return parse_rate_limit(self.rate_limit) if self.rate_limit else None
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "TaskPolicy":
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)} - {"queue"}
+        if unknown:
+            raise ValueError(f"unknown policy fields {sorted(unknown)}")
+        if "queue" in overrides:
+            raise ValueError("an actor's queue cannot be overridden")
+        return dataclasses.replace(self, **overrides)
+
+
+@dataclasses.dataclass
+class TaskSpec:
+    """A declared task: its function, policy and argument model.
+
+    ``actor`` is the Dramatiq actor bound by the last :func:`make_broker` call.
+    Declared with :func:`pipeline.task.task`, which adds ``send``.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    policy: TaskPolicy
+    args_model: Optional[type[pydantic.BaseModel]] = None
+    description: str = ""
+    actor: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def validate_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Check kwargs against the argument model; return them normalised (JSON-ready)."""
+        if self.args_model is None:
+            return kwargs
+        try:
+            return self.args_model.model_validate(kwargs).model_dump(mode="json", exclude_none=True)
+        except pydantic.ValidationError as exc:
+            fields = {".".join(str(p) for p in e["loc"]) or "kwargs": e["msg"] for e in exc.errors()}
+            raise InvalidArguments(f"invalid arguments for {self.name}", fields) from None
+
+
+REGISTRY: dict[str, TaskSpec] = {}
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownActor(f"unknown actor {name!r}") from None
+
+
+def queue_names(prefix: str = "") -> list[str]:
+    """Every queue the engine uses, as named in RabbitMQ (with the deployment's prefix)."""
+    return sorted({prefix + q for q in QUEUES} | {prefix + spec.policy.queue for spec in REGISTRY.values()})
+
+
+def policy_of(broker: Any, actor_name: str) -> TaskPolicy:
+    """The effective policy (declaration + settings overrides) of a bound actor."""
+    return broker.get_actor(actor_name).options["claw_policy"]
