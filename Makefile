@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLAW := $(VENV)/bin/claw-pipeline
 
-.PHONY: install services test-deps run test test-all test-reliability bench clean
+.PHONY: install services test-deps run test test-all test-reliability test-ha bench clean
 
 install: $(VENV)/.installed
 
@@ -24,13 +24,19 @@ run: install services
 	$(CLAW) run
 
 test: install services test-deps
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not ha"
 
 test-all: install services test-deps
 	$(PY) -m pytest
 
 test-reliability: install services test-deps
 	CLAW_RELIABILITY=full $(PY) -m pytest tests/reliability -p no:cacheprovider
+	$(PY) -m tests.reliability.report
+
+# Failover at full scale on services of the tests' own (free ports, data under /tmp):
+# Redis master + replica + 3 Sentinels, a 3-node RabbitMQ cluster.
+test-ha: install services test-deps
+	CLAW_RELIABILITY=full $(PY) -m pytest tests/ha tests/reliability/test_redis_failover.py tests/reliability/test_rabbitmq_node_loss.py -p no:cacheprovider
 	$(PY) -m tests.reliability.report
 
 bench: install services test-deps

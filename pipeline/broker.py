@@ -18,6 +18,7 @@ from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import Callbacks, Middleware, MiddlewareError, Pipelines
 from dramatiq.results.backends import RedisBackend
 
+from pipeline.amqp import broker_url_for_process
 from pipeline.encoder import CompressedJSONEncoder
 from pipeline.errors import ConfigError
 from pipeline.middleware.cancellation import Cancellation
@@ -112,7 +113,8 @@ def make_broker(
         Cancellation(store.redis, store.keys.cancel_channel),
     ]
     broker = ClawBroker(
-        url=settings.broker_url, max_priority=MAX_PRIORITY, confirm_delivery=True, middleware=middleware
+        url=broker_url_for_process(settings.broker_url), max_priority=MAX_PRIORITY, confirm_delivery=True,
+        middleware=middleware,
     )
     for queue in QUEUES:
         broker.declare_queue(settings.queue_prefix + queue)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pika
 import requests
 
+from pipeline.amqp import connect, node_urls
 from pipeline.errors import BrokerUnavailable
 from pipeline.settings import Settings
 
@@ -47,7 +48,7 @@ def queue_stats(settings: Settings, queue_names: Iterable[str]) -> dict[str, dic
 
 
 def _vhost(settings: Settings) -> str:
-    return pika.URLParameters(settings.broker_url.split(";")[0]).virtual_host
+    return pika.URLParameters(node_urls(settings.broker_url)[0]).virtual_host
 
 
 def _from_management(settings: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -86,11 +87,8 @@ def _from_management(settings: Settings, names: list[str]) -> dict[str, dict[str
 
 
 def _from_amqp(settings: Settings, names: list[str]) -> dict[str, dict[str, Any]]:
-    params = pika.URLParameters(settings.broker_url.split(";")[0])
-    params.socket_timeout = params.blocked_connection_timeout = AMQP_TIMEOUT_SECONDS
-    params.connection_attempts = 1
     try:
-        connection = pika.BlockingConnection(params)
+        connection = connect(settings.broker_url, AMQP_TIMEOUT_SECONDS)
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailable(f"RabbitMQ does not answer: {type(exc).__name__}") from None
     try:

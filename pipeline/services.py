@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pika
 import redis
 
+from pipeline.amqp import connect, node_urls
 from pipeline.errors import ConfigError
 from pipeline.redis_client import make_redis
 from pipeline.settings import Settings, redact_url
@@ -24,15 +24,13 @@ def check_redis(settings: Settings) -> None:
 
 
 def check_rabbitmq(settings: Settings) -> None:
-    url = settings.broker_url.split(";")[0]
+    """Passes when one node of CLAW_BROKER_URL answers (the others may be down: that is what a cluster is for)."""
     try:
-        params = pika.URLParameters(url)
-        params.socket_timeout = 3
-        params.connection_attempts = 1
-        pika.BlockingConnection(params).close()
+        connect(settings.broker_url, timeout=3).close()
     except Exception as exc:  # pika raises many unrelated types for one cause
+        where = "; ".join(redact_url(url) for url in node_urls(settings.broker_url))
         raise ConfigError(
-            f"CLAW_BROKER_URL: RabbitMQ at {redact_url(url)} does not answer ({type(exc).__name__}); "
+            f"CLAW_BROKER_URL: RabbitMQ at {where} does not answer ({type(exc).__name__}); "
             f"start it (locally: {START_RABBITMQ}) or fix the URL"
         ) from None
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pipeline.amqp import node_urls
 from pipeline.errors import ConfigError
 from pipeline.redis_url import check_url, is_sentinel_url
 
@@ -105,9 +106,9 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _check_broker_url(cls, value: str) -> str:
-        for url in value.split(";"):
-            if urlsplit(url).scheme not in ("amqp", "amqps"):
-                raise ValueError("must start with amqp:// or amqps://")
+        urls = node_urls(value)
+        if not urls or any(urlsplit(url).scheme not in ("amqp", "amqps") for url in urls):
+            raise ValueError("must start with amqp:// or amqps:// (several nodes separated by ';')")
         return value
 
     @field_validator("redis_url")

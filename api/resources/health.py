@@ -8,12 +8,12 @@ that Redis and RabbitMQ answer, with short timeouts, and names what failed.
 from __future__ import annotations
 
 import falcon
-import pika
 import redis
 
 from api.auth import PUBLIC
 from api.errors import RETRY_AFTER_SECONDS, ApiError
 from api.validation import Endpoint, Health
+from pipeline.amqp import connect
 from pipeline.redis_client import make_redis
 from pipeline.settings import Settings
 
@@ -34,7 +34,7 @@ class ReadyResource:
     endpoints = {"GET": Endpoint("Readiness: Redis and RabbitMQ answer", TAG, response=Health, errors=(503,))}
 
     def __init__(self, settings: Settings):
-        self.broker_url = settings.broker_url.split(";")[0]
+        self.broker_url = settings.broker_url
         self.redis = make_redis(
             settings.redis_url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
         )
@@ -54,12 +54,8 @@ class ReadyResource:
         return ""
 
     def _rabbitmq(self) -> str:
-        params = pika.URLParameters(self.broker_url)
-        params.socket_timeout = params.blocked_connection_timeout = CHECK_TIMEOUT_SECONDS
-        params.stack_timeout = CHECK_TIMEOUT_SECONDS
-        params.connection_attempts = 1
         try:
-            pika.BlockingConnection(params).close()
+            connect(self.broker_url, CHECK_TIMEOUT_SECONDS).close()  # any node of a cluster will do
         except Exception as exc:  # pika raises many unrelated types for one cause
             return f"does not answer ({type(exc).__name__})"
         return ""

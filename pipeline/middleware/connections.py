@@ -19,6 +19,8 @@ import time
 import pika
 from dramatiq.middleware import Middleware
 
+from pipeline.amqp import node_urls
+
 #: RabbitMQ's default heartbeat timeout, used when the URL sets none.
 DEFAULT_HEARTBEAT_SECONDS = 60
 PIKA_LOGGERS = (
@@ -66,7 +68,7 @@ def discard_thread_connection(broker) -> None:
 
 class FreshPublisher(Middleware):
     def __init__(self, broker_url: str):
-        heartbeat = pika.URLParameters(broker_url.split(";")[0]).heartbeat
+        heartbeat = pika.URLParameters(node_urls(broker_url)[0]).heartbeat
         # RabbitMQ drops a connection after two missed heartbeats.
         self.max_idle = (heartbeat or DEFAULT_HEARTBEAT_SECONDS) / 3
         _install_filter()

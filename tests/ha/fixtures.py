@@ -5,26 +5,42 @@ Imported by tests/ha/conftest.py and tests/reliability/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from tests.conftest import purge_test_queues, wait_until
-from tests.ha.servers import SentinelGroup
+from tests import sample_tasks
+from tests.conftest import REDIS_URL, purge_test_queues, wait_until
+from tests.ha.servers import RabbitCluster, SentinelGroup
 
 
-@pytest.fixture(scope="module")
-def sentinels(tmp_path_factory):
-    """Master + 1 replica + 3 Sentinels shared by a module's tests (which leave it as they found it)."""
-    group = SentinelGroup(tmp_path_factory.mktemp("sentinel")).start()
-    yield group
-    group.stop()
+@contextlib.contextmanager
+def running(service):
+    """*service* (a SentinelGroup or a RabbitCluster) started, and stopped afterwards, also when it failed to start."""
+    try:
+        yield service.start()
+    finally:
+        service.stop()
 
 
-@pytest.fixture
-def own_sentinels(tmp_path):
-    """A Sentinel group for one test (one that fails it over)."""
-    group = SentinelGroup(tmp_path).start()
-    yield group
-    group.stop()
+def service_fixture(kind, scope: str, doc: str):
+    """A fixture yielding a running *kind* (SentinelGroup or RabbitCluster) with its data in a temporary directory."""
+
+    @pytest.fixture(scope=scope)
+    def fixture(tmp_path_factory):
+        with running(kind(tmp_path_factory.mktemp(kind.__name__.lower()))) as service:
+            yield service
+
+    fixture.__doc__ = doc
+    return fixture
+
+
+sentinels = service_fixture(SentinelGroup, "module", "Master + 1 replica + 3 Sentinels shared by a module's tests "
+                                                     "(which leave it as they found it).")
+own_sentinels = service_fixture(SentinelGroup, "function", "A Sentinel group for one test (one that fails it over).")
+rabbit_cluster = service_fixture(RabbitCluster, "module", "Three RabbitMQ nodes in one cluster with the HA policies, "
+                                                          "shared by a module's tests (about 35 s to start).")
+own_rabbit_cluster = service_fixture(RabbitCluster, "function", "A RabbitMQ cluster for one test (one that stops a node).")
 
 
 @pytest.fixture
@@ -35,7 +51,7 @@ def engine_on(settings):
     purge_test_queues()
     built = []
 
-    def make(redis_url: str, **updates):
+    def make(redis_url: str = REDIS_URL, **updates):
         engine = make_engine(settings.model_copy(update={"redis_url": redis_url, **updates}))
         set_engine(engine)
         built.append(engine)
@@ -48,11 +64,12 @@ def engine_on(settings):
     purge_test_queues(delete=True)
 
 
-def start_workers_on(start_worker, engine, *args: str, processes: int = 1):
+def start_workers_on(start_worker, engine, *args: str, processes: int = 1, queues=(sample_tasks.QUEUE,)):
     """Start a worker supervisor (conftest's ``start_worker``) on *engine*'s Redis and RabbitMQ."""
     extra = {"CLAW_REDIS_URL": engine.settings.redis_url, "CLAW_BROKER_URL": engine.settings.broker_url}
-    worker = start_worker("--processes", str(processes), *args, extra_env=extra, wait=False)
-    wait_until(lambda: len(engine.workers.list()) >= processes or worker.proc.poll() is not None, 60,
+    before = len(engine.workers.list())
+    worker = start_worker("--processes", str(processes), *args, queues=queues, extra_env=extra, wait=False)
+    wait_until(lambda: len(engine.workers.list()) >= before + processes or worker.proc.poll() is not None, 60,
                message=f"{processes} worker heartbeat(s)")
     assert worker.proc.poll() is None, worker.output()
     return worker

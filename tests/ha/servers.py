@@ -9,19 +9,21 @@ cannot even talk to the shared node.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote
 
-import pika
 import redis
 
-from tests.conftest import free_port, wait_until
+from tests.conftest import ROOT, free_port, wait_until
 
 SERVICE = "claw-ha"
+HA_DEFINITIONS = ROOT / "infra" / "rabbitmq" / "definitions.ha.json"
 
 
 def _answers(client: redis.Redis) -> bool:
@@ -159,9 +161,8 @@ class RabbitNode:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process: Optional[subprocess.Popen] = None
 
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+    def url_for(self, vhost: str) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
 
     def env(self) -> dict[str, str]:
         return {
@@ -199,13 +200,6 @@ class RabbitNode:
 
         wait_until(started, timeout, interval=0.5, message=f"RabbitMQ node {self.name}")
 
-    def answers(self) -> bool:
-        try:
-            pika.BlockingConnection(pika.URLParameters(self.url + "?connection_attempts=1&socket_timeout=2")).close()
-            return True
-        except Exception:  # pika raises many unrelated types for one cause
-            return False
-
     def stop(self) -> None:
         """Stop the node (the whole Erlang VM), gracefully."""
         if self.process is None or self.process.poll() is not None:
@@ -223,10 +217,13 @@ class RabbitNode:
 
 
 class RabbitCluster:
-    """Three RabbitMQ nodes joined into one cluster, on free ports."""
+    """Three RabbitMQ nodes joined into one cluster, on free ports, with infra's HA definitions
+    (the ``claw`` vhost and the mirroring policies) imported, as docker-compose.ha.yml runs them."""
 
-    def __init__(self, directory: Path, size: int = 3):
+    def __init__(self, directory: Path, size: int = 3, definitions: Path = HA_DEFINITIONS, vhost: str = "claw"):
         self.directory = directory
+        self.definitions = definitions
+        self.vhost = vhost
         self.tag = f"{os.getpid()}-{int(time.time() * 1000) % 100000}"
         self.home = directory / "home"
         self.home.mkdir(parents=True, exist_ok=True)
@@ -240,7 +237,25 @@ class RabbitCluster:
     @property
     def urls(self) -> str:
         """The broker URL naming every node (CLAW_BROKER_URL form)."""
-        return ";".join(node.url for node in self.nodes)
+        return ";".join(node.url_for(self.vhost) for node in self.nodes)
+
+    def running(self) -> list[RabbitNode]:
+        return [node for node in self.nodes if node.process is not None and node.process.poll() is None]
+
+    def master_of(self, queue: str) -> RabbitNode:
+        """The node holding *queue*'s master (``list_queues --local`` on each running node)."""
+        for node in self.running():
+            local = node.ctl("list_queues", "-p", self.vhost, "--local", "name", "--formatter", "json").stdout
+            if any(entry["name"] == queue for entry in json.loads(local)):
+                return node
+        raise LookupError(f"no running node holds {queue}")
+
+    def queues(self) -> dict[str, dict]:
+        """Every queue of the vhost as a running node sees it: policy, arguments, master and mirrors."""
+        node = self.running()[0]
+        columns = ("name", "policy", "arguments", "pid", "slave_pids", "synchronised_slave_pids", "messages", "consumers")
+        listed = node.ctl("list_queues", "-p", self.vhost, *columns, "--formatter", "json").stdout
+        return {queue["name"]: queue for queue in json.loads(listed)}
 
     def start(self) -> "RabbitCluster":
         for node in self.nodes:
@@ -254,6 +269,8 @@ class RabbitCluster:
             node.ctl("start_app")
         running = lambda: seed.ctl("eval", "length(rabbit_nodes:all_running()).", check=False).stdout.strip()  # noqa: E731
         wait_until(lambda: running() == str(len(self.nodes)), 60, interval=0.5, message="every node running in the cluster")
+        seed.ctl("import_definitions", str(self.definitions))
+        seed.ctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         return self
 
     def stop(self) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.api.conftest import api, api_settings, make_api, server  # noqa: F401  (the API fixtures, shared)
 from tests.conftest import ROOT
-from tests.ha.fixtures import engine_on, own_sentinels  # noqa: F401  (clustered services)
+from tests.ha.fixtures import engine_on, own_rabbit_cluster, own_sentinels  # noqa: F401  (clustered services)
 
 ARTIFACTS = ROOT / "test-artifacts" / "reliability"
 FULL = os.environ.get("CLAW_RELIABILITY") == "full"

@@ -6,19 +6,13 @@ in the shared Redis, which is not failed over, so what ran can be counted
 independently of what the failed-over Redis says.
 """
 
-import threading
 import time
-
-import requests
 
 from tests.api.conftest import TOKENS_ENV, Server
 from tests.conftest import REDIS_URL, wait_until
 from tests.ha.fixtures import start_workers_on
 from tests.reliability.conftest import scale, wait_all_final
-
-BATCH = 10
-#: Between accepted requests of one submitter: a steady load the workers keep up with.
-PAUSE = 0.05
+from tests.reliability.load import SubmitLoad
 
 
 def finished(engine) -> int:
@@ -35,57 +29,24 @@ def test_redis_master_killed_mid_load_fails_over_with_503s_and_every_accepted_ta
         start_workers_on(start_worker, engine, "--threads", "4", processes=2)
         runs, effects = f"{namespace}:runs", f"{namespace}:effects"
         task = {"actor": "ledger", "kwargs": {"runs_key": runs, "effects_key": effects, "seconds": 0.02, "ledger_url": REDIS_URL}}
-        accepted: list[tuple[float, float, str]] = []  # (request sent, answered, task id)
-        unavailable, wrong, slowest = [], [], [0.0]
-        stop = threading.Event()
-
-        def submit_forever():
-            while not stop.is_set():
-                sent = time.monotonic()
-                try:
-                    answer = server.call("POST", "/api/v1/tasks/bulk", json={"tasks": [task] * BATCH}, timeout=60)
-                except requests.RequestException as exc:
-                    wrong.append(f"connection: {exc}")
-                    continue
-                answered = time.monotonic()
-                slowest[0] = max(slowest[0], answered - sent)
-                if answer.status_code == 202:
-                    accepted.extend((sent, answered, task_id) for task_id in answer.json()["task_ids"])
-                    time.sleep(PAUSE)
-                elif answer.status_code == 503 and answer.headers.get("Retry-After"):
-                    unavailable.append(sent)
-                    time.sleep(0.2)
-                else:
-                    wrong.append(f"{answer.status_code}: {answer.text[:300]}")
-
-        submitters = [threading.Thread(target=submit_forever) for _ in range(2)]
-        for thread in submitters:
-            thread.start()
-        try:
+        with SubmitLoad(server, task) as load:
             time.sleep(scale(3, 10))
             old = own_sentinels.master()
-            accepted_before = len(accepted)
+            in_flight = len(load.accepted) - redis_client.hlen(effects)
             old.kill()
             killed = time.monotonic()
-            in_flight = accepted_before - redis_client.hlen(effects)
             wait_until(lambda: own_sentinels.master_port() not in (None, old.port), 60, interval=0.05,
                        message="the Sentinels to promote the replica")
             failover_seconds = time.monotonic() - killed
             # Work resumed: the API accepts a request sent after the kill, and workers record final states on the new master.
-            answered_after = lambda: next((answered for sent, answered, _ in accepted if sent > killed), None)  # noqa: E731
-            api_back = wait_until(answered_after, 60, message="a request sent after the kill accepted") - killed
+            api_back = wait_until(lambda: load.accepted_after(killed), 60, message="a request sent after the kill accepted") - killed
             finished_at_failover = finished(engine)
-            wait_until(lambda: finished(engine) > finished_at_failover, 60, interval=0.05,
-                       message="a task finished on the new master")
+            wait_until(lambda: finished(engine) > finished_at_failover, 60, interval=0.05, message="a task finished on the new master")
             workers_back = time.monotonic() - killed
             # The supervisor brings the dead server back; the Sentinels make it a replica of the new master.
             old.start("--save", "", "--appendonly", "no")
             time.sleep(scale(3, 20))
-        finally:
-            stop.set()
-            for thread in submitters:
-                thread.join(90)
-        ids = [task_id for _, _, task_id in accepted]
+        ids = load.ids
         counts = wait_all_final(engine, ids, timeout=scale(120, 600))
         executions = {task_id: int(n) for task_id, n in redis_client.hgetall(runs).items()}
         final_states = engine.store.throughput()["last_hour"]
@@ -97,15 +58,14 @@ def test_redis_master_killed_mid_load_fails_over_with_503s_and_every_accepted_ta
             duplicated=sum(1 for task_id in ids if executions.get(task_id, 0) > 1),
             recovery_seconds=round(max(api_back, workers_back), 1), failover_seconds=round(failover_seconds, 1),
             api_accepting_after_seconds=round(api_back, 1), workers_finishing_after_seconds=round(workers_back, 1),
-            in_flight_at_kill=in_flight, answered_503_with_retry_after=len(unavailable), other_answers=len(wrong),
-            slowest_answer_seconds=round(slowest[0], 1), ran_although_answered_503=len(extra),
-            unconfirmed_writes=engine.store.replica_wait.shortfalls,
+            in_flight_at_kill=in_flight, answered_503_with_retry_after=len(load.unavailable), other_answers=len(load.wrong),
+            slowest_answer_seconds=round(load.slowest, 1), ran_although_answered_503=len(extra),
         )
-        assert not wrong, wrong[:5]
+        assert not load.wrong, load.wrong[:5]
         assert in_flight > 0
         assert counts.get("SUCCESS", 0) == len(ids), counts  # every accepted task ran and finished
         assert all(executions.get(task_id) == 1 for task_id in ids)  # ... exactly once
         assert final_states["SUCCESS"] == len(ids) + len(extra)  # and reached its final state once
-        assert len(extra) <= BATCH * 2  # at most the batches in flight when Redis went away
+        assert len(extra) <= load.batch * 2  # at most the batches in flight when Redis went away
     finally:
         server.close()
