@@ -1,7 +1,8 @@
-"""docker-compose.yml is valid and complete, checked without a Docker engine.
+"""docker-compose.yml and its clustered overlay docker-compose.ha.yml are valid and complete,
+checked without a Docker engine.
 
-Debian's ``docker-compose`` resolves and validates the file (``config``),
-and the compose-spec JSON schema that package ships validates it again.
+Debian's ``docker-compose`` resolves and validates the files (``config``),
+and the compose-spec JSON schema that package ships validates them again.
 """
 
 import json
@@ -16,6 +17,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE_HA = ROOT / "docker-compose.ha.yml"
+HA_SERVICES = {"rabbitmq-2", "rabbitmq-3", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
 APP_SERVICES = {"api", "worker", "worker-ai", "worker-knowledge", "scheduler"}
 ALL_SERVICES = APP_SERVICES | {"rabbitmq", "redis", "postgres", "prometheus", "grafana"}
 
@@ -31,9 +34,10 @@ def example_env() -> dict[str, str]:
     return values
 
 
-def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess:
+def compose_config(env: dict[str, str], *overlays: Path) -> subprocess.CompletedProcess:
+    files = [argument for path in (COMPOSE, *overlays) for argument in ("-f", str(path))]
     return subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE), "--profile", "monitoring", "config"],
+        ["docker-compose", *files, "--profile", "monitoring", "config"],
         env={"PATH": "/usr/bin:/bin", **env}, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
 
@@ -45,13 +49,17 @@ def test_docker_compose_config_accepts_the_file_with_the_example_env():
     assert set(resolved["services"]) == ALL_SERVICES
 
 
-def test_file_matches_the_compose_spec_schema():
+def compose_schema() -> dict:
     schema_dir = subprocess.run(
         ["/usr/bin/python3", "-c", "import compose.config, os; print(os.path.dirname(compose.config.__file__))"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
-    schema = json.loads((Path(schema_dir) / "compose_spec.json").read_text())
-    jsonschema.validate(yaml.safe_load(COMPOSE.read_text()), schema)
+    return json.loads((Path(schema_dir) / "compose_spec.json").read_text())
+
+
+@pytest.mark.parametrize("path", [COMPOSE, COMPOSE_HA], ids=lambda p: p.name)
+def test_file_matches_the_compose_spec_schema(path):
+    jsonschema.validate(yaml.safe_load(path.read_text()), compose_schema())
 
 
 def test_a_missing_secret_stops_compose_with_its_name():
@@ -81,13 +89,49 @@ def test_every_service_has_health_check_restart_policy_and_limits():
     assert services["prometheus"]["profiles"] == ["monitoring"] == services["grafana"]["profiles"]
 
 
-def test_no_secret_is_written_in_the_file_and_every_variable_is_documented():
-    text = COMPOSE.read_text()
+@pytest.mark.parametrize("path", [COMPOSE, COMPOSE_HA], ids=lambda p: p.name)
+def test_no_secret_is_written_in_the_file_and_every_variable_is_documented(path):
+    text = path.read_text()
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
     documented = set(example_env())
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
     for line in text.splitlines():
-        key, _, value = line.strip().partition(":")
-        if re.search(r"(PASSWORD|PASS|TOKENS?|SECRET|KEY)$", key):
+        key, colon, value = line.strip().partition(":")  # YAML "KEY: value" lines (not the Sentinel's config text)
+        if colon and re.search(r"(PASSWORD|PASS|TOKENS?|SECRET|KEY|COOKIE)$", key):
             assert value.strip().startswith("${"), line
     assert not re.search(r"://[^$\s/]+:[^$\s@]+@", text), "a URL with literal credentials"
+
+
+def test_the_ha_overlay_clusters_rabbitmq_and_puts_redis_under_sentinel_with_urls_the_engine_accepts():
+    result = compose_config(example_env(), COMPOSE_HA)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == ALL_SERVICES | HA_SERVICES
+    for name in HA_SERVICES:
+        assert "healthcheck" in services[name] and services[name]["restart"] == "unless-stopped", name
+        assert services[name]["deploy"]["resources"]["limits"], name
+    nodes = {"rabbitmq", "rabbitmq-2", "rabbitmq-3"}
+    assert {services[n]["hostname"] for n in nodes} == nodes
+    assert len({services[n]["environment"]["RABBITMQ_ERLANG_COOKIE"] for n in nodes}) == 1
+    for name in nodes:
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in services[name]["volumes"]}
+        assert mounts["/etc/rabbitmq/definitions.json"].endswith("infra/rabbitmq/definitions.ha.json"), name
+        assert mounts["/etc/rabbitmq/conf.d/30-cluster.conf"].endswith("infra/rabbitmq/cluster.conf"), name
+    cluster_conf = (ROOT / "infra" / "rabbitmq" / "cluster.conf").read_text()
+    assert {f"rabbit@{n}" for n in nodes} == set(re.findall(r"classic_config\.nodes\.\d+ = (\S+)", cluster_conf))
+    assert "--replicaof redis 6379" in services["redis-replica"]["command"][-1]
+    assert "sentinel monitor claw redis 6379 2" in services["sentinel-1"]["command"][-1]
+
+    from pipeline.amqp import node_urls
+    from pipeline.redis_url import parse_sentinel_url
+    from pipeline.settings import load_settings
+
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        settings = load_settings(broker_url=env["CLAW_BROKER_URL"], redis_url=env["CLAW_REDIS_URL"])
+        assert {url.split("@")[1].split(":")[0] for url in node_urls(settings.broker_url)} == nodes, name
+        target = parse_sentinel_url(settings.redis_url)
+        assert {host for host, _ in target.sentinels} == {"sentinel-1", "sentinel-2", "sentinel-3"}, name
+        assert target.service == "claw" and target.password == target.sentinel_password == example_env()["REDIS_PASSWORD"]
+        assert settings.wait_replicas == 1
+        assert {"rabbitmq-2", "rabbitmq-3", "sentinel-1", "sentinel-2", "sentinel-3"} <= set(services[name]["depends_on"])
