@@ -77,7 +77,7 @@ def test_sync_and_async_clients_reach_the_master_through_the_sentinels(sentinels
 
 
 def test_a_submission_is_accepted_once_a_replica_has_its_records_in_the_same_round_trip(sentinels, engine_on, start_worker):
-    engine = engine_on(sentinels.url)
+    engine = engine_on(sentinels.url, redis_wait_timeout_ms=10_000)  # a loaded machine may be slow to replicate
     master, replica = sentinels.master(), sentinels.replicas()[0]
     before = wait_count(master)
     ids = client.submit_many([{"actor": "echo", "kwargs": {"value": i}} for i in range(50)], engine=engine)
@@ -115,19 +115,21 @@ def test_a_missing_replica_costs_one_timeout_then_submissions_go_on_unconfirmed(
 def test_after_the_master_is_killed_every_client_reconnects_to_the_new_master_and_the_api_says_503_meanwhile(
     own_sentinels, engine_on, settings
 ):
-    engine = engine_on(own_sentinels.url)
+    engine = engine_on(own_sentinels.url, redis_wait_timeout_ms=10_000)  # a loaded machine may be slow to replicate
     tokens = {token: role for role, token in TOKENS.items()}
     api = Api(create_app(engine, engine.settings.model_copy(update={"api_tokens": tokens})))
     task_id = client.submit("echo", engine=engine)
+    assert engine.store.replica_wait.shortfalls == 0  # accepted once the replica had it: it must survive the kill
     old = own_sentinels.master()
     old.kill()
     killed = time.monotonic()
     answers = []
     while (port := own_sentinels.master_port()) in (None, old.port) and time.monotonic() - killed < 30:
         answer = api.get(f"/api/v1/tasks/status/{task_id}")
-        answers.append((answer.status_code, answer.headers.get("Retry-After")))
+        answers.append((answer.status_code, answer.headers.get("Retry-After"), answer.text[:300]))
     assert port not in (None, old.port), "no failover within 30 s"
-    assert {code for code, _ in answers} <= {200, 503} and all(after for code, after in answers if code == 503)
+    wrong = [a for a in answers if a[0] not in (200, 503) or (a[0] == 503 and not a[1])]
+    assert not wrong, wrong[:3]
     # The same engine, without a restart: store, results backend, worker registry, API.
     wait_until(lambda: api.get(f"/api/v1/tasks/status/{task_id}").status_code == 200, 30, message="the API back")
     assert api.get(f"/api/v1/tasks/status/{task_id}").json["state"] == "PENDING"  # the record survived on the replica
