@@ -63,7 +63,7 @@ class AuthMiddleware:
         self.tokens = [(token.encode(), role) for token, role in settings.api_tokens.items()]
         self.disabled = settings.auth_disabled
 
-    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict) -> None:
+    async def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict) -> None:
         needed = getattr(resource, "roles", {}).get(req.method) if resource is not None else None
         if needed is None or needed == PUBLIC:
             return

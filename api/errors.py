@@ -77,48 +77,48 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HT
     resp.media = error_body(error, req)
 
 
-def _invalid_arguments(req, resp, exc: InvalidArguments, params) -> None:
+async def _invalid_arguments(req, resp, exc: InvalidArguments, params) -> None:
     raise ApiError(422, "Invalid arguments", str(exc), fields=exc.fields or None)
 
 
-def _unknown_actor(req, resp, exc: UnknownActor, params) -> None:
+async def _unknown_actor(req, resp, exc: UnknownActor, params) -> None:
     raise ApiError(400, "Unknown actor", str(exc).strip("'\""), fields={"actor": "no task of this name is declared"})
 
 
-def _task_not_found(req, resp, exc: TaskNotFound, params) -> None:
+async def _task_not_found(req, resp, exc: TaskNotFound, params) -> None:
     raise ApiError(404, "Task not found", str(exc).strip("'\""))
 
 
-def _invalid_transition(req, resp, exc: InvalidTransition, params) -> None:
+async def _invalid_transition(req, resp, exc: InvalidTransition, params) -> None:
     raise ApiError(409, "Conflict", str(exc), state=exc.state)
 
 
-def _submission_in_progress(req, resp, exc: SubmissionInProgress, params) -> None:
+async def _submission_in_progress(req, resp, exc: SubmissionInProgress, params) -> None:
     """The first request with this idempotency key has not finished publishing: try again shortly."""
     raise ApiError(409, "Submission in progress", str(exc),
                    fields={"idempotency_key": "a request with this key is in progress"}, headers={"Retry-After": "1"})
 
 
-def _broker_unavailable(req, resp, exc: Exception, params) -> None:
+async def _broker_unavailable(req, resp, exc: Exception, params) -> None:
     """BrokerUnavailable, or a connection error from Dramatiq or pika that got past the client."""
     description = str(exc) if isinstance(exc, BrokerUnavailable) else f"RabbitMQ does not answer ({type(exc).__name__})"
     raise ApiError(503, "Broker unavailable", f"{description}; retry later",
                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def _redis_unavailable(req, resp, exc: redis.RedisError, params) -> None:
+async def _redis_unavailable(req, resp, exc: redis.RedisError, params) -> None:
     raise ApiError(503, "Service Unavailable", f"Redis does not answer ({type(exc).__name__}); retry later",
                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def _redis_error_reply(req, resp, exc: redis.ResponseError, params) -> None:
+async def _redis_error_reply(req, resp, exc: redis.ResponseError, params) -> None:
     """An error reply: 503 when it says Redis cannot serve now (see redis_client.unavailable), else our bug."""
     if unavailable(exc):
-        _redis_unavailable(req, resp, exc, params)
-    _unexpected(req, resp, exc, params)
+        await _redis_unavailable(req, resp, exc, params)
+    await _unexpected(req, resp, exc, params)
 
 
-def _unexpected(req, resp, exc: Exception, params) -> None:
+async def _unexpected(req, resp, exc: Exception, params) -> None:
     """Log the traceback here; the client only learns that it was our fault."""
     logger.exception("Unhandled error in %s %s", req.method, req.path)
     raise ApiError(500, "Internal Server Error", "the server failed to answer this request; the error was logged")

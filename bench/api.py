@@ -2,7 +2,7 @@
 
 Each record count gets a namespace of its own, filled straight into Redis by
 :mod:`bench.load_records`, and its own API, run as ``claw-pipeline api`` runs
-it (gunicorn, 2 workers, ``api.cli.run_api``). Every count is loaded and
+it (gunicorn with uvicorn workers, 2 of them, ``api.cli.run_api``). Every count is loaded and
 served before the first measurement, so the counts alternate like the systems
 do: each rep runs every endpoint against every count in turn (10k, 1M, 10k,
 1M ...). ``wrk -t2 -c16 --latency`` on loopback gives requests/s and the p99;
@@ -57,17 +57,18 @@ def free_port() -> int:
 class ApiServer:
     """The API for namespace *ns* on a free loopback port, started at once; :meth:`wait_ready` before use."""
 
-    def __init__(self, ns: str, workdir: Path, task_modules: str = ""):
+    def __init__(self, ns: str, workdir: Path, task_modules: str = "", root: Path = ROOT, name: str = ""):
+        """*root*: the checkout to serve (another commit's, to compare against); *name* tells logs apart."""
         self.port = free_port()
         env = {**os.environ, "CLAW_NAMESPACE": ns, "CLAW_QUEUE_PREFIX": QUEUE_PREFIX, "CLAW_API_TOKENS": f"{TOKEN}:admin",
-               "CLAW_BROKER_URL": BROKER_URL, "CLAW_REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}
+               "CLAW_BROKER_URL": BROKER_URL, "CLAW_REDIS_URL": REDIS_URL, "PYTHONPATH": str(root)}
         if task_modules:
             env["CLAW_TASK_MODULES"] = task_modules
-        self.log_path = workdir / f"api-{ns}.log"
+        self.log_path = workdir / f"api-{ns}{name}.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", f"from api.cli import run_api; run_api('127.0.0.1:{self.port}', {API_WORKERS})"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
 
     def wait_ready(self) -> int:
@@ -178,7 +179,7 @@ def floor_server(workdir: Path) -> Iterator[int]:
     port = free_port()
     with open(workdir / "floor.log", "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "infra" / "gunicorn.conf.py"), "--chdir", str(ROOT),
+            [sys.executable, "-m", "gunicorn", "--config", "python:api.server.gunicorn_conf", "--chdir", str(ROOT),
              "--bind", f"127.0.0.1:{port}", "--workers", str(API_WORKERS), "bench.floor_app:app"],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
         )

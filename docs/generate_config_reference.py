@@ -9,8 +9,8 @@ description are read from the class (never from the environment, so the output
 is the same on every machine). A field without a description is rendered as
 **(no description)** so the gap is visible in the table.
 
-The few variables read outside the settings objects (gunicorn's configuration
-and the Prometheus multiprocess directory) are listed in :data:`OUTSIDE_SETTINGS`;
+The few variables read outside the settings objects (the Prometheus
+multiprocess directory) are listed in :data:`OUTSIDE_SETTINGS`;
 ``tests/docs/test_config_reference.py`` fails when the code reads another one.
 """
 
@@ -52,8 +52,9 @@ SECTIONS = [
 #: Variables read directly from the environment, outside the validated settings: (name, default, description).
 OUTSIDE_SETTINGS = [
     ("PROMETHEUS_MULTIPROC_DIR", "unset",
-     "A writable directory: aggregates `/metrics` request counters across gunicorn workers "
-     "(without it each scrape sees one worker's share)."),
+     "A writable directory that aggregates `/metrics` request counters across the API's worker processes. "
+     "Unset, `claw-pipeline api` with several workers uses `CLAW_DATA_DIR/api-metrics-<pid>` (removed at exit); "
+     "set it to a tmpfs in containers."),
 ]
 
 PREFIX = "CLAW_"

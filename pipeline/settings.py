@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
@@ -97,11 +98,40 @@ class Settings(BaseSettings):
     api_tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API bearer tokens as `token:role` pairs, comma-separated (roles: read, submit, admin)."
     )
-    api_workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes of `claw-pipeline api`.")
-    api_threads: int = Field(4, ge=1, le=256, description="Threads per API worker process (each SSE stream holds one).")
+    api_workers: int = Field(2, ge=1, le=64, description="API worker processes of `claw-pipeline api` (gunicorn restarts any that dies).")
+    api_threads: int = Field(
+        4, ge=1, le=256,
+        description="Threads per API worker process for blocking engine calls (Redis, RabbitMQ, PostgreSQL); "
+                    "open event streams and idle connections hold none.",
+    )
+    api_max_streams: int = Field(
+        5000, ge=1, le=100_000,
+        description="Open event streams per API worker process; one more is answered 503 with Retry-After.",
+    )
+    api_stream_keepalive_seconds: float = Field(
+        15.0, gt=0, le=300, description="A comment line on a quiet event stream this often (and a check of the task's record)."
+    )
+    api_stream_max_seconds: float = Field(
+        600.0, gt=0, description="An event stream ends after this long; the client reconnects with Last-Event-ID."
+    )
+    api_header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="A request's line and headers must arrive within this long (else 408 and close)."
+    )
+    api_body_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A request's body must arrive within this long after its headers (else 408 and close)."
+    )
+    api_keepalive_seconds: float = Field(5.0, gt=0, le=300, description="An idle kept-alive connection is closed after this long.")
+    api_keepalive_max_requests: int = Field(
+        1000, ge=1, description="Requests served on one connection before it is closed (the client reconnects)."
+    )
     auth_disabled: bool = Field(False, description="Serve the API without authentication (development only).")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body the API accepts.")
     timezone: str = Field("Asia/Shanghai", description="Timezone of the built-in schedules.")
+    data_dir: Path = Field(
+        Path("var"),
+        description="Runtime data (the embedded PostgreSQL's files, the development admin token); "
+                    "a relative path is under the working directory.",
+    )
 
     @field_validator("broker_url")
     @classmethod

@@ -13,6 +13,7 @@ import falcon
 
 from api.dashboard.templating import STATIC_DIR
 from api.dashboard.web import Resource, secure_headers
+from api.errors import ApiError
 
 FILES = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
 
@@ -23,9 +24,9 @@ class StaticResource(Resource):
         self.files = {name: (STATIC_DIR / name).read_bytes() for name in FILES}
         self.etags = {name: hashlib.sha256(body).hexdigest()[:16] for name, body in self.files.items()}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         if name not in FILES:
-            raise falcon.HTTPNotFound()
+            raise ApiError(404, "Not Found", f"no dashboard file {name!r}")
         secure_headers(resp)
         resp.etag = self.etags[name]
         resp.cache_control = ["public", "max-age=86400"]

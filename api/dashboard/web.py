@@ -19,6 +19,7 @@ import falcon
 import redis
 
 from api.auth import PUBLIC, RANK
+from api.blocking import run_blocking
 from api.dashboard.sessions import Session, Sessions
 from api.dashboard.templating import make_environment
 from api.resources import EngineProvider
@@ -126,48 +127,56 @@ def secure_headers(resp: falcon.Response) -> None:
 def responder(role: Optional[str], *, json_api: bool = False) -> Callable:
     """Guard a responder: session, CSRF on POST, then *role* (None: anyone, e.g. the login page).
 
-    The responder is called with ``session=`` and, for POST, ``form=`` (the
-    form fields, with the CSRF token already checked).
+    The responder is written as plain (blocking) code: it reads Redis and
+    renders a template. The guard reads a POST's form on the event loop, then
+    runs everything else in the API's thread pool (:mod:`api.blocking`). The
+    responder is called with ``session=`` and, for POST, ``form=`` (the form
+    fields, with the CSRF token already checked).
     """
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
-        def guarded(self: Resource, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
-            ui = self.dashboard
-            secure_headers(resp)
-            resp.cache_control = ["no-store"]
-            try:
-                session = ui.sessions.read(req)
-                if session is None:
-                    session = ui.sessions.new()
-                    ui.sessions.write(req, resp, session)
-                if req.method == "POST":
-                    form = _form(req)
-                    if not ui.sessions.csrf_ok(session, form.get("csrf")):
-                        ui.error(req, resp, session, 403, "Form expired",
-                                 "This form was not served to this session (or the session changed). "
-                                 "Reload the page and try again.")
-                        return
-                    params["form"] = form
-                if role is not None and session.role is None:
-                    _login_required(req, resp, json_api)
-                    return
-                if role is not None and RANK[session.role] < RANK[role]:
-                    ui.error(req, resp, session, 403, "Not allowed",
-                             f"This needs the {role!r} role; you are logged in as {session.role!r}.")
-                    return
-                fn(self, req, resp, session=session, **params)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                _unavailable(ui, req, resp, json_api, "Redis", exc)
-            except BrokerUnavailable as exc:
-                _unavailable(ui, req, resp, json_api, "RabbitMQ", exc)
+        async def guarded(self: Resource, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            form = await _form(req) if req.method == "POST" else None
+            await run_blocking(_guard, fn, role, json_api, self, req, resp, form, params)
 
         return guarded
 
     return decorate
 
 
-def _form(req: falcon.Request) -> dict[str, Any]:
+def _guard(fn: Callable, role: Optional[str], json_api: bool, resource: Resource, req: falcon.Request,
+           resp: falcon.Response, form: Optional[dict[str, Any]], params: dict[str, Any]) -> None:
+    ui = resource.dashboard
+    secure_headers(resp)
+    resp.cache_control = ["no-store"]
+    try:
+        session = ui.sessions.read(req)
+        if session is None:
+            session = ui.sessions.new()
+            ui.sessions.write(req, resp, session)
+        if form is not None:
+            if not ui.sessions.csrf_ok(session, form.get("csrf")):
+                ui.error(req, resp, session, 403, "Form expired",
+                         "This form was not served to this session (or the session changed). "
+                         "Reload the page and try again.")
+                return
+            params["form"] = form
+        if role is not None and session.role is None:
+            _login_required(req, resp, json_api)
+            return
+        if role is not None and RANK[session.role] < RANK[role]:
+            ui.error(req, resp, session, 403, "Not allowed",
+                     f"This needs the {role!r} role; you are logged in as {session.role!r}.")
+            return
+        fn(resource, req, resp, session=session, **params)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        _unavailable(ui, req, resp, json_api, "Redis", exc)
+    except BrokerUnavailable as exc:
+        _unavailable(ui, req, resp, json_api, "RabbitMQ", exc)
+
+
+async def _form(req: falcon.Request) -> dict[str, Any]:
     """The urlencoded form fields (a repeated field is a list).
 
     Parsed here, not with ``req.get_media()``: the API accepts only JSON
@@ -175,7 +184,7 @@ def _form(req: falcon.Request) -> dict[str, Any]:
     """
     if not (req.content_type or "").startswith(falcon.MEDIA_URLENCODED):
         return {}
-    body = req.bounded_stream.read().decode("utf-8", errors="replace")
+    body = (await req.stream.read()).decode("utf-8", errors="replace")
     return falcon.uri.parse_query_string(body, keep_blank=True)
 
 

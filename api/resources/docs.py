@@ -25,7 +25,9 @@ from pydantic.json_schema import models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
 from api.auth import PUBLIC, responders
-from api.validation import TASK_ID, Endpoint, ErrorBody
+from api.errors import ApiError
+from api.models import TASK_ID, ErrorBody
+from api.validation import Endpoint
 
 TAG = "docs"
 SCHEMA_REF = "#/components/schemas/{model}"
@@ -158,7 +160,7 @@ class OpenApiResource:
         """Set once the whole route table (this route included) is known."""
         self.spec = spec
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self.spec
 
 
@@ -231,7 +233,7 @@ class DocsPageResource:
     roles = {"GET": PUBLIC}
     endpoints = {"GET": Endpoint("Interactive API documentation (Swagger UI)", TAG, media_type=falcon.MEDIA_HTML)}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
         resp.text = DOCS_PAGE
 
@@ -254,9 +256,9 @@ class DocsAssetResource:
     endpoints = {"GET": Endpoint("A Swagger UI file of the docs page", TAG, media_type="application/octet-stream",
                                  errors=(404,))}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         if name not in ASSETS:
-            raise falcon.HTTPNotFound(description=f"no asset {name!r}")
+            raise ApiError(404, "Not Found", f"no asset {name!r}")
         resp.content_type = ASSETS[name]
         resp.set_header("Cache-Control", "public, max-age=86400")
         resp.data = _asset(name)

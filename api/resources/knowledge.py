@@ -11,152 +11,150 @@
 * ``GET /api/v1/conversations/{conversation_id}/messages?limit=50&before=<message id>`` — a page of
   messages, oldest first; ``next_before`` pages further back (null when there is nothing older).
 
-Mount (the app owns routing and auth; ``roles`` tells the auth middleware the role per method)::
-
-    app.add_route("/api/v1/knowledge", KnowledgeBasesResource())
-    app.add_route("/api/v1/knowledge/{kb_id}", KnowledgeBaseResource(engine_provider))
-    app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
-    app.add_route("/api/v1/conversations/{conversation_id}/messages", ConversationMessagesResource())
+The knowledge stack (PostgreSQL driver, embedder, numpy) is the ``[knowledge]`` extra: it is
+imported on the first call, so an API installed without it serves every other route and answers
+these with a 503 that names what to install.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Optional
+from typing import Any
 
 import falcon
-from pydantic import BaseModel, ConfigDict, Field
 
+from api.blocking import run_blocking
+from api.errors import ApiError
+from api.models import Accepted, ConversationPath, KbPath, MessagesQuery, NewBase, SearchQuery
 from api.resources import EngineProvider, status_url
-from api.validation import Accepted, Endpoint, validate
+from api.validation import Endpoint, validate
 from pipeline import client
-from pipeline.knowledge import retrieval, store
-from pipeline.knowledge.db import connection, database_url
-from pipeline.knowledge.embedders import get_embedder
-
-MAX_K = 50
-MAX_PAGE = 200
-
-
-class NewBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: store.StoredText = Field(..., min_length=1, max_length=200)
-
-
-class SearchQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    q: store.StoredText = Field(..., min_length=1, max_length=2000, description="The question or search text.")
-    k: int = Field(5, ge=1, le=MAX_K, description="How many hits.")
-    distinct: bool = Field(True, description="One hit per document (best chunk) instead of raw chunks.")
-
-
-class MessagesQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
-    before: Optional[int] = Field(None, ge=1, description="`next_before` of the previous page.")
-
-
-class KbPath(BaseModel):
-    kb_id: uuid.UUID
-
-
-class ConversationPath(BaseModel):
-    conversation_id: store.StoredText = Field(..., min_length=1, max_length=200)
-
+from pipeline.knowledge import extra
 
 TAG = "knowledge"
+
+
+def _knowledge_stack():
+    """The knowledge modules, imported on first use (an optional extra; see the module's docstring)."""
+    try:
+        extra.require()
+    except extra.KnowledgeStackMissing as exc:
+        raise ApiError(503, "Knowledge stack not installed", str(exc)) from None
+    from pipeline.knowledge import db, embedders, retrieval, store  # noqa: PLC0415  (optional extra)
+
+    return db, embedders, retrieval, store
 
 
 class KnowledgeBasesResource:
     roles = {"GET": "read", "POST": "submit"}
     endpoints = {
-        "GET": Endpoint("Every knowledge base with its embedding model and counts", TAG),
+        "GET": Endpoint("Every knowledge base with its embedding model and counts", TAG, errors=(503,)),
         "POST": Endpoint("Create a knowledge base for the configured embedder (200 with the existing one)", TAG,
-                         body=NewBase, status=201, also=(200,)),
+                         body=NewBase, status=201, also=(200,), errors=(503,)),
     }
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with connection() as conn:
-            resp.media = {"knowledge_bases": store.list_knowledge_bases(conn)}
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = await run_blocking(self._list)
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.endpoints["POST"].parse_body(req)
-        embedder = get_embedder()
-        with connection() as conn:
-            existed = store.find_knowledge_base(conn, body.name)
-            kb = existed or store.ensure_knowledge_base(conn, body.name, embedder.model_name, embedder.dim)
-        store.ensure_index(database_url(), kb)
+    async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = await self.endpoints["POST"].parse_body(req)
+        existed, kb = await run_blocking(self._create, body.name)
         resp.status = falcon.HTTP_200 if existed else falcon.HTTP_201
         resp.media = {"id": str(kb.id), "name": kb.name, "embedder_model": kb.embedder_model,
                       "embedding_dim": kb.embedding_dim, "status": kb.status}
+
+    @staticmethod
+    def _list() -> dict[str, Any]:
+        db, _, _, store = _knowledge_stack()
+        with db.connection() as conn:
+            return {"knowledge_bases": store.list_knowledge_bases(conn)}
+
+    @staticmethod
+    def _create(name: str):
+        db, embedders, _, store = _knowledge_stack()
+        embedder = embedders.get_embedder()
+        with db.connection() as conn:
+            existed = store.find_knowledge_base(conn, name)
+            kb = existed or store.ensure_knowledge_base(conn, name, embedder.model_name, embedder.dim)
+        store.ensure_index(db.database_url(), kb)
+        return existed, kb
 
 
 class KnowledgeBaseResource:
     roles = {"DELETE": "submit"}
     endpoints = {"DELETE": Endpoint("Delete a knowledge base as a whole (a delete_knowledge_base task)", TAG,
-                                    response=Accepted, status=202, errors=(404,))}
+                                    response=Accepted, status=202, errors=(404, 503))}
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
+    async def on_delete(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
         path = validate(KbPath, {"kb_id": kb_id}, status=400, title="Invalid path parameter")
-        with connection() as conn:
+        task_id, state = await run_blocking(self._delete, path)
+        resp.status = falcon.HTTP_202
+        resp.media = {"task_id": task_id, "state": state, "status_url": status_url(task_id)}
+
+    def _delete(self, path: KbPath) -> tuple[str, str]:
+        db, _, _, store = _knowledge_stack()
+        with db.connection() as conn:
             try:
                 store.get_knowledge_base(conn, path.kb_id)
             except store.UnknownKnowledgeBase as exc:
-                raise falcon.HTTPNotFound(title="Unknown knowledge base", description=str(exc)) from None
+                raise ApiError(404, "Unknown knowledge base", str(exc), fields={"kb_id": "no such knowledge base"}) from None
         engine = self.engine()
         task_id = client.submit("delete_knowledge_base", kwargs={"knowledge_base_id": str(path.kb_id)}, engine=engine,
                                 idempotency_key=f"delete-knowledge-base:{path.kb_id}")
-        resp.status = falcon.HTTP_202
-        resp.media = {"task_id": task_id, "state": client.get_record(task_id, engine=engine)["state"],
-                      "status_url": status_url(task_id)}
+        return task_id, client.get_record(task_id, engine=engine)["state"]
 
 
 class KnowledgeSearchResource:
     roles = {"GET": "read"}
     endpoints = {"GET": Endpoint("Search a knowledge base (hybrid of languages, distinct documents)", TAG,
-                                 query=SearchQuery, errors=(404, 409))}
+                                 query=SearchQuery, errors=(404, 409, 503))}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
         path = validate(KbPath, {"kb_id": kb_id}, status=400, title="Invalid path parameter")
         query = self.endpoints["GET"].parse_query(req)
-        try:
-            hits = retrieval.search(path.kb_id, query.q, query.k, distinct=query.distinct)
-        except store.UnknownKnowledgeBase as exc:
-            raise falcon.HTTPNotFound(title="Unknown knowledge base", description=str(exc)) from None
-        except store.EmbedderMismatch as exc:
-            raise falcon.HTTPConflict(title="Knowledge base needs a rebuild", description=str(exc)) from None
+        hits = await run_blocking(self._search, path, query)
         resp.media = {
             "knowledge_base_id": str(path.kb_id),
             "query": query.q,
             "results": [hit.as_json() for hit in hits],
         }
 
+    @staticmethod
+    def _search(path: KbPath, query: SearchQuery) -> list:
+        _, _, retrieval, store = _knowledge_stack()
+        try:
+            return retrieval.search(path.kb_id, query.q, query.k, distinct=query.distinct)
+        except store.UnknownKnowledgeBase as exc:
+            raise ApiError(404, "Unknown knowledge base", str(exc), fields={"kb_id": "no such knowledge base"}) from None
+        except store.EmbedderMismatch as exc:
+            raise ApiError(409, "Knowledge base needs a rebuild", str(exc)) from None
+
 
 class ConversationMessagesResource:
     roles = {"GET": "read"}
     endpoints = {"GET": Endpoint("A page of a conversation's messages, oldest first", TAG,
-                                 query=MessagesQuery, errors=(404,))}
+                                 query=MessagesQuery, errors=(404, 503))}
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, conversation_id: str) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, conversation_id: str) -> None:
         path = validate(ConversationPath, {"conversation_id": conversation_id}, status=400, title="Invalid path parameter")
         query = self.endpoints["GET"].parse_query(req)
-        with connection() as conn:
+        resp.media = await run_blocking(self._page, path.conversation_id, query)
+
+    @staticmethod
+    def _page(conversation_id: str, query: MessagesQuery) -> dict[str, Any]:
+        db, _, _, store = _knowledge_stack()
+        with db.connection() as conn:
             # One extra row tells whether an older page exists.
-            messages = store.list_messages(conn, path.conversation_id, query.limit + 1, query.before)
+            messages = store.list_messages(conn, conversation_id, query.limit + 1, query.before)
         if messages is None:
-            raise falcon.HTTPNotFound(
-                title="Unknown conversation", description=f"no conversation {path.conversation_id!r}"
-            )
+            raise ApiError(404, "Unknown conversation", f"no conversation {conversation_id!r}",
+                           fields={"conversation_id": "no such conversation"})
         more = len(messages) > query.limit
         page = messages[1:] if more else messages
-        resp.media = {
-            "conversation_id": path.conversation_id,
+        return {
+            "conversation_id": conversation_id,
             "messages": [message.as_json() for message in page],
             "next_before": page[0].id if more else None,
         }

@@ -2,10 +2,10 @@
 
 Task counts, queue depths and workers online are read when scraped (from
 the store's counters and the cached queue stats), so they are right whichever
-process answers. Request counts and latencies are per process; under gunicorn
-with several workers set ``PROMETHEUS_MULTIPROC_DIR`` (the gunicorn config
-then wipes it at start and cleans up after dead workers) to aggregate them,
-otherwise each scrape sees one worker's share.
+process answers. Request counts and latencies are per process; with several
+API processes ``claw-pipeline api`` sets ``PROMETHEUS_MULTIPROC_DIR`` (under
+``CLAW_DATA_DIR`` unless given; the gunicorn config wipes it at start and
+cleans up after dead workers) so that every scrape sums them all.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from api.blocking import run_blocking
 from api.resources import EngineProvider, known_actors, known_queues
 from api.validation import Endpoint
 from pipeline.errors import BrokerUnavailable
@@ -98,10 +99,10 @@ class ApiMetrics:
         return generate_latest(registry)
 
     # Falcon middleware hooks
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
 
-    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+    async def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         method = req.method if req.method in falcon.COMBINED_METHODS else "OTHER"
         labels = (req.uri_template or "unmatched", method, str(resp.status_code))
         self.requests.labels(*labels).inc()
@@ -115,6 +116,6 @@ class MetricsResource:
     def __init__(self, metrics: ApiMetrics):
         self.metrics = metrics
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = CONTENT_TYPE_LATEST
-        resp.data = self.metrics.exposition()
+        resp.data = await run_blocking(self.metrics.exposition)

@@ -10,79 +10,24 @@ A change reaches the running scheduler within its poll interval (at most
 2 s), without a restart. Bodies that are JSON but wrong answer 422 naming
 the field, like an unknown actor, arguments the actor's model refuses or
 an invalid cron expression; malformed JSON answers 400.
-
-Mount: ``create_app(extra_routes=schedule_routes(provider))``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import falcon
-from pydantic import BaseModel, ConfigDict, Field
 
 import scheduler.builtin  # noqa: F401  (declares the built-in schedules' actors, so they validate)
+from api.blocking import run_blocking
 from api.errors import ApiError
+from api.models import ScheduleChangeBody, ScheduleCreateBody, ScheduleList, ScheduleView
 from api.resources import EngineProvider
 from api.validation import Endpoint
-from pipeline.task import MAX_PRIORITY
-from scheduler.store import ID_PATTERN, MAX_INTERVAL_SECONDS, ScheduleExists, ScheduleNotFound, ScheduleStore
+from scheduler.store import ScheduleExists, ScheduleNotFound, ScheduleStore
 
 TAG = "schedules"
 PREFIX = "/api/v1/schedules"
-CRON_HELP = '5-field crontab expression, e.g. "0 2 * * *" (day of week: 0 and 7 = Sunday). Give cron or interval_seconds.'
-
-
-class ScheduleCreateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: Optional[str] = Field(None, pattern=ID_PATTERN, description="Letters, digits, _ . - (default: a random id).")
-    actor: str = Field(..., min_length=1, max_length=200, description="The task to submit at each fire.")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="The task's keyword arguments.")
-    priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY, description="0-9; default: the actor's.")
-    cron: Optional[str] = Field(None, min_length=1, max_length=200, description=CRON_HELP)
-    timezone: Optional[str] = Field(None, description="Timezone of the cron expression (default CLAW_TIMEZONE).")
-    interval_seconds: Optional[int] = Field(None, ge=1, le=MAX_INTERVAL_SECONDS, description="Fire every this many seconds.")
-    enabled: bool = Field(True, description="False adds it paused.")
-
-
-class ScheduleChangeBody(BaseModel):
-    """Only the fields given change. A new cron replaces an interval and vice versa."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    actor: Optional[str] = Field(None, min_length=1, max_length=200)
-    kwargs: Optional[dict[str, Any]] = None
-    priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY, description="null: the actor's default.")
-    cron: Optional[str] = Field(None, min_length=1, max_length=200, description=CRON_HELP)
-    timezone: Optional[str] = None
-    interval_seconds: Optional[int] = Field(None, ge=1, le=MAX_INTERVAL_SECONDS)
-    enabled: Optional[bool] = Field(None, description="false pauses, true resumes (missed fires are not caught up).")
-
-
-class ScheduleView(BaseModel):
-    """A schedule and its run state. Times are epoch seconds."""
-
-    id: str
-    actor: str
-    kwargs: dict[str, Any]
-    priority: Optional[int]
-    cron: Optional[str]
-    timezone: Optional[str]
-    interval_seconds: Optional[int]
-    enabled: bool
-    created_at: float
-    updated_at: float
-    next_run: Optional[float] = Field(..., description="Null when paused.")
-    last_run: Optional[float] = Field(..., description="Scheduled time of the last fire.")
-    last_task_id: Optional[str]
-    run_count: int
-    last_error: Optional[dict[str, Any]] = Field(..., description="Why the last fire could not be submitted, if it could not.")
-
-
-class ScheduleList(BaseModel):
-    schedules: list[ScheduleView]
-    count: int
 
 
 class _ScheduleResource:
@@ -95,9 +40,12 @@ class _ScheduleResource:
             self._store = ScheduleStore.for_engine(self.engine())
         return self._store
 
-
-def _not_found(exc: ScheduleNotFound) -> ApiError:
-    return ApiError(404, "Schedule not found", str(exc), fields={"schedule_id": "no such schedule"})
+    async def call(self, method: Callable[[ScheduleStore], Any]) -> Any:
+        """``method(store)`` in the blocking pool; a missing schedule is a 404."""
+        try:
+            return await run_blocking(lambda: method(self.store()))
+        except ScheduleNotFound as exc:
+            raise ApiError(404, "Schedule not found", str(exc), fields={"schedule_id": "no such schedule"}) from None
 
 
 class ScheduleListResource(_ScheduleResource):
@@ -108,14 +56,14 @@ class ScheduleListResource(_ScheduleResource):
                          errors=(400, 409, 422)),
     }
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        schedules = self.store().list()
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        schedules = await self.call(ScheduleStore.list)
         resp.media = {"schedules": schedules, "count": len(schedules)}
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.endpoints["POST"].parse_body(req)
+    async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = await self.endpoints["POST"].parse_body(req)
         try:
-            schedule = self.store().add(body.model_dump(exclude_none=True))
+            schedule = await self.call(lambda store: store.add(body.model_dump(exclude_none=True)))
         except ScheduleExists as exc:
             raise ApiError(409, "Schedule exists", f"{exc}; PATCH it instead", fields={"id": "already exists"}) from None
         resp.status = falcon.HTTP_201
@@ -132,27 +80,13 @@ class ScheduleItemResource(_ScheduleResource):
         "DELETE": Endpoint("Delete a schedule", TAG, status=204, errors=(404,)),
     }
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
-        try:
-            resp.media = self.store().get(schedule_id)
-        except ScheduleNotFound as exc:
-            raise _not_found(exc) from None
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
+        resp.media = await self.call(lambda store: store.get(schedule_id))
 
-    def on_patch(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
-        changes = self.endpoints["PATCH"].parse_body(req).model_dump(exclude_unset=True)
-        try:
-            resp.media = self.store().update(schedule_id, changes)
-        except ScheduleNotFound as exc:
-            raise _not_found(exc) from None
+    async def on_patch(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
+        changes = (await self.endpoints["PATCH"].parse_body(req)).model_dump(exclude_unset=True)
+        resp.media = await self.call(lambda store: store.update(schedule_id, changes))
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
-        try:
-            self.store().delete(schedule_id)
-        except ScheduleNotFound as exc:
-            raise _not_found(exc) from None
+    async def on_delete(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:
+        await self.call(lambda store: store.delete(schedule_id))
         resp.status = falcon.HTTP_204
-
-
-def schedule_routes(engine: EngineProvider) -> list[tuple[str, Any]]:
-    """The (path, resource) pairs to mount."""
-    return [(PREFIX, ScheduleListResource(engine)), (f"{PREFIX}/{{schedule_id}}", ScheduleItemResource(engine))]

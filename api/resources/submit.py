@@ -16,23 +16,15 @@ from typing import Optional
 import falcon
 from pydantic import BaseModel
 
+from api.blocking import run_blocking
 from api.errors import ApiError
-from api.resources import API_PREFIX, EngineProvider, status_url
-from api.validation import Accepted, BulkAccepted, BulkBody, Endpoint, OPTION_FIELDS, SubmitOptions, submission_model
+from api.models import OPTION_FIELDS, Accepted, BulkAccepted, BulkBody, SubmitOptions, submission_model
+from api.resources import EngineProvider, status_url
+from api.validation import Endpoint
 from pipeline import client
 from pipeline.task import REGISTRY
 
 TAG = "submit"
-
-#: path -> actor name
-SUBMIT_ROUTES = {
-    f"{API_PREFIX}/ai/generate": "generate_ai_response",
-    f"{API_PREFIX}/knowledge/vectorize": "vectorize_document",
-    f"{API_PREFIX}/knowledge/update": "update_knowledge_base",
-    f"{API_PREFIX}/knowledge/delete": "delete_knowledge_vectors",
-    f"{API_PREFIX}/notifications/send": "send_notification",
-}
-
 
 @functools.lru_cache(maxsize=None)
 def _model_of(actor: str) -> type[BaseModel]:
@@ -61,19 +53,22 @@ class SubmitResource:
                         "The same `idempotency_key` within its TTL returns the first task.",
         )}
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         engine = self.engine()
         if self._model() is None or self.actor not in engine.broker.actors:
             raise ApiError(503, "Actor not available",
                            f"{self.actor} is not declared in this API process (its task module is not imported)")
-        body = self.endpoints["POST"].parse_body(req)
+        body = await self.endpoints["POST"].parse_body(req)
         kwargs = body.model_dump(mode="json", exclude=set(OPTION_FIELDS), exclude_unset=True)
-        task_id = client.submit(self.actor, kwargs=kwargs, engine=engine, **body.client_options())
-        state = "PENDING"
-        if body.idempotency_key:  # an earlier task may have been returned, in any state
-            state = client.get_record(task_id, engine=engine)["state"]
+        task_id, state = await run_blocking(self._submit, engine, kwargs, body)
         resp.status = falcon.HTTP_202
         resp.media = {"task_id": task_id, "state": state, "status_url": status_url(task_id)}
+
+    def _submit(self, engine, kwargs: dict, body) -> tuple[str, str]:
+        task_id = client.submit(self.actor, kwargs=kwargs, engine=engine, **body.client_options())
+        if body.idempotency_key:  # an earlier task may have been returned, in any state
+            return task_id, client.get_record(task_id, engine=engine)["state"]
+        return task_id, "PENDING"
 
 
 class BulkSubmitResource:
@@ -88,8 +83,8 @@ class BulkSubmitResource:
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.endpoints["POST"].parse_body(req)
+    async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = await self.endpoints["POST"].parse_body(req)
         submissions = [
             client.Submission(
                 actor=item.actor, kwargs=item.kwargs, priority=item.priority, eta=item.eta,
@@ -97,6 +92,6 @@ class BulkSubmitResource:
             )
             for item in body.tasks
         ]
-        ids = client.submit_many(submissions, engine=self.engine())
+        ids = await run_blocking(client.submit_many, submissions, engine=self.engine())
         resp.status = falcon.HTTP_202
         resp.media = {"task_ids": ids, "count": len(ids)}

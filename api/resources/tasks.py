@@ -1,4 +1,4 @@
-"""Tasks: status, list, cancel, retry, stats, dead letters and the event stream.
+"""Tasks: status, list, cancel, retry, stats and dead letters (the event stream: :mod:`api.resources.events`).
 
 Every read is O(1) or O(page) in Redis round trips whatever the number of
 stored tasks (see :mod:`pipeline.state.store`); queue depths come from
@@ -7,19 +7,16 @@ RabbitMQ through a short cache (:class:`pipeline.queues.QueueStatsCache`).
 
 from __future__ import annotations
 
-import json
-import time
-from typing import Any, Iterator
+from typing import Any
 
 import falcon
 
+from api.blocking import run_blocking
 from api.errors import ApiError
-from api.resources import EngineProvider, known_actors, known_queues, queue_of, status_url
-from api.validation import (
+from api.models import (
     CancelOutcome,
     DeadLetters,
     DeadQuery,
-    Endpoint,
     ListQuery,
     RequeueBody,
     Requeued,
@@ -27,13 +24,13 @@ from api.validation import (
     Stats,
     TaskPage,
     TaskRecord,
-    check_task_id,
 )
+from api.resources import EngineProvider, known_actors, known_queues, queue_of, status_url
+from api.validation import Endpoint, check_task_id
 from pipeline import client
 from pipeline.errors import BrokerUnavailable
 from pipeline.dead_letters import requeue_dead
 from pipeline.queues import QueueStatsCache
-from pipeline.state.keys import FINAL_STATES
 
 TAG = "tasks"
 
@@ -53,8 +50,8 @@ class TaskStatusResource:
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        resp.media = client.get_record(check_task_id(task_id), engine=self.engine())
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        resp.media = await run_blocking(client.get_record, check_task_id(task_id), engine=self.engine())
 
 
 class TaskListResource:
@@ -64,13 +61,13 @@ class TaskListResource:
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = self.endpoints["GET"].parse_query(req)
         if query.since is not None and query.until is not None and query.since > query.until:
             raise ApiError(400, "Invalid query parameter", "since: must not be after until",
                            fields={"since": "must not be after until"})
-        tasks, cursor = _page(self.engine(), query, state=query.state, actor=query.actor, queue=query.queue,
-                              since=query.since, until=query.until)
+        tasks, cursor = await run_blocking(_page, self.engine(), query, state=query.state, actor=query.actor,
+                                           queue=query.queue, since=query.since, until=query.until)
         resp.media = {"tasks": tasks, "next_cursor": cursor}
 
 
@@ -84,8 +81,8 @@ class TaskCancelResource:
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        resp.media = client.cancel(check_task_id(task_id), engine=self.engine())
+    async def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        resp.media = await run_blocking(client.cancel, check_task_id(task_id), engine=self.engine())
 
 
 class TaskRetryResource:
@@ -98,9 +95,9 @@ class TaskRetryResource:
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+    async def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         original = check_task_id(task_id)
-        new_id = client.retry(original, engine=self.engine())
+        new_id = await run_blocking(client.retry, original, engine=self.engine())
         resp.status = falcon.HTTP_202
         resp.media = {"task_id": new_id, "state": "PENDING", "status_url": status_url(new_id), "retry_of": original}
 
@@ -121,7 +118,10 @@ class TaskStatsResource:
         self.engine = engine
         self.queue_stats = queue_stats
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = await run_blocking(self.stats)
+
+    def stats(self) -> dict[str, Any]:
         engine = self.engine()
         actors, queues = known_actors(), known_queues(engine)
         counts = engine.store.count_by_state(actors, queues)
@@ -131,7 +131,7 @@ class TaskStatsResource:
             broker = self.queue_stats.get(queues)
         except BrokerUnavailable as exc:
             broker_error = str(exc)
-        resp.media = {
+        return {
             "states": counts["states"],
             "actors": {
                 name: {"queue": queue_of(engine, name), "states": counts["actors"][name], "runtime_ms": runtimes[name]}
@@ -155,8 +155,10 @@ class DeadLetterResource:
         self.engine = engine
         self.queue_stats = queue_stats
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        query = self.endpoints["GET"].parse_query(req)
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = await run_blocking(self.page, self.endpoints["GET"].parse_query(req))
+
+    def page(self, query: DeadQuery) -> dict[str, Any]:
         engine = self.engine()
         tasks, cursor = _page(engine, query, state="FAILURE", actor=query.actor, queue=query.queue)
         queues = [query.queue] if query.queue else known_queues(engine)
@@ -164,8 +166,7 @@ class DeadLetterResource:
             depths = {name: stats["dead_lettered"] for name, stats in self.queue_stats.get(queues).items()}
         except BrokerUnavailable:
             depths = dict.fromkeys(queues)
-        resp.media = {"tasks": tasks, "next_cursor": cursor, "dead_lettered": depths,
-                      "undecodable": engine.store.undecodable()}
+        return {"tasks": tasks, "next_cursor": cursor, "dead_lettered": depths, "undecodable": engine.store.undecodable()}
 
 
 class DeadLetterRequeueResource:
@@ -179,82 +180,11 @@ class DeadLetterRequeueResource:
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.endpoints["POST"].parse_body(req)
+    async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = await self.endpoints["POST"].parse_body(req)
         engine = self.engine()
         queues = known_queues(engine)
         if body.queue not in queues:
             raise ApiError(422, "Invalid request body", f"queue: unknown queue {body.queue!r}",
                            fields={"queue": f"must be one of {', '.join(queues)}"})
-        resp.media = {"queue": body.queue, "requeued": requeue_dead(engine, body.queue, body.task_ids)}
-
-
-class TaskEventsResource:
-    """Server-sent events: the record, then each state/progress event until a final state.
-
-    The stream subscribes before it reads the record, so no event can fall
-    between the two; a keep-alive comment every *keepalive* seconds lets a
-    gone client be noticed (the write fails and the generator is closed), and
-    the stream ends after *max_seconds* anyway (EventSource reconnects), so a
-    worker thread is never held forever.
-    """
-
-    roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint(
-        "Server-sent events of one task until it finishes", TAG, media_type="text/event-stream", errors=(400, 404),
-        description="Events: `record` (the full record; first and last), `state`, `progress`, `waiting`; "
-                    "comments are keep-alives.",
-    )}
-
-    def __init__(self, engine: EngineProvider, keepalive: float = 15.0, max_seconds: float = 600.0):
-        self.engine = engine
-        self.keepalive = keepalive
-        self.max_seconds = max_seconds
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        task_id = check_task_id(task_id)
-        client.get_record(task_id, engine=self.engine())  # 404 before the stream starts
-        resp.content_type = "text/event-stream"
-        resp.set_header("Cache-Control", "no-cache")
-        resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = self.events(task_id)
-
-    def events(self, task_id: str) -> Iterator[bytes]:
-        store = self.engine().store
-        pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(store.keys.events_channel(task_id))
-            pubsub.get_message(ignore_subscribe_messages=False, timeout=5)  # the subscription is live
-            record = store.get(task_id)
-            yield b"retry: 3000\n\n"
-            yield _sse("record", record)
-            if record is None or record["state"] in FINAL_STATES:
-                return
-            yield from self._follow(pubsub, store, task_id)
-        finally:
-            pubsub.close()
-
-    def _follow(self, pubsub, store, task_id: str) -> Iterator[bytes]:
-        deadline = time.monotonic() + self.max_seconds
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=min(1.0, self.keepalive))
-            if message is None:
-                if time.monotonic() - quiet_since >= self.keepalive:
-                    quiet_since = time.monotonic()
-                    record = store.get(task_id)  # pub/sub is lossy: never wait on a missed final event
-                    if record is None or record["state"] in FINAL_STATES:
-                        yield _sse("record", record)
-                        return
-                    yield b": keep-alive\n\n"
-                continue
-            quiet_since = time.monotonic()
-            event = json.loads(message["data"])
-            yield _sse(event.get("type", "message"), event)
-            if event.get("type") == "state" and event.get("state") in FINAL_STATES:
-                yield _sse("record", store.get(task_id))
-                return
-
-
-def _sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+        resp.media = {"queue": body.queue, "requeued": await run_blocking(requeue_dead, engine, body.queue, body.task_ids)}

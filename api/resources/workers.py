@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import falcon
 
+from api.blocking import run_blocking
 from api.errors import ApiError
+from api.models import WorkerCommandBody, WorkerCommandSent, WorkerList
 from api.resources import EngineProvider
-from api.validation import Endpoint, WorkerCommandBody, WorkerCommandSent, WorkerList
+from api.validation import Endpoint
 
 TAG = "workers"
 
@@ -23,8 +25,8 @@ class WorkerListResource:
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        workers = self.engine().workers.list()
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        workers = await run_blocking(self.engine().workers.list)
         resp.media = {"workers": workers, "count": len(workers)}
 
 
@@ -39,12 +41,15 @@ class WorkerCommandResource:
         self.endpoints = {"POST": Endpoint(summary, TAG, body=WorkerCommandBody, response=WorkerCommandSent,
                                            status=202, errors=(404,), body_required=False)}
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self.endpoints["POST"].parse_body(req)
-        registry = self.engine().workers
-        if body.worker is not None and body.worker not in {w.get("id") for w in registry.list()}:
-            raise ApiError(404, "Worker not found", f"no live worker {body.worker!r}",
-                           fields={"worker": "not in the live worker list"})
-        heard = registry.send_command(self.command, body.worker)
+    async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = await self.endpoints["POST"].parse_body(req)
+        heard = await run_blocking(self._send, body.worker)
         resp.status = falcon.HTTP_202
         resp.media = {"command": self.command, "worker": body.worker, "processes_notified": heard}
+
+    def _send(self, worker: str | None) -> int:
+        registry = self.engine().workers
+        if worker is not None and worker not in {w.get("id") for w in registry.list()}:
+            raise ApiError(404, "Worker not found", f"no live worker {worker!r}",
+                           fields={"worker": "not in the live worker list"})
+        return registry.send_command(self.command, worker)

@@ -13,7 +13,8 @@ import requests
 from falcon import testing
 
 from tests import sample_tasks
-from tests.conftest import QUEUE_PREFIX, ROOT, Subprocess, free_port, wait_until
+from tests.conftest import QUEUE_PREFIX, Subprocess, free_port, wait_until
+from tests.app_client import AppClient
 
 #: The sample tasks' queue as RabbitMQ and the task records name it.
 QUEUE = QUEUE_PREFIX + sample_tasks.QUEUE
@@ -30,7 +31,7 @@ class Api:
 
     def __init__(self, app):
         self.app = app
-        self.client = testing.TestClient(app)
+        self.client = AppClient(app)
 
     def request(self, method: str, path: str, role: str | None = "admin", headers=None, **kwargs) -> testing.Result:
         return self.client.simulate_request(method, path, headers={**auth(role), **(headers or {})}, **kwargs)
@@ -66,16 +67,13 @@ def api(make_api) -> Api:
 
 
 class Server(Subprocess):
-    """``claw-pipeline api`` (gunicorn with infra/gunicorn.conf.py) in a subprocess, answering /health."""
+    """``claw-pipeline api`` (gunicorn, the package's configuration) in a subprocess, answering /health."""
 
-    def __init__(self, env: dict, app: str | None = None):
+    def __init__(self, env: dict, workers: int = 2):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         code = "from api.cli import run_api; import sys; run_api(sys.argv[1], int(sys.argv[2]))"
-        argv = [sys.executable, "-c", code, f"127.0.0.1:{self.port}", "2"]
-        if app:  # another WSGI app under the same gunicorn configuration
-            argv = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "infra" / "gunicorn.conf.py"), "--chdir",
-                    str(ROOT), "--bind", f"127.0.0.1:{self.port}", "--workers", "2", app]
+        argv = [sys.executable, "-c", code, f"127.0.0.1:{self.port}", str(workers)]
         super().__init__(argv, env, "api")
         try:
             wait_until(self._answers, 30, interval=0.1, message="gunicorn to answer /health")
@@ -102,7 +100,7 @@ class Server(Subprocess):
 
 @pytest.fixture
 def server(env, engine):
-    """The real API under gunicorn (2 gthread workers) on this test's namespace and queues."""
+    """The real API under gunicorn (2 uvicorn workers) on this test's namespace and queues."""
     started = Server({**env, "CLAW_API_TOKENS": TOKENS_ENV})
     yield started
     started.close()

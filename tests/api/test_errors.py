@@ -81,7 +81,7 @@ def test_engine_errors_raised_anywhere_map_to_their_status(make_api):
         def __init__(self, exc):
             self.exc = exc
 
-        def on_get(self, req, resp):
+        async def on_get(self, req, resp):
             raise self.exc
 
     cases = {

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import uuid
 
-import falcon
 import pytest
 from falcon.inspect import inspect_app
 from openapi_spec_validator import validate
@@ -15,6 +14,7 @@ from api.auth import PUBLIC, RANK
 from pipeline.errors import ConfigError
 from tests.api.conftest import TOKENS
 from tests.conftest import ROOT
+from tests.app_client import AppClient
 
 PUBLIC_ROUTES = {"/health", "/ready", "/docs", "/docs/assets/{name}"}
 #: The dashboard's HTML pages authenticate with a session cookie instead of a
@@ -109,16 +109,16 @@ def test_the_app_refuses_to_start_without_tokens_unless_auth_is_disabled(engine,
     with pytest.raises(ConfigError, match="CLAW_API_TOKENS"):
         create_app(engine, settings.model_copy(update={"api_tokens": {}}))
     open_app = create_app(engine, settings.model_copy(update={"api_tokens": {}, "auth_disabled": True}))
-    assert falcon.testing.TestClient(open_app).simulate_get("/api/v1/tasks/stats").status_code == 200
+    assert AppClient(open_app).simulate_get("/api/v1/tasks/stats").status_code == 200
 
 
 def test_a_resource_with_a_responder_but_no_role_cannot_be_mounted(make_api):
     class Forgetful:
         roles = {"GET": "read"}
 
-        def on_get(self, req, resp): ...
+        async def on_get(self, req, resp): ...
 
-        def on_delete(self, req, resp): ...
+        async def on_delete(self, req, resp): ...
 
     with pytest.raises(ConfigError, match="DELETE /forgetful"):
         make_api(extra_routes=[("/forgetful", Forgetful())])
@@ -130,7 +130,7 @@ def test_extra_routes_are_mounted_with_auth_and_documented(make_api):
 
         roles = {"GET": "admin"}
 
-        def on_get(self, req, resp):
+        async def on_get(self, req, resp):
             resp.media = {"ok": True}
 
     api = make_api(extra_routes=[("/reports", Reports())])

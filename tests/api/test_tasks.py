@@ -1,13 +1,15 @@
 """Status, list, cancel, retry, stats, dead letters, workers and the event stream, in process."""
 
+import asyncio
 import json
+import re
 import time
 import uuid
 
 import redis
 
 from api.app import create_app
-from api.resources.tasks import TaskEventsResource
+from api.resources.events import TaskEventsResource
 from pipeline import client
 from pipeline.engine import make_engine
 from pipeline.state import StateStore, WorkerRegistry
@@ -146,25 +148,62 @@ def test_event_stream_of_a_finished_task_is_its_record_only(api, engine):
     assert len(events) == 1 and json.loads(events[0].split("data: ", 1)[1])["state"] == "CANCELLED"
 
 
+def _stream(engine, **changes):
+    settings = engine.settings.model_copy(update={"api_stream_keepalive_seconds": 0.2, **changes})
+    return TaskEventsResource(lambda: engine, settings)
+
+
+def _run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 20))
+
+
 def test_event_stream_sends_keep_alives_relays_events_and_ends_by_itself(engine):
     task_id = client.submit("echo")
-    stream = TaskEventsResource(lambda: engine, keepalive=0.2, max_seconds=1.0).events(task_id)
-    assert next(stream) == b"retry: 3000\n\n"
-    assert b'"state":"PENDING"' in next(stream)
-    engine.store.report_progress(task_id, {"percent": 50.0, "message": "half"})
-    assert next(stream).startswith(b"event: progress\ndata: ")
-    started = time.monotonic()
-    rest = list(stream)
-    assert b": keep-alive\n\n" in rest and time.monotonic() - started < 2
+
+    async def scenario():
+        stream = _stream(engine, api_stream_max_seconds=1.0).events(task_id)
+        opening = (await anext(stream)).serialize()
+        assert b"\nretry: 3000\n" in opening and b'"state":"PENDING"' in opening
+        await asyncio.to_thread(engine.store.report_progress, task_id, {"percent": 50.0, "message": "half"})
+        assert (await anext(stream)).serialize().startswith(b"event: progress\ndata: ")
+        started = time.monotonic()
+        rest = [event.serialize() async for event in stream]
+        assert b": keep-alive\n\n" in rest and time.monotonic() - started < 2
+
+    _run(scenario())
 
 
 def test_event_stream_ends_with_the_final_record_even_if_the_event_was_missed(engine):
     task_id = client.submit("echo")
-    stream = TaskEventsResource(lambda: engine, keepalive=0.2, max_seconds=30).events(task_id)
-    next(stream), next(stream)
-    engine.store.redis.hset(engine.store.keys.task(task_id), "state", "SUCCESS")  # no event published
-    last = list(stream)[-1]
+
+    async def scenario():
+        stream = _stream(engine, api_stream_max_seconds=30).events(task_id)
+        await anext(stream)
+        engine.store.redis.hset(engine.store.keys.task(task_id), "state", "SUCCESS")  # no event published
+        return [event.serialize() async for event in stream][-1]
+
+    last = _run(scenario())
     assert last.startswith(b"event: record") and b'"state":"SUCCESS"' in last
+
+
+def test_a_reconnect_with_last_event_id_replays_every_state_change_it_missed(engine):
+    task_id = client.submit("echo")
+    engine.store.start(task_id, "host:1", 1, redelivered=False)  # state change 1: STARTED
+
+    async def scenario():
+        first = _stream(engine).events(task_id)
+        opening = (await anext(first)).serialize()
+        await first.aclose()
+        seen = int(re.search(rb"^id: (\d+)$", opening, re.M).group(1))
+        await asyncio.to_thread(engine.store.finish, task_id, "SUCCESS", {"result": "1"})
+        resumed = [event.serialize() async for event in _stream(engine).events(task_id, last_seen=seen)]
+        return seen, resumed
+
+    seen, resumed = _run(scenario())
+    states = [json.loads(block.split(b"data: ", 1)[1]) for block in resumed if block.startswith(b"event: state")]
+    _, history = engine.store.get_with_history(task_id)
+    assert [event["seq"] for event in states] == list(range(seen + 1, len(history) + 1))
+    assert states[-1]["state"] == "SUCCESS" and resumed[-1].startswith(b"event: record")
 
 
 def test_unknown_ids_in_an_events_path_are_404(api):

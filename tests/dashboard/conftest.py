@@ -16,6 +16,7 @@ import pytest
 from falcon import testing
 
 from tests.api.conftest import Server
+from tests.app_client import AppClient
 
 ROLES = ("read", "submit", "admin")
 TOKENS = {role: f"{role}-dash-{uuid.uuid4().hex}" for role in ROLES}
@@ -29,18 +30,17 @@ def env(env):
 
 
 def build_app(engine):
-    """The API as gunicorn serves it, with the dashboard's routes mounted."""
+    """The API as the server serves it (the dashboard is part of it)."""
     from api.app import create_app
-    from api.dashboard import dashboard_routes
 
-    return create_app(engine, extra_routes=dashboard_routes(engine))
+    return create_app(engine)
 
 
 class Browser:
     """A Falcon test client that keeps cookies like a browser and posts forms with their CSRF token."""
 
     def __init__(self, app):
-        self.client = testing.TestClient(app)
+        self.client = AppClient(app)
         self.cookies: dict[str, str] = {}
         self.last_csrf = ""
 
@@ -110,8 +110,8 @@ def chromium_path() -> str | None:
 
 @pytest.fixture
 def server(env, engine):
-    """The dashboard's test app (:mod:`tests.dashboard.wsgi`) under the API's gunicorn configuration."""
-    started = Server(env, app="tests.dashboard.wsgi:app")
+    """``claw-pipeline api`` with this module's tokens."""
+    started = Server(env)
     yield started
     started.close()
 

@@ -6,10 +6,10 @@ import json
 import re
 
 import yaml
-from falcon import testing
 
 from tests.conftest import ROOT
 from tests.dashboard.conftest import TOKENS
+from tests.app_client import AppClient
 
 INFRA = ROOT / "infra"
 METRIC = re.compile(r"\b((?:claw|dramatiq)_[a-z_]+)\b")
@@ -48,7 +48,7 @@ def test_grafana_provisioning_points_at_the_dashboard_and_its_datasource():
 
 
 def test_every_api_metric_the_grafana_dashboard_queries_is_exported_by_the_api(app):
-    client = testing.TestClient(app)
+    client = AppClient(app)
     client.simulate_get("/health")  # so the request counters have a sample
     response = client.simulate_get("/metrics", headers={"Authorization": f"Bearer {TOKENS['read']}"})
     assert response.status_code == 200

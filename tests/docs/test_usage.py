@@ -71,13 +71,13 @@ def test_every_usage_block_runs_in_order_against_the_stack(stack, tmp_path):
 
 def test_every_api_route_is_in_the_endpoint_table():
     from api.auth import responders
-    from api.resources.schedules import schedule_routes
-    from api.app import _domain_routes, _service_routes, _task_routes
+    from api.routes import route_table
+    from pipeline.settings import load_settings
 
     text = page_text()
     documented = set(re.findall(r"^\| `((?:GET|POST|PATCH|PUT|DELETE) [^`]+)` \|", text, re.MULTILINE))
-    routes = [*_service_routes(_Settings(), None, _OpenApi()), *_task_routes(None, None), *_domain_routes(None),
-              *schedule_routes(None)]
+    routes = [(route.path, route.resource) for route in route_table(
+        None, load_settings(), metrics=None, openapi=_OpenApi(), queue_stats=None) if route.documented]
     missing = []
     for path, resource in routes:
         if path == "/docs/assets/{name}":
@@ -87,13 +87,6 @@ def test_every_api_route_is_in_the_endpoint_table():
                 missing.append(f"{method} {path}")
     assert not missing, f"routes missing from the endpoint table of docs/usage.md: {missing}"
     assert len(documented) == sum(len(responders(r)) for p, r in routes if p != "/docs/assets/{name}")
-
-
-class _Settings:
-    """Just what the service routes read at construction."""
-
-    broker_url = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    redis_url = "redis://127.0.0.1:6379/0"
 
 
 class _OpenApi:

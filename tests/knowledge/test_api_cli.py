@@ -6,23 +6,25 @@ import io
 import uuid
 
 import falcon
+import falcon.asgi
 import falcon.testing
 import psycopg
 import pytest
 from rich.console import Console
 
 from .conftest import CORPUS
+from tests.app_client import AppClient
 
 
 @pytest.fixture
 def api():
     from api.resources.knowledge import ConversationMessagesResource, KnowledgeBasesResource, KnowledgeSearchResource
 
-    app = falcon.App()
+    app = falcon.asgi.App()
     app.add_route("/api/v1/knowledge", KnowledgeBasesResource())
     app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
     app.add_route("/api/v1/conversations/{conversation_id}/messages", ConversationMessagesResource())
-    return falcon.testing.TestClient(app)
+    return AppClient(app)
 
 
 def test_create_and_list_bases(api, knowledge_db):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import falcon
+import falcon.asgi
 import falcon.testing
 import pytest
 
 from api.resources.notifications import NotificationListResource, NotificationReadResource
 from pipeline.notifications.channels.system import Inbox, InboxSystem
 from pipeline.notifications.models import NotificationArgs
+from tests.app_client import AppClient
 
 
 @pytest.fixture
@@ -101,10 +103,10 @@ def test_system_channel_adapter_adds_to_the_inbox(redis_ns, make_settings):
 # --- HTTP resources -------------------------------------------------------------------------------
 @pytest.fixture
 def client(inbox):
-    app = falcon.App()
+    app = falcon.asgi.App()
     app.add_route("/api/v1/notifications/{user_id}", NotificationListResource(inbox))
     app.add_route("/api/v1/notifications/{user_id}/read", NotificationReadResource(inbox))
-    return falcon.testing.TestClient(app)
+    return AppClient(app)
 
 
 def test_resources_declare_their_roles():

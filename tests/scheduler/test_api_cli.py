@@ -4,11 +4,11 @@ import json
 import subprocess
 import sys
 
-import falcon.testing
 import pytest
 
 from tests.conftest import ROOT
 from tests.scheduler.conftest import wait_for_runs
+from tests.app_client import AppClient
 
 ADMIN = "admin-token-0123456789"
 READER = "read-token-0123456789"
@@ -17,13 +17,10 @@ READER = "read-token-0123456789"
 @pytest.fixture
 def api(engine):
     from api.app import create_app
-    from api.resources.health_snapshot import HealthSnapshotResource
-    from api.resources.schedules import schedule_routes
     from pipeline.settings import load_settings
 
     settings = load_settings(api_tokens=f"{ADMIN}:admin,{READER}:read")
-    routes = [*schedule_routes(lambda: engine), ("/api/v1/tasks/health", HealthSnapshotResource(lambda: engine))]
-    return falcon.testing.TestClient(create_app(engine, settings, extra_routes=routes),
+    return AppClient(create_app(engine, settings),
                                      headers={"Authorization": f"Bearer {ADMIN}"})
 
 

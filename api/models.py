@@ -1,0 +1,458 @@
+"""Every request and response model of the API, in one place.
+
+Query and body models validate input (their errors name the field);
+response models document the answers in the OpenAPI document (responses are
+not re-validated). Each responder names its models in an
+:class:`api.validation.Endpoint`, so the docs cannot drift from what the API
+accepts. Task records, schedules, knowledge bases and the inbox are here
+alike; a new endpoint adds its models here and its resource beside the others.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Optional
+
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+from pipeline.knowledge.text import StoredText
+from pipeline.notifications.channels.system import MAX_PAGE as INBOX_MAX_PAGE
+from pipeline.state.keys import STATES
+from pipeline.task import MAX_DELAY_MS, MAX_PRIORITY, TaskSpec
+from scheduler.store import ID_PATTERN, MAX_INTERVAL_SECONDS
+
+
+#: Delays are held by a worker as unacked messages, and RabbitMQ closes a
+#: consumer's channel when a message stays unacked past consumer_timeout
+#: (30 min by default). Longer waits belong to the scheduler.
+MAX_DELAY_SECONDS = MAX_DELAY_MS // 1000
+MAX_PAGE = 500
+TASK_ID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]
+
+
+#: Timestamps (epoch seconds) are finite and within ISO 8601's years 1-9999.
+MAX_TIMESTAMP = 3e11
+
+
+def _timestamp(value: Any) -> Any:
+    """Epoch seconds (number or numeric string) or ISO 8601 (naive = UTC) -> epoch seconds."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("must be ISO 8601 (2024-05-01T12:00:00Z) or epoch seconds") from None
+            value = (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(value, (int, float)) and not -MAX_TIMESTAMP <= value <= MAX_TIMESTAMP:  # also refuses nan
+        raise ValueError(f"must be within +/-{MAX_TIMESTAMP:.0f} epoch seconds")
+    return value
+
+
+Timestamp = Annotated[
+    float,
+    BeforeValidator(_timestamp),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"},
+                              {"type": "number", "minimum": -MAX_TIMESTAMP, "maximum": MAX_TIMESTAMP}],
+                    "description": "ISO 8601 date-time or epoch seconds"}),
+]
+
+
+# -- tasks: query models ----------------------------------------------------------------------
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListQuery(_Query):
+    state: Optional[Literal[STATES]] = Field(None, description="Only tasks in this state.")
+    actor: Optional[Name] = Field(None, description="Only tasks of this actor.")
+    queue: Optional[Name] = Field(None, description="Only tasks on this queue.")
+    since: Optional[Timestamp] = Field(None, description="Enqueued at or after (ISO 8601 or epoch seconds).")
+    until: Optional[Timestamp] = Field(None, description="Enqueued at or before (ISO 8601 or epoch seconds).")
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}.")
+    cursor: Optional[str] = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+
+
+class DeadQuery(_Query):
+    actor: Optional[Name] = Field(None, description="Only failed tasks of this actor.")
+    queue: Optional[Name] = Field(None, description="Only failed tasks of this queue.")
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}.")
+    cursor: Optional[str] = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+
+
+# -- tasks: body models -----------------------------------------------------------------------
+
+class SubmitOptions(BaseModel):
+    """How to run a task, next to its arguments in a submission body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY, description="0 (lowest) to 9; default: the actor's.")
+    delay_seconds: Optional[float] = Field(
+        None, ge=0, le=MAX_DELAY_SECONDS, description="Start no earlier than this many seconds from now."
+    )
+    eta: Optional[datetime] = Field(
+        None, description="Start no earlier than this ISO 8601 time (naive = UTC); not with delay_seconds."
+    )
+    idempotency_key: Optional[str] = Field(
+        None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+        description="Submitting the same key again (within the idempotency TTL) returns the first task.",
+    )
+
+    @pydantic.field_validator("eta")
+    @classmethod
+    def _near(cls, value: Optional[datetime]) -> Optional[datetime]:
+        if value is not None:
+            aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            if aware.timestamp() - datetime.now(timezone.utc).timestamp() > MAX_DELAY_SECONDS:
+                raise ValueError(f"must be at most {MAX_DELAY_SECONDS} s ahead (use the scheduler for later runs)")
+        return value
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`pipeline.client.submit`."""
+        return {
+            "priority": self.priority,
+            "delay_ms": None if self.delay_seconds is None else int(self.delay_seconds * 1000),
+            "eta": self.eta,
+            "idempotency_key": self.idempotency_key,
+        }
+
+
+OPTION_FIELDS = frozenset(SubmitOptions.model_fields)
+
+
+class _AnyArguments(SubmitOptions):
+    """Options plus any keyword arguments, for an actor without an argument model."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def submission_model(spec: TaskSpec) -> type[BaseModel]:
+    """The body of a submit endpoint: the actor's arguments and the options, flat.
+
+    An actor without an argument model takes any keyword arguments.
+    """
+    clash = OPTION_FIELDS & set(spec.args_model.model_fields if spec.args_model else ())
+    if clash:
+        raise ConfigError(f"actor {spec.name}: argument(s) {sorted(clash)} clash with submission options")
+    title = "".join(part.title() for part in spec.name.split("_")) + "Submission"
+    bases = (spec.args_model, SubmitOptions) if spec.args_model else (_AnyArguments,)
+    return pydantic.create_model(title, __base__=bases, __doc__=spec.description or None)
+
+
+class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: Name
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="The actor's keyword arguments.")
+    priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY)
+    delay_seconds: Optional[float] = Field(None, ge=0, le=MAX_DELAY_SECONDS)
+    eta: Optional[datetime] = None
+
+
+class BulkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[BulkItem] = Field(..., min_length=1, max_length=1000)
+
+
+class WorkerCommandBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    worker: Optional[str] = Field(None, min_length=1, max_length=300, description="One worker id; all workers when absent.")
+
+
+class RequeueBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: Name = Field(..., description="The queue whose dead letters to requeue.")
+    task_ids: Optional[list[Annotated[str, StringConstraints(pattern=TASK_ID.pattern)]]] = Field(
+        None, min_length=1, max_length=1000, description="Only these tasks; all of the queue's dead letters when absent.",
+    )
+
+
+# -- tasks: response models -------------------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    status: int
+    title: str
+    description: str
+    fields: Optional[dict[str, str]] = Field(None, description="Which input was wrong (or which check failed), and why.")
+    state: Optional[str] = Field(None, description="The task's current state, on a 409.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class TaskRecord(BaseModel):
+    """A task's record. Times are epoch seconds; kwargs are redacted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str
+    actor: str
+    queue: str
+    state: Literal[STATES]
+    priority: int
+    attempts: int
+    max_retries: int
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    enqueued_at: float
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    eta: Optional[float] = None
+    runtime_ms: Optional[int] = None
+    worker: Optional[str] = None
+    progress: Optional[dict[str, Any]] = None
+    error: Optional[dict[str, Any]] = None
+    result: Any = None
+    retry_of: Optional[str] = None
+    retried_by: Optional[str] = None
+    wait_reason: Optional[Literal["delay", "rate_limit"]] = None
+    idempotency_key: Optional[str] = None
+    cancel_requested: Optional[float] = None
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskRecord]
+    next_cursor: Optional[str] = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class Accepted(BaseModel):
+    task_id: str
+    state: Literal[STATES]
+    status_url: str
+
+
+class BulkAccepted(BaseModel):
+    task_ids: list[str] = Field(..., description="In the order of the submitted tasks.")
+    count: int
+
+
+class CancelOutcome(BaseModel):
+    task_id: str
+    state: Literal["CANCELLED", "STARTED"] = Field(
+        ..., description="CANCELLED: it will never run; STARTED: it is being interrupted."
+    )
+    previous_state: Optional[str] = None
+    cancel_requested: Optional[bool] = None
+
+
+class RetryAccepted(Accepted):
+    retry_of: str
+
+
+class QueueBrokerStats(BaseModel):
+    ready: Optional[int]
+    unacked: Optional[int]
+    delayed: Optional[int] = Field(..., description="Waiting for their eta (held unacked by workers).")
+    dead_lettered: Optional[int]
+    consumers: Optional[int]
+    publish_rate: Optional[float]
+    deliver_rate: Optional[float]
+    source: Literal["management", "amqp"]
+
+
+class ActorStats(BaseModel):
+    queue: str
+    states: dict[str, int]
+    runtime_ms: dict[str, Optional[float]] = Field(..., description="p50/p95 over the last 500 finished tasks.")
+
+
+class QueueStats(BaseModel):
+    states: dict[str, int]
+    broker: Optional[QueueBrokerStats] = Field(..., description="Null when RabbitMQ does not answer.")
+
+
+class Stats(BaseModel):
+    states: dict[str, int]
+    actors: dict[str, ActorStats]
+    queues: dict[str, QueueStats]
+    workers_online: int
+    throughput: dict[str, dict[str, int]] = Field(..., description="Finished tasks per final state: last_minute, last_hour.")
+    broker_error: Optional[str] = None
+
+
+class DeadLetters(TaskPage):
+    dead_lettered: dict[str, Optional[int]] = Field(..., description="Messages in each queue's dead-letter queue.")
+    undecodable: list[dict[str, Any]] = Field(..., description="Messages no worker could decode (newest first).")
+
+
+class Requeued(BaseModel):
+    queue: str
+    requeued: int
+
+
+class WorkerList(BaseModel):
+    workers: list[dict[str, Any]]
+    count: int
+
+
+class WorkerCommandSent(BaseModel):
+    command: Literal["pool_restart", "shutdown"]
+    worker: Optional[str]
+    processes_notified: int = Field(..., description="How many worker processes received the command.")
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}
+
+
+# -- the health check's snapshot --------------------------------------------------------------
+
+class HealthSnapshot(BaseModel):
+    """What the last health check found. Times are epoch seconds."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool = Field(..., description="True when no problem was found.")
+    checked_at: float
+    age_seconds: float
+    problems: list[dict[str, str]] = Field(..., description="Each with a stable `key` (e.g. backlog:default) and a `message`.")
+    queues: dict[str, dict[str, Any]] = Field(..., description="Per queue: ready, consumers, pending, oldest_pending_seconds.")
+    workers: dict[str, Any]
+    actors: dict[str, dict[str, Any]] = Field(..., description="Per actor with finished tasks in the window: success, failure, failure_rate.")
+    lost_tasks: list[dict[str, Any]] = Field(..., description="Tasks found STARTED past their limit on a dead worker, and what was done.")
+    alert: dict[str, Any] = Field(..., description="Whether an alert was sent for the new problems, and why not otherwise.")
+    redis: dict[str, Any]
+    rabbitmq: dict[str, Any]
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+SCHEDULE_CRON_HELP = '5-field crontab expression, e.g. "0 2 * * *" (day of week: 0 and 7 = Sunday). Give cron or interval_seconds.'
+
+
+class ScheduleCreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Optional[str] = Field(None, pattern=ID_PATTERN, description="Letters, digits, _ . - (default: a random id).")
+    actor: str = Field(..., min_length=1, max_length=200, description="The task to submit at each fire.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="The task's keyword arguments.")
+    priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY, description="0-9; default: the actor's.")
+    cron: Optional[str] = Field(None, min_length=1, max_length=200, description=SCHEDULE_CRON_HELP)
+    timezone: Optional[str] = Field(None, description="Timezone of the cron expression (default CLAW_TIMEZONE).")
+    interval_seconds: Optional[int] = Field(None, ge=1, le=MAX_INTERVAL_SECONDS, description="Fire every this many seconds.")
+    enabled: bool = Field(True, description="False adds it paused.")
+
+
+class ScheduleChangeBody(BaseModel):
+    """Only the fields given change. A new cron replaces an interval and vice versa."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor: Optional[str] = Field(None, min_length=1, max_length=200)
+    kwargs: Optional[dict[str, Any]] = None
+    priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY, description="null: the actor's default.")
+    cron: Optional[str] = Field(None, min_length=1, max_length=200, description=SCHEDULE_CRON_HELP)
+    timezone: Optional[str] = None
+    interval_seconds: Optional[int] = Field(None, ge=1, le=MAX_INTERVAL_SECONDS)
+    enabled: Optional[bool] = Field(None, description="false pauses, true resumes (missed fires are not caught up).")
+
+
+class ScheduleView(BaseModel):
+    """A schedule and its run state. Times are epoch seconds."""
+
+    id: str
+    actor: str
+    kwargs: dict[str, Any]
+    priority: Optional[int]
+    cron: Optional[str]
+    timezone: Optional[str]
+    interval_seconds: Optional[int]
+    enabled: bool
+    created_at: float
+    updated_at: float
+    next_run: Optional[float] = Field(..., description="Null when paused.")
+    last_run: Optional[float] = Field(..., description="Scheduled time of the last fire.")
+    last_task_id: Optional[str]
+    run_count: int
+    last_error: Optional[dict[str, Any]] = Field(..., description="Why the last fire could not be submitted, if it could not.")
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleView]
+    count: int
+
+
+# -- knowledge bases and conversations --------------------------------------------------------
+
+KNOWLEDGE_MAX_K = 50
+MESSAGES_MAX_PAGE = 200
+
+
+class NewBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: StoredText = Field(..., min_length=1, max_length=200)
+
+
+class SearchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    q: StoredText = Field(..., min_length=1, max_length=2000, description="The question or search text.")
+    k: int = Field(5, ge=1, le=KNOWLEDGE_MAX_K, description="How many hits.")
+    distinct: bool = Field(True, description="One hit per document (best chunk) instead of raw chunks.")
+
+
+class MessagesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=MESSAGES_MAX_PAGE, description="Page size.")
+    before: Optional[int] = Field(None, ge=1, description="`next_before` of the previous page.")
+
+
+class KbPath(BaseModel):
+    kb_id: uuid.UUID
+
+
+class ConversationPath(BaseModel):
+    conversation_id: StoredText = Field(..., min_length=1, max_length=200)
+
+
+# -- the in-app inbox -------------------------------------------------------------------------
+
+INBOX_ITEM_ID_MAX = 128
+INBOX_MAX_IDS = 1000
+
+
+class InboxQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    offset: int = Field(0, ge=0, le=1_000_000)
+    limit: int = Field(20, ge=1, le=INBOX_MAX_PAGE)
+    unread_only: bool = False
+
+
+class MarkReadBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: Optional[list[str]] = Field(None, min_length=1, max_length=INBOX_MAX_IDS)
+    all: Optional[bool] = None
+
+    @field_validator("ids")
+    @classmethod
+    def _ids(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+        for item in value or []:
+            if not item or len(item) > INBOX_ITEM_ID_MAX:
+                raise ValueError(f"each id must be 1-{INBOX_ITEM_ID_MAX} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> "MarkReadBody":
+        if self.all is not None and not self.all:
+            raise ValueError("all: must be true (or leave it out and give ids)")
+        if (self.ids is None) == (self.all is None):
+            raise ValueError("ids: give either ids (a non-empty list) or all: true")
+        return self

@@ -1,0 +1,170 @@
+"""``GET /api/v1/tasks/{task_id}/events``: server-sent events of one task until it finishes.
+
+What a client reads:
+
+* a ``record`` event (the whole record; its ``id`` is the number of state
+  changes so far; with ``retry: 3000``, the reconnection delay);
+* a ``state`` event per state change, with ``id: <seq>`` (1, 2, 3 ... per task),
+  ``progress`` and ``waiting`` events as the worker publishes them (no id);
+* a ``: keep-alive`` comment every ``CLAW_API_STREAM_KEEPALIVE_SECONDS`` (15 s)
+  on a quiet stream;
+* at a final state, the final ``record``; then the stream ends. It also ends
+  after ``CLAW_API_STREAM_MAX_SECONDS`` and when the server stops: the
+  browser's EventSource reconnects by itself.
+
+A reconnect sends ``Last-Event-ID: <seq>``; the stream then replays every
+state change after it from the record's history (pub/sub itself keeps
+nothing), sends the latest progress of a running task, and goes on. The
+stream subscribes before it reads the record, so nothing falls between the
+two; pub/sub can still drop a message (a slow subscriber, a reconnect), so a
+gap in the numbers, and every keep-alive, makes it read the history again.
+
+A stream holds no thread: it waits on the process's one Redis subscription
+(:mod:`api.streams.hub`). Each process holds at most ``CLAW_API_MAX_STREAMS``;
+one more is answered 503 with Retry-After at once, never left hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any, AsyncIterator, Optional
+
+import falcon
+from falcon.asgi import SSEvent
+
+from api.blocking import run_blocking
+from api.errors import ApiError
+from api.resources import EngineProvider
+from api.streams.hub import END, EventHub
+from api.validation import Endpoint, check_task_id, json_dumps
+from pipeline import client
+from pipeline.settings import Settings
+from pipeline.state.keys import FINAL_STATES
+
+TAG = "tasks"
+RECONNECT_MS = 3000
+#: Seconds a client refused by the stream cap should wait.
+CAP_RETRY_AFTER_SECONDS = 5
+
+
+def _json(data: Any) -> bytes:
+    encoded = json_dumps(data)
+    return encoded if isinstance(encoded, bytes) else encoded.encode()
+
+
+def _record(record: Optional[dict], seq: int) -> SSEvent:
+    return SSEvent(event="record", data=_json(record), event_id=str(seq))
+
+
+def _state(event: dict) -> SSEvent:
+    return SSEvent(event="state", data=_json(event), event_id=str(event["seq"]))
+
+
+class TaskEventsResource:
+    roles = {"GET": "read"}
+    endpoints = {"GET": Endpoint(
+        "Server-sent events of one task until it finishes", TAG, media_type="text/event-stream",
+        errors=(400, 404, 503),
+        description="Events: `record` (the full record; first and last), `state` (with `id`: the change's number), "
+                    "`progress`, `waiting`; comments are keep-alives. Reconnect with `Last-Event-ID` to get every "
+                    "state change missed meanwhile. 503 with Retry-After when the process holds its maximum of streams.",
+    )}
+
+    def __init__(self, engine: EngineProvider, settings: Settings, hub: Optional[EventHub] = None):
+        self.engine = engine
+        self.hub = hub or EventHub(settings.redis_url)
+        self.keepalive = settings.api_stream_keepalive_seconds
+        self.max_seconds = settings.api_stream_max_seconds
+        self.max_streams = settings.api_max_streams
+
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        task_id = check_task_id(task_id)
+        if self.hub.open_streams >= self.max_streams:
+            raise ApiError(503, "Too many streams",
+                           f"this API process holds its maximum of {self.max_streams} open event streams "
+                           "(CLAW_API_MAX_STREAMS); retry shortly", headers={"Retry-After": str(CAP_RETRY_AFTER_SECONDS)})
+        await run_blocking(client.get_record, task_id, engine=self.engine())  # 404 before the stream starts
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("X-Accel-Buffering", "no")  # nginx: pass events on at once
+        gone = req.scope.get("claw.client_gone")
+        resp.sse = self.events(task_id, _last_event_id(req.get_header("Last-Event-ID")), gone)
+
+    async def events(self, task_id: str, last_seen: Optional[int] = None,
+                     gone: Optional[asyncio.Future] = None) -> AsyncIterator[SSEvent]:
+        """The stream; *last_seen* is the client's Last-Event-ID, *gone* resolves when it disconnects.
+
+        The first event carries the reconnection delay (``retry``), so that a
+        stream of one event (a finished task) is one write.
+        """
+        first = True
+        async with contextlib.aclosing(self._events(task_id, last_seen, gone)) as events:
+            async for event in events:
+                if first:
+                    event.retry, first = RECONNECT_MS, False
+                yield event
+
+    async def _events(self, task_id: str, last_seen: Optional[int], gone: Optional[asyncio.Future]) -> AsyncIterator[SSEvent]:
+        store = self.engine().store
+        subscription = await self.hub.subscribe(store.keys.events_channel(task_id))
+        if gone is not None:
+            gone.add_done_callback(lambda _: subscription.end())
+        try:
+            record, history = await run_blocking(store.get_with_history, task_id)
+            if record is None or last_seen is None or last_seen > len(history):
+                yield _record(record, len(history))
+                sent = len(history)
+            else:  # a reconnect: the changes it missed, then where a running task stands
+                for event in history[last_seen:]:
+                    yield _state(event)
+                sent = len(history)
+                if record["state"] == "STARTED" and record.get("progress"):
+                    yield SSEvent(event="progress", data=_json({"type": "progress", "progress": record["progress"]}))
+                if record["state"] in FINAL_STATES:
+                    yield _record(record, sent)
+            if record is None or record["state"] in FINAL_STATES:
+                return
+            async for event in self._follow(task_id, subscription, sent):
+                yield event
+        finally:
+            await subscription.close()
+
+    async def _follow(self, task_id: str, subscription, sent: int) -> AsyncIterator[SSEvent]:
+        store = self.engine().store
+        deadline = time.monotonic() + self.max_seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = await subscription.next_message(min(self.keepalive, remaining))
+            if message is END:
+                return
+            if message is None or (event := json.loads(message)).get("type") == "state" and event.get("seq", 0) > sent + 1:
+                # Quiet for a while, or a numbered change was skipped: pub/sub may have lost one.
+                record, history = await run_blocking(store.get_with_history, task_id)
+                for missed in history[sent:]:
+                    yield _state(missed)
+                sent = max(sent, len(history))
+                if record is None or record["state"] in FINAL_STATES:
+                    yield _record(record, sent)
+                    return
+                if message is None:
+                    yield SSEvent(comment="keep-alive")
+                continue
+            if event.get("type") == "state":
+                if event.get("seq", sent + 1) <= sent:
+                    continue  # already sent from the history
+                sent = event.get("seq", sent)
+                yield _state(event) if "seq" in event else SSEvent(event="state", data=message)
+                if event.get("state") in FINAL_STATES:
+                    record = await run_blocking(store.get, task_id)
+                    yield _record(record, sent)
+                    return
+            else:
+                yield SSEvent(event=event.get("type", "message"), data=message)
+
+
+def _last_event_id(header: Optional[str]) -> Optional[int]:
+    """The state-change number a reconnecting client saw last (anything else: a fresh start)."""
+    if header and header.strip().isdigit() and len(header.strip()) < 10:
+        return int(header.strip())
+    return None

@@ -1,0 +1,82 @@
+"""The API of this checkout against another commit's, alternately, in one run.
+
+    python -m bench.api_compare --baseline ../base-checkout [--records 10000] [--reps 3] [--duration 10s]
+
+Both APIs serve the same loaded namespace with the default ``claw-pipeline
+api`` settings (2 worker processes); each rep runs every endpoint against
+the baseline, then against this checkout (``wrk -t2 -c16``), so load from
+elsewhere on the machine hits both alike. The baseline checkout is served
+with this checkout's virtualenv (its own code first on ``PYTHONPATH``).
+Prints req/s and p99 per endpoint with the ratio new/baseline, and writes
+the table to ``--out`` (``bench/results/api-compare.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from bench.api import ENDPOINTS, ApiServer, forget_submitted, run_wrk, wrk_scripts
+from bench.common import QUEUE_PREFIX, REDIS_URL, ROOT, RUN, clean_run, console, delete_namespace, namespace, stop, summary
+from bench.load_records import load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", required=True, type=Path, help="a checkout of the commit to compare with")
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--duration", default="10s")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "api-compare.md")
+    args = parser.parse_args(argv)
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    ns = namespace("compare")
+    results = {side: {endpoint: [] for endpoint in ENDPOINTS} for side in ("baseline", "new")}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+            workdir = Path(tmp)
+            ids = load(client, ns, args.records, QUEUE_PREFIX)
+            loaded_at = time.time()
+            scripts = wrk_scripts(workdir, args.records, ids)
+            servers = {"baseline": ApiServer(ns, workdir, root=args.baseline.resolve(), name="-baseline"),
+                       "new": ApiServer(ns, workdir, name="-new")}
+            try:
+                ports = {side: server.wait_ready() for side, server in servers.items()}
+                for rep in range(args.reps):
+                    for endpoint in ENDPOINTS:
+                        for side in ("baseline", "new"):
+                            console.log(f"rep {rep + 1}/{args.reps} {endpoint}: {side}")
+                            results[side][endpoint].append(run_wrk(ports[side], endpoint, scripts[endpoint], args.duration))
+                            if endpoint == "submit":
+                                forget_submitted(client, ns, loaded_at)
+            finally:
+                stop(*(server.process for server in servers.values()))
+    finally:
+        delete_namespace(client, ns)
+        clean_run()
+    lines = [f"# API: this checkout against {args.baseline.name} (run {RUN}), alternated, {args.reps} reps x "
+             f"{args.duration}, {args.records:,} records, wrk -t2 -c16, 2 API worker processes each",
+             "", "| endpoint | baseline req/s | new req/s | new/baseline | baseline p99 ms | new p99 ms | errors (base/new) |",
+             "|---|---|---|---|---|---|---|"]
+    for endpoint in ENDPOINTS:
+        base = summary([r["rps"] for r in results["baseline"][endpoint]])
+        new = summary([r["rps"] for r in results["new"][endpoint]])
+        p99b = summary([r["p99_ms"] for r in results["baseline"][endpoint]])
+        p99n = summary([r["p99_ms"] for r in results["new"][endpoint]])
+        errors = [sum(r["non_2xx"] + r["socket_errors"] for r in results[side][endpoint]) for side in ("baseline", "new")]
+        lines.append(f"| {endpoint} | {base['median']:,.0f} ({base['min']:,.0f}–{base['max']:,.0f}) | "
+                     f"{new['median']:,.0f} ({new['min']:,.0f}–{new['max']:,.0f}) | {new['median'] / base['median']:.2f} | "
+                     f"{p99b['median']:.1f} | {p99n['median']:.1f} | {errors[0]}/{errors[1]} |")
+    text = "\n".join(lines) + "\n"
+    console.print(text)
+    args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
