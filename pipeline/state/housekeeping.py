@@ -97,6 +97,7 @@ if r[1] ~= 'PENDING' then return 0 end
 redis.call('HSET', key, 'state', 'STARTED', 'worker', ARGV[3], 'started_at', ARGV[4])
 if ARGV[5] == '' then redis.call('HDEL', key, 'error') else redis.call('HSET', key, 'error', ARGV[5]) end
 move(id, r[2], r[3], r[4], 'PENDING', 'STARTED')
+event(id, 'STARTED', ARGV[4])  -- streams saw PENDING: they see it undone
 return 1
 """)
 

@@ -71,8 +71,15 @@ local function move(id, score, actor, queue, from, to)
   for _, k in ipairs(state_keys(to, actor, queue)) do redis.call('ZADD', k, score, id) end
 end
 
+-- Each state change is numbered (seq) and kept in the record's history
+-- ("STATE@at STATE@at ..."), so an event stream that reconnects with
+-- Last-Event-ID = seq replays exactly the changes it missed.
 local function event(id, state, now)
-  redis.call('PUBLISH', events_channel(id), '{"type":"state","state":"'..state..'","at":'..now..'}')
+  local key = task_key(id)
+  local seq = redis.call('HINCRBY', key, 'seq', 1)
+  local past = redis.call('HGET', key, 'history')
+  redis.call('HSET', key, 'history', (past and past..' ' or '')..state..'@'..now)
+  redis.call('PUBLISH', events_channel(id), '{"type":"state","state":"'..state..'","at":'..now..',"seq":'..seq..'}')
 end
 
 -- The expiry entry of a finished task names everything TRIM needs to find its index entries.

@@ -22,7 +22,7 @@ JSON_FIELDS = ("args", "kwargs", "error", "result", "progress", "options")
 INT_FIELDS = ("priority", "attempts", "max_retries", "runtime_ms")
 FLOAT_FIELDS = ("enqueued_at", "started_at", "finished_at", "eta", "cancel_requested")
 #: Fields kept for the engine's own use and never shown.
-PRIVATE_FIELDS = ("payload", "score", "unpublished", "delivery")
+PRIVATE_FIELDS = ("payload", "score", "unpublished", "delivery", "seq", "history")
 
 # Finished counts per final state over the last minute (6 buckets of 10 s) and
 # hour (360), summed in Redis: one reply instead of 360.
@@ -79,6 +79,11 @@ class RecordQueries:
 
     def get(self, task_id: str) -> Optional[dict]:
         return decode_record(self.redis.hgetall(self.keys.task(task_id)))
+
+    def get_with_history(self, task_id: str) -> tuple[Optional[dict], list[dict]]:
+        """The record and its numbered state changes (``{"type": "state", "state", "at", "seq"}``, oldest first)."""
+        raw = self.redis.hgetall(self.keys.task(task_id))
+        return decode_record(raw), state_history(raw.get("history"))
 
     def get_many(self, task_ids: list[str]) -> list[Optional[dict]]:
         with self.redis.pipeline(transaction=False) as pipe:
@@ -248,6 +253,15 @@ def decode_hash(raw: dict[str, str], json_fields: Iterable[str], int_fields: Ite
         if name in record and record[name] != "":
             record[name] = float(record[name])
     return record
+
+
+def state_history(history: Optional[str]) -> list[dict]:
+    """The state events of a record's ``history`` field, as they were published, numbered from 1."""
+    events = []
+    for seq, entry in enumerate((history or "").split(), start=1):
+        state, _, at = entry.partition("@")
+        events.append({"type": "state", "state": state, "at": float(at), "seq": seq})
+    return events
 
 
 def encode_cursor(score: int, ties: int) -> str:
