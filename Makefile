@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[knowledge,bench,test]'
 	touch $@
 
 services:
@@ -41,6 +41,7 @@ test-ha: install services test-deps
 
 bench: install services test-deps
 	$(PY) -m bench.run
+	$(PY) -m bench.streams
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -10,6 +10,7 @@ import argparse
 import json
 import socket
 import sys
+from importlib.metadata import version
 from typing import Callable
 
 from pipeline import client
@@ -17,6 +18,7 @@ from pipeline.broker import resolve_policies
 from pipeline.console import EXIT_USAGE, USER_ERRORS, error_line, setup_logging
 from pipeline.engine import get_engine, make_registry
 from pipeline.errors import ConfigError, InvalidArguments
+from pipeline.knowledge import extra
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.maintenance.config import get_health_settings
 from pipeline.notifications.config import get_notification_settings
@@ -139,7 +141,7 @@ def cmd_workers(args) -> int:
 
 @command("kb")
 def cmd_kb(args) -> int:
-    from pipeline.knowledge import cli as kb  # numpy, psycopg, the embedder: only for kb commands
+    (kb,) = extra.modules("cli")  # numpy, psycopg, the embedder: only for kb commands, and only with the extra
 
     if args.kb_command == "ingest":
         return kb.ingest(args.path, args.kb)
@@ -148,13 +150,14 @@ def cmd_kb(args) -> int:
 
 @command("db")
 def cmd_db(args) -> int:
-    from pipeline.knowledge import cli as kb  # numpy, psycopg, the embedder: only for db commands
+    (kb,) = extra.modules("cli")  # numpy, psycopg, the embedder: only for db commands, and only with the extra
 
     return kb.db_upgrade()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claw-pipeline", description="CLAW.AI background-work engine")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('claw-pipeline')}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 

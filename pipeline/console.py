@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 
 from pipeline.errors import BrokerUnavailable, ConfigError, InvalidArguments, InvalidTransition, TaskNotFound, UnknownActor
+from pipeline.knowledge.extra import KnowledgeStackMissing
 
 EXIT_USAGE = 2
-USER_ERRORS = (ConfigError, InvalidArguments, UnknownActor, TaskNotFound, InvalidTransition, BrokerUnavailable)
+USER_ERRORS = (ConfigError, InvalidArguments, UnknownActor, TaskNotFound, InvalidTransition, BrokerUnavailable,
+               KnowledgeStackMissing)
 
 
 def setup_logging(verbose: bool = False) -> None:

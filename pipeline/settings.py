@@ -129,8 +129,9 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", description="Timezone of the built-in schedules.")
     data_dir: Path = Field(
         Path("var"),
-        description="Runtime data (the embedded PostgreSQL's files, the development admin token); "
-                    "a relative path is under the working directory.",
+        validate_default=True,
+        description="Runtime data (the embedded PostgreSQL's files, the development admin token, the API's "
+                    "metrics files); a relative path is under the working directory. Never inside the installed package.",
     )
 
     @field_validator("broker_url")
@@ -177,6 +178,12 @@ class Settings(BaseSettings):
                 raise ValueError("tokens must be at least 16 characters")
             tokens[token] = role
         return tokens
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        """Resolved once, against the working directory of the process that reads the settings."""
+        return value.expanduser().absolute()
 
     @field_validator("timezone")
     @classmethod

@@ -1,6 +1,6 @@
 """``claw-pipeline run``: the whole local stack as one supervised group.
 
-Starts the API (gunicorn), the worker supervisor and the scheduler as child
+Starts the API (gunicorn + uvicorn workers), the worker supervisor and the scheduler as child
 processes against the local RabbitMQ and Redis, prints where to look, and
 stops every child cleanly on Ctrl-C. Meant for development and demos;
 production runs each process on its own (see docker-compose.yml).
@@ -21,28 +21,31 @@ import requests
 from pipeline.services import check_services
 from pipeline.settings import Settings, redact_url
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN_FILE = ROOT / "var" / "dev-admin-token"
 STOP_TIMEOUT_SECONDS = 30
 
 
-def dev_token() -> str:
-    """A stable development admin token, generated once and kept under var/."""
-    if TOKEN_FILE.exists():
-        return TOKEN_FILE.read_text().strip()
-    TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+def token_file(settings: Settings) -> Path:
+    return settings.data_dir / "dev-admin-token"
+
+
+def dev_token(settings: Settings) -> str:
+    """A stable development admin token, generated once and kept in CLAW_DATA_DIR."""
+    path = token_file(settings)
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
-    TOKEN_FILE.write_text(token + "\n")
-    TOKEN_FILE.chmod(0o600)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
     return token
 
 
 def run_stack(settings: Settings, bind: str = "127.0.0.1:8000") -> int:
     check_services(settings)
-    env = dict(os.environ)
+    env = {**os.environ, "CLAW_DATA_DIR": str(settings.data_dir)}  # the children share this one, wherever they run
     token = None
     if not settings.api_tokens and not settings.auth_disabled:
-        token = dev_token()
+        token = dev_token(settings)
         env["CLAW_API_TOKENS"] = f"{token}:admin"
     cli = [sys.executable, "-m", "pipeline.cli"]
     commands = {
@@ -50,7 +53,7 @@ def run_stack(settings: Settings, bind: str = "127.0.0.1:8000") -> int:
         "worker": [*cli, "worker"],
         "scheduler": [*cli, "scheduler"],
     }
-    children = {name: subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True) for name, cmd in commands.items()}
+    children = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
     stopping = False
 
     def stop(*_):

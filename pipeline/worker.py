@@ -157,8 +157,11 @@ def stop_with_supervisor(supervisor_pid: int) -> None:
     """Have the kernel send SIGTERM (a graceful stop) when the supervisor dies.
 
     A worker process outliving a SIGKILLed supervisor would go on consuming
-    with nobody left to stop, recycle or replace it.
+    with nobody left to stop, recycle or replace it. Linux only (prctl); on
+    other systems (a developer's macOS) the worker runs without this safeguard.
     """
+    if not sys.platform.startswith("linux"):
+        return
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != supervisor_pid:  # it died before prctl took effect

@@ -151,9 +151,9 @@ def engine(settings):
 class Subprocess:
     """A process a test starts: in its own session (its children go with it), output in a log file."""
 
-    def __init__(self, argv: list[str], env: dict, label: str):
+    def __init__(self, argv: list[str], env: dict, label: str, cwd: Path = ROOT):
         self.log = open(Path(os.environ.get("CLAW_TEST_LOGS", "/tmp")) / f"{label}-{uuid.uuid4().hex[:6]}.log", "w+")
-        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.pid = self.proc.pid
 

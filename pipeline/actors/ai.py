@@ -17,9 +17,9 @@ import pydantic
 from pydantic import Field
 
 from pipeline.context import running_task
-from pipeline.knowledge import llm, retrieval, store
+from pipeline.knowledge import extra
 from pipeline.knowledge.config import get_knowledge_settings
-from pipeline.knowledge.db import connection
+from pipeline.knowledge.text import StoredText
 from pipeline.task import task
 
 PROGRESS_INTERVAL_SECONDS = 0.25
@@ -28,8 +28,8 @@ PROGRESS_INTERVAL_SECONDS = 0.25
 class GenerateArgs(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    conversation_id: store.StoredText = Field(..., min_length=1, max_length=200)
-    user_message: store.StoredText = Field(..., min_length=1, max_length=20_000)
+    conversation_id: StoredText = Field(..., min_length=1, max_length=200)
+    user_message: StoredText = Field(..., min_length=1, max_length=20_000)
     knowledge_base_id: Optional[uuid.UUID] = None
 
 
@@ -44,9 +44,10 @@ class GenerateArgs(pydantic.BaseModel):
 )
 def generate_ai_response(*, conversation_id: str, user_message: str, knowledge_base_id: Optional[str] = None) -> dict:
     """Answer the user's message (with knowledge-base passages when a base is given) and store both."""
+    db, llm, retrieval, store = extra.modules("db", "llm", "retrieval", "store")
     current = running_task()
     settings = get_knowledge_settings()
-    with connection() as conn:
+    with db.connection() as conn:
         if current.task_id is not None:
             answered = store.exchange_for_task(conn, current.task_id)
             if answered is not None:
@@ -75,7 +76,7 @@ def generate_ai_response(*, conversation_id: str, user_message: str, knowledge_b
         provider=reply.provider,
         model=reply.model,
     )
-    with connection() as conn:
+    with db.connection() as conn:
         return _result(store.save_exchange(conn, exchange))
 
 
@@ -102,7 +103,8 @@ class _Publisher:
         self.sent, self.last = self.text, time.monotonic()
 
 
-def _result(message: store.Message) -> dict:
+def _result(message) -> dict:
+    """The task result of a stored exchange (a ``pipeline.knowledge.store.Message``)."""
     return {
         "reply": message.content,
         "sources": message.sources or [],

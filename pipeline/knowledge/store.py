@@ -17,13 +17,12 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row, dict_row
-from pydantic import AfterValidator
 from psycopg.types.json import Jsonb
 
 from pipeline.errors import PermanentError
@@ -565,21 +564,3 @@ def _uuid(value: str | uuid.UUID) -> uuid.UUID:
     except ValueError:
         raise PermanentError(f"{value!r} is not a valid id (expected a UUID)") from None
 
-
-def _no_nul(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold NUL (U+0000): refuse it at the door, naming the field."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain the NUL character (U+0000)")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key)
-            _no_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul(item)
-    return value
-
-
-#: A string (or JSON value) that PostgreSQL can store.
-StoredText = Annotated[str, AfterValidator(_no_nul)]
-StoredJson = Annotated[dict[str, Any], AfterValidator(_no_nul)]

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
+MAX_TEXT_CHARS = 1_000_000  # one document; larger texts belong split into several
+
 
 def _no_nul(value: Any) -> Any:
     """PostgreSQL text and jsonb cannot hold NUL (U+0000): refuse it at the door, naming the field."""

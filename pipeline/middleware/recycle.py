@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import threading
+import resource
+import sys
 import time
 from typing import Callable
 
@@ -28,9 +30,18 @@ MEMORY_CHECK_SECONDS = 1.0
 
 
 def resident_mib() -> float:
-    """This process's resident set size now (not its peak, which never comes down)."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * _PAGE_BYTES / 2**20
+    """This process's resident set size now (not its peak, which never comes down).
+
+    Read from /proc on Linux; elsewhere (a developer's macOS) the peak is the
+    best the standard library offers, so a process is recycled once it ever
+    went above the limit.
+    """
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE_BYTES / 2**20
+    except FileNotFoundError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB elsewhere
 
 
 class Recycle(Middleware):
