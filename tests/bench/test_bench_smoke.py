@@ -99,3 +99,27 @@ def test_tiny_bench_run_reports_every_section_and_ratio_and_leaves_nothing_behin
     finally:
         client.close()
     assert [q for q in rabbit_queues() if q.startswith(f"bench{run}_")] == []
+
+
+def test_tiny_streams_bench_reports_every_figure_met_where_it_is_deterministic_and_leaves_nothing_behind(tmp_path):
+    """20 streams, 10 stalled clients, one streamed AI reply: every row present, every stream in order."""
+    run = f"t{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "BENCH_RUN": run, "CLAW_REDIS_URL": REDIS_URL, "CLAW_BROKER_URL": BROKER_URL}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.streams", "--streams", "20", "--stalled", "10", "--duration", "1s",
+         "--ai-replies", "1", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = (tmp_path / "streams.md").read_text()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in report.splitlines() if line.startswith("| ")}
+    assert rows["streams opened / answered 200"].startswith("| streams opened / answered 200 | 20 / 20")
+    assert rows["streams with PENDING, STARTED (id 1), SUCCESS (id 2), final record, in order"].endswith("| 20 | all | met |")
+    assert rows["stalled connections answered 408 and closed by the header time-out"].endswith("| 10 / 10 | all | met |")
+    assert any(name.startswith("streamed AI reply") for name in rows) and "nan" not in report
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert list(client.scan_iter(f"bench-{run}-*", count=10_000)) == []
+    finally:
+        client.close()
+    assert [q for q in rabbit_queues() if q.startswith(f"bench{run}_")] == []
