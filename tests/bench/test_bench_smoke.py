@@ -41,6 +41,16 @@ def rabbit_queues() -> list[str]:
         return [queue["name"] for queue in json.load(response)]
 
 
+def assert_nothing_left(run: str) -> None:
+    """No Redis key and no queue of bench run *run* is left."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert list(client.scan_iter(f"bench-{run}-*", count=10_000)) == []
+    finally:
+        client.close()
+    assert [q for q in rabbit_queues() if q.startswith(f"bench{run}_")] == []
+
+
 def numbers(value):
     if isinstance(value, dict):
         for item in value.values():
@@ -93,12 +103,7 @@ def test_tiny_bench_run_reports_every_section_and_ratio_and_leaves_nothing_behin
     assert values and all(math.isfinite(v) and v > 0 for v in values)
     assert {row["name"] for row in results["ratios"]} == set(RATIOS)
 
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        assert list(client.scan_iter(f"bench-{run}-*", count=10_000)) == []
-    finally:
-        client.close()
-    assert [q for q in rabbit_queues() if q.startswith(f"bench{run}_")] == []
+    assert_nothing_left(run)
 
 
 def test_tiny_streams_bench_reports_every_figure_met_where_it_is_deterministic_and_leaves_nothing_behind(tmp_path):
@@ -117,9 +122,4 @@ def test_tiny_streams_bench_reports_every_figure_met_where_it_is_deterministic_a
     assert rows["streams with PENDING, STARTED (id 1), SUCCESS (id 2), final record, in order"].endswith("| 20 | all | met |")
     assert rows["stalled connections answered 408 and closed by the header time-out"].endswith("| 10 / 10 | all | met |")
     assert any(name.startswith("streamed AI reply") for name in rows) and "nan" not in report
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        assert list(client.scan_iter(f"bench-{run}-*", count=10_000)) == []
-    finally:
-        client.close()
-    assert [q for q in rabbit_queues() if q.startswith(f"bench{run}_")] == []
+    assert_nothing_left(run)

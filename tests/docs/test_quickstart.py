@@ -40,7 +40,7 @@ def test_every_quickstart_block_runs_in_order_and_the_last_prints_the_answer(sta
     results = run_blocks(fenced_blocks(PAGE), env, tmp_path, PAGE.name)
 
     ready = next(r for r in results if "/ready" in r.block.code)
-    assert '"status": "ready"' in ready.stdout
+    assert '"status":"ready"' in ready.stdout
     vectorized = next(r for r in results if "/status/$DOC_TASK" in r.block.code)
     assert vectorized.stdout.startswith("SUCCESS") and "'status': 'vectorized'" in vectorized.stdout
     asked = next(r for r in results if "ai/generate" in r.block.code)

@@ -65,7 +65,7 @@ def test_every_usage_block_runs_in_order_against_the_stack(stack, tmp_path):
         print(f"--- {PAGE.name} line {r.block.line} ({r.block.info}, {r.seconds:.1f}s)\n{r.stdout}{r.stderr}")
     outputs = "\n".join(r.stdout for r in results)
     assert "month 3 of 3" in outputs  # the event stream of a report
-    assert '"requeued": 1' in outputs
+    assert '"requeued":1' in outputs
     assert "2 worker process(es) received restart" in outputs
 
 
