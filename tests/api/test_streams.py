@@ -14,6 +14,7 @@ import requests
 
 from bench.sse import Stream
 from tests.api.conftest import TOKENS, TOKENS_ENV, Server
+from tests.app_client import run_async
 from tests.conftest import wait_until
 
 READ = TOKENS["read"]
@@ -43,9 +44,9 @@ def test_two_hundred_streams_at_once_each_get_their_task_events_in_order_and_the
         await asyncio.sleep(1.0)  # every stream is open on a PENDING task
         assert not any(stream.done() for stream in streams)
         await asyncio.to_thread(start_worker)
-        return await asyncio.wait_for(asyncio.gather(*streams), 120)
+        return await asyncio.gather(*streams)
 
-    for task_id, events in zip(task_ids, asyncio.run(scenario())):
+    for task_id, events in zip(task_ids, run_async(scenario())):
         first, last = events[0], events[-1]
         assert first.event == "record" and first.json()["state"] == "PENDING" and first.id == "0"
         states = [event for event in events if event.event == "state"]
@@ -63,12 +64,12 @@ def test_a_client_reconnecting_with_last_event_id_misses_no_state_change(server,
             stream.close()  # the browser tab goes away after the first event
             return event
 
-    opening = asyncio.run(first_look())
+    opening = run_async(first_look())
     assert opening.event == "record" and opening.id == "0"
     start_worker()  # meanwhile: STARTED, RETRY, STARTED, SUCCESS
     wait_until(lambda: server.call("GET", f"/api/v1/tasks/status/{task_id}", "read").json()["state"] == "SUCCESS",
                30, message="the task to succeed after one retry")
-    events = asyncio.run(follow(server.port, task_id, last_event_id=opening.id))
+    events = run_async(follow(server.port, task_id, last_event_id=opening.id))
     states = [(event.id, event.json()["state"]) for event in events if event.event == "state"]
     assert states == [("1", "STARTED"), ("2", "RETRY"), ("3", "STARTED"), ("4", "SUCCESS")]
     assert events[-1].event == "record" and events[-1].json()["attempts"] == 2
@@ -93,7 +94,7 @@ def test_streams_beyond_the_cap_are_answered_503_with_retry_after_and_a_freed_sl
                 stream.close()
             return [s.status for s in held], refused, admitted.status
 
-        held, refused, admitted = asyncio.run(asyncio.wait_for(scenario(), 30))
+        held, refused, admitted = run_async(scenario(), 30)
         assert held == [200, 200, 200] and admitted == 200
         assert refused.status == 503 and refused.headers["retry-after"] == "5"
         assert b"CLAW_API_MAX_STREAMS" in refused.body

@@ -14,6 +14,7 @@ from pipeline import client
 from pipeline.engine import make_engine
 from pipeline.state import StateStore, WorkerRegistry
 from tests.api.conftest import QUEUE, Api
+from tests.app_client import run_async
 from tests.conftest import REDIS_URL
 
 
@@ -154,7 +155,7 @@ def _stream(engine, **changes):
 
 
 def _run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 20))
+    return run_async(coroutine, 20)
 
 
 def test_event_stream_sends_keep_alives_relays_events_and_ends_by_itself(engine):
