@@ -36,12 +36,9 @@ TAG = "knowledge"
 def _knowledge_stack():
     """The knowledge modules, imported on first use (an optional extra; see the module's docstring)."""
     try:
-        extra.require()
+        return extra.modules("db", "embedders", "retrieval", "store")
     except extra.KnowledgeStackMissing as exc:
         raise ApiError(503, "Knowledge stack not installed", str(exc)) from None
-    from pipeline.knowledge import db, embedders, retrieval, store  # noqa: PLC0415  (optional extra)
-
-    return db, embedders, retrieval, store
 
 
 class KnowledgeBasesResource:

@@ -22,9 +22,11 @@ import weakref
 from collections import defaultdict
 from typing import Optional
 
-import redis.asyncio
+import redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+
+from pipeline.redis_client import make_async_redis
 
 logger = logging.getLogger("api.streams")
 
@@ -155,7 +157,9 @@ class EventHub:
             if self._reader is not None and not self._reader.done():
                 return
             # No silent reconnect: it would re-subscribe none of the streams' channels. A failure ends them instead.
-            self._client = redis.asyncio.Redis.from_url(self.redis_url, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0))
+            # Bytes (channel names are compared as sent), and no read time-out: the connection waits for messages.
+            self._client = make_async_redis(self.redis_url, retry=Retry(NoBackoff(), 0), decode_responses=False,
+                                            socket_timeout=None, socket_keepalive=True, health_check_interval=0)
             self._pubsub = self._client.pubsub()
             # The connection is made by a first subscribe (to the hub's own channel) before the reader starts.
             await self._pubsub.subscribe("claw:api-event-hub")
