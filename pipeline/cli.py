@@ -166,9 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("-t", "--threads", type=int, help="threads per process (default CLAW_WORKER_THREADS)")
     worker.add_argument("-Q", "--queues", nargs="+", help="queues to consume (default: all)")
 
-    api = sub.add_parser("api", help="serve the REST API with gunicorn")
+    api = sub.add_parser("api", help="serve the REST API (gunicorn supervising uvicorn workers)")
     api.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT (default 127.0.0.1:8000)")
-    api.add_argument("--workers", type=int, help="gunicorn worker processes (default CLAW_API_WORKERS or 2)")
+    api.add_argument("--workers", type=int, help="API worker processes (default CLAW_API_WORKERS or 2)")
 
     run = sub.add_parser("run", help="run the whole local stack (API, worker, scheduler)")
     run.add_argument("--bind", default="127.0.0.1:8000", help="API address (default 127.0.0.1:8000)")

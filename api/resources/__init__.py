@@ -1,7 +1,7 @@
 """Falcon resources, one module per area.
 
 Resources get the engine through an :data:`EngineProvider` rather than the
-engine itself: the gunicorn app is built at import, before any service needs
+engine itself: the app is built at import, before any service needs
 to answer, and the engine (and its connections) comes on first use.
 """
 

@@ -110,7 +110,9 @@ class TaskEventsResource:
         store = self.engine().store
         subscription = await self.hub.subscribe(store.keys.events_channel(task_id))
         if gone is not None:
-            gone.add_done_callback(lambda _: subscription.end())
+            # Resolved when the client leaves or the request ends: the stream's place is free at once, even when
+            # Falcon stops iterating this generator without closing it (its finally then runs at garbage collection).
+            gone.add_done_callback(lambda _: subscription.release())
         try:
             record, history = await run_blocking(store.get_with_history, task_id)
             if record is None or last_seen is None or last_seen > len(history):

@@ -77,6 +77,11 @@ class Subscription:
         except TimeoutError:
             return None
 
+    def release(self) -> None:
+        """End the stream and give its place back now (the client left; its generator may close later)."""
+        self.end()
+        self.hub.detach(self)
+
     async def close(self) -> None:
         self.end()
         await self.hub.unsubscribe(self)
@@ -126,17 +131,29 @@ class EventHub:
         return subscription
 
     async def unsubscribe(self, subscription: Subscription) -> None:
+        if self.detach(subscription, unsubscribe=False):
+            await self._unsubscribe(subscription.channel)
+
+    def detach(self, subscription: Subscription, unsubscribe: bool = True) -> bool:
+        """Forget *subscription*; True when it was its channel's last (UNSUBSCRIBE is then sent or due)."""
         followers = self.streams.get(subscription.channel)
         if followers is None or subscription not in followers:
-            return
+            return False
         followers.discard(subscription)
-        if not followers:
-            del self.streams[subscription.channel]
-            if self._pubsub is not None and self._reader is not None and not self._reader.done():
-                try:
-                    await self._pubsub.execute_command("UNSUBSCRIBE", subscription.channel)
-                except Exception:  # the reader notices a broken connection and ends every stream
-                    pass
+        if followers:
+            return False
+        del self.streams[subscription.channel]
+        if unsubscribe:
+            asyncio.get_running_loop().create_task(self._unsubscribe(subscription.channel))
+        return True
+
+    async def _unsubscribe(self, channel: bytes) -> None:
+        if channel in self.streams or self._pubsub is None or self._reader is None or self._reader.done():
+            return  # followed again meanwhile, or the connection is gone anyway
+        try:
+            await self._pubsub.execute_command("UNSUBSCRIBE", channel)
+        except Exception:  # the reader notices a broken connection and ends every stream
+            pass
 
     def end_all(self) -> None:
         """End every open stream (the server is stopping, or the connection failed)."""

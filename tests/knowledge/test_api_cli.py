@@ -136,10 +136,10 @@ def test_delete_endpoint_removes_a_whole_base_through_a_worker_task(kb_engine, s
 
     from .conftest import wait_for_task
 
-    app = falcon.App()
+    app = falcon.asgi.App()
     app.add_route("/api/v1/knowledge/{kb_id}", KnowledgeBaseResource(lambda: kb_engine))
     app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
-    api = falcon.testing.TestClient(app)
+    api = AppClient(app)
     kb, other = new_base("doomed"), new_base("kept")
     for base in (kb, other):
         for name in ("en-webhooks.md", "zh-sso.md"):
