@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 import dramatiq
+import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import Callbacks, Middleware, MiddlewareError, Pipelines
@@ -21,6 +22,7 @@ from dramatiq.results.backends import RedisBackend
 from pipeline.amqp import broker_url_for_process
 from pipeline.encoder import CompressedJSONEncoder
 from pipeline.errors import ConfigError
+from pipeline.holds import DUE, hop
 from pipeline.middleware.cancellation import Cancellation
 from pipeline.middleware.connections import FreshPublisher
 from pipeline.middleware.rate_limits import RateLimits
@@ -35,7 +37,8 @@ from pipeline.registry import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
 
 
 class ClawBroker(RabbitmqBroker):
-    """Dramatiq's RabbitmqBroker, calling each hook only on the middleware that define it.
+    """Dramatiq's RabbitmqBroker, sending long waits in hops, and calling each hook only on the
+    middleware that define it.
 
     Dramatiq calls every hook on every middleware, and most of them are the
     base class's no-ops: with a dozen middleware and four hooks per message
@@ -44,9 +47,34 @@ class ClawBroker(RabbitmqBroker):
     order and with which error handling is unchanged.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, max_hold_ms: int = 300_000, still_waiting: Callable[[str], bool] = lambda _: True,
+                 **kwargs):
         self._hooks: dict[str, tuple] = {}
+        #: The longest a worker may hold a delayed message (see :mod:`pipeline.holds`).
+        self.max_hold_ms = max_hold_ms
+        #: Whether the task of a message between two hops still needs it (by task id).
+        self.still_waiting = still_waiting
         super().__init__(*args, **kwargs)
+
+    def enqueue(self, message, *, delay=None):
+        """Publish *message*; a wait longer than ``max_hold_ms`` goes in hops (:func:`pipeline.holds.hop`).
+
+        Dramatiq's delay consumer enqueues each message whose eta has come
+        through here, so a message with wait left goes back to the delay queue,
+        unless its task was cancelled or finished meanwhile: then the message
+        ends here (the consumer acks it), instead of hopping until its due time.
+        """
+        if delay is None and DUE in message.options and not self._still_waiting(message):
+            self.logger.info("Dropping waiting message %s: its task was cancelled or has finished.", message.message_id)
+            return message
+        message, delay = hop(message, delay, self.max_hold_ms)
+        return super().enqueue(message, delay=delay)
+
+    def _still_waiting(self, message) -> bool:
+        try:
+            return self.still_waiting(message.message_id)
+        except redis.RedisError:
+            return True  # keep it: the worker that takes it checks again
 
     def add_middleware(self, middleware: Middleware, **kwargs) -> None:
         super().add_middleware(middleware, **kwargs)
@@ -114,7 +142,7 @@ def make_broker(
     ]
     broker = ClawBroker(
         url=broker_url_for_process(settings.broker_url), max_priority=MAX_PRIORITY, confirm_delivery=True,
-        middleware=middleware,
+        middleware=middleware, max_hold_ms=int(settings.max_hold_seconds * 1000), still_waiting=store.still_waiting,
     )
     for queue in QUEUES:
         broker.declare_queue(settings.queue_prefix + queue)
@@ -152,9 +180,13 @@ def resolve_policies(settings: Settings) -> dict[str, TaskPolicy]:
     policies = {}
     for spec in REGISTRY.values():
         try:
-            policies[spec.name] = spec.policy.with_overrides(settings.actor_overrides.get(spec.name, {}))
+            policy = spec.policy.with_settings(settings).with_overrides(settings.actor_overrides.get(spec.name, {}))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"CLAW_ACTOR_OVERRIDES: {spec.name}: {exc}") from None
+        fields = spec.args_model.model_fields if spec.args_model is not None else None
+        if policy.rate_limit_key and fields is not None and policy.rate_limit_key not in fields:
+            raise ConfigError(f"{spec.name}: rate_limit_key {policy.rate_limit_key!r} is not one of its arguments")
+        policies[spec.name] = policy
     return policies
 
 

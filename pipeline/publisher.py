@@ -28,6 +28,7 @@ from dramatiq.common import dq_name, q_name
 from dramatiq.errors import BrokerError
 
 from pipeline.errors import BrokerUnavailable
+from pipeline.holds import hop
 
 #: Messages whose frames go to RabbitMQ in one write: large enough to make
 #: sends rare, small enough that RabbitMQ reads a batch while it is encoded.
@@ -38,7 +39,7 @@ AMQP_ERRORS = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelE
 
 def publish_batch(broker, messages: Sequence[tuple[Message, Optional[int]]], attempts: int = 3) -> None:
     """Publish (message, delay_ms) pairs atomically; raise BrokerUnavailable if RabbitMQ refuses."""
-    prepared = [_prepare(message, delay) for message, delay in messages]
+    prepared = [_prepare(message, delay, broker.max_hold_ms) for message, delay in messages]
     for attempt in range(1, attempts + 1):
         try:
             for queue in {q_name(m.queue_name) for m, _ in prepared}:
@@ -108,7 +109,9 @@ class BatchFrames:
 _FRAME_END = bytes((spec.FRAME_END,))
 
 
-def _prepare(message: Message, delay: Optional[int]) -> tuple[Message, Optional[int]]:
+def _prepare(message: Message, delay: Optional[int], max_hold_ms: int) -> tuple[Message, Optional[int]]:
+    """What ``broker.enqueue`` would publish: a delayed message goes to the delay queue, in hops."""
+    message, delay = hop(message, delay, max_hold_ms)
     if delay is None:
         return message, None
     eta = int(time.time() * 1000) + delay

@@ -23,11 +23,13 @@ from pipeline.errors import InvalidArguments, UnknownActor
 
 QUEUES = ("ai_high_priority", "knowledge_default", "notification_default", "default")
 MAX_PRIORITY = 9
-#: The longest a message may wait in RabbitMQ's delay queue. Dramatiq workers
-#: hold delayed messages unacked until their ETA, and RabbitMQ redelivers
-#: anything held longer than its consumer_timeout (30 min); later runs
-#: belong to the scheduler.
-MAX_DELAY_MS = 1_200_000
+#: The longest delay (delay, eta, retry backoff) a message may be given. Long
+#: waits travel in hops of at most CLAW_MAX_HOLD_SECONDS (:mod:`pipeline.holds`),
+#: so this bound is about what a queue is for, not RabbitMQ's consumer_timeout:
+#: runs further ahead belong to the scheduler.
+MAX_DELAY_MS = 86_400_000
+#: The default cap of a retry's backoff.
+DEFAULT_MAX_BACKOFF_MS = 1_200_000
 
 _QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$")
@@ -44,6 +46,20 @@ def parse_rate_limit(text: str) -> tuple[int, int]:
 
 
 @dataclasses.dataclass(frozen=True)
+class FromSetting:
+    """A policy value an operator sets: read from the engine's settings when the actor is bound.
+
+    ``rate_limit=FromSetting("ai_global_rate_limit")`` takes the value of
+    ``CLAW_AI_GLOBAL_RATE_LIMIT``; CLAW_ACTOR_OVERRIDES still wins over it.
+    """
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"CLAW_{self.name.upper()}"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskPolicy:
     """How the engine treats one actor. Times are in seconds unless named ``_ms``."""
 
@@ -51,10 +67,17 @@ class TaskPolicy:
     priority: int = 0
     max_retries: int = 3
     retry_backoff_ms: int = 60_000
-    retry_backoff_max_ms: int = MAX_DELAY_MS
+    retry_backoff_max_ms: int = DEFAULT_MAX_BACKOFF_MS
     soft_time_limit: float = 300.0
     time_limit: float = 600.0
-    rate_limit: Optional[str] = None
+    #: At most that many starts per window across all workers and keys ("10/m", "5/30s", "100/h").
+    rate_limit: Optional[str | FromSetting] = None
+    #: At most that many starts per window for each key (a user, a conversation), under rate_limit.
+    rate_limit_per_key: Optional[str] = None
+    #: Where a task's key comes from: the name of one of its keyword arguments
+    #: (:func:`pipeline.middleware.rate_limits.rate_key` reads it). Tasks of
+    #: different keys share rate_limit fairly, taking turns.
+    rate_limit_key: Optional[str] = None
     #: What the health check does with a task STARTED for longer than its hard
     #: limit whose worker is gone: "requeue" it or mark it "fail"ed.
     lost_policy: str = "requeue"
@@ -70,14 +93,36 @@ class TaskPolicy:
             raise ValueError(f"need retry_backoff_ms <= retry_backoff_max_ms <= {MAX_DELAY_MS}")
         if not 0 < self.soft_time_limit <= self.time_limit:
             raise ValueError("need 0 < soft_time_limit <= time_limit")
-        if self.rate_limit is not None:
-            parse_rate_limit(self.rate_limit)
+        for limit in (self.rate_limit, self.rate_limit_per_key):
+            if isinstance(limit, str):
+                parse_rate_limit(limit)
+        if self.rate_limit_per_key and not self.rate_limit_key:
+            raise ValueError("rate_limit_per_key needs rate_limit_key (the argument the key comes from)")
+        if self.rate_limit_key and not (self.rate_limit or self.rate_limit_per_key):
+            raise ValueError("rate_limit_key needs rate_limit or rate_limit_per_key")
         if self.lost_policy not in ("requeue", "fail"):
             raise ValueError("lost_policy must be 'requeue' or 'fail'")
 
     @property
     def rate(self) -> Optional[tuple[int, int]]:
-        return parse_rate_limit(self.rate_limit) if self.rate_limit else None
+        """The global limit as (starts, window ms)."""
+        return parse_rate_limit(self.rate_limit) if isinstance(self.rate_limit, str) else None
+
+    @property
+    def key_rate(self) -> Optional[tuple[int, int]]:
+        """The per-key limit as (starts, window ms)."""
+        return parse_rate_limit(self.rate_limit_per_key) if self.rate_limit_per_key else None
+
+    def with_settings(self, settings: Any) -> "TaskPolicy":
+        """This policy with each :class:`FromSetting` value replaced by the setting's value."""
+        values = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, FromSetting):
+                if not hasattr(settings, value.name):
+                    raise ValueError(f"{field.name}: no setting named {value.name!r}")
+                values[field.name] = getattr(settings, value.name)
+        return dataclasses.replace(self, **values) if values else self
 
     def with_overrides(self, overrides: dict[str, Any]) -> "TaskPolicy":
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)} - {"queue"}

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pipeline.amqp import node_urls
 from pipeline.errors import ConfigError
 from pipeline.redis_url import check_url, is_sentinel_url
+from pipeline.registry import parse_rate_limit
 
 ENV_PREFIX = "CLAW_"
 ROLES = ("read", "submit", "admin")
@@ -78,6 +79,11 @@ class Settings(BaseSettings):
     queue_prefetch: int = Field(
         0, ge=0, description="Messages prefetched per worker process; 0 = 2 x threads (Dramatiq's default)."
     )
+    max_hold_seconds: float = Field(
+        300.0, ge=1, le=1500,
+        description="Longest a worker holds a waiting message (a delay, a retry's backoff, a rate-limit wait) unacknowledged; "
+                    "longer waits go back to RabbitMQ in hops of at most this. Keep it well under RabbitMQ's consumer_timeout.",
+    )
     heartbeat_interval_seconds: float = Field(2.0, gt=0, description="How often a worker process refreshes its record.")
     worker_ttl_seconds: float = Field(10.0, gt=0, description="A worker record disappears this long after its last heartbeat.")
     worker_metrics_port: int = Field(
@@ -93,6 +99,12 @@ class Settings(BaseSettings):
     actor_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='Per-actor policy overrides as JSON, e.g. {"generate_ai_response": {"rate_limit": "20/m"}}.',
+    )
+
+    ai_global_rate_limit: str = Field(
+        "300/m",
+        description="Most generate_ai_response tasks started per window across all users (each user also has "
+                    "10/m of their own): protects the model provider's quota. Like '300/m', '20/s', '5000/h'.",
     )
 
     api_tokens: Annotated[dict[str, str], NoDecode] = Field(
@@ -154,6 +166,12 @@ class Settings(BaseSettings):
         if self.redis_wait_replicas is not None:
             return self.redis_wait_replicas
         return 1 if is_sentinel_url(self.redis_url) else 0
+
+    @field_validator("ai_global_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)
+        return value
 
     @field_validator("worker_queues", "task_modules", mode="before")
     @classmethod

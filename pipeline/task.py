@@ -21,6 +21,7 @@ import pydantic
 from pipeline import client
 from pipeline.registry import (  # noqa: F401  (what task modules and the API read about tasks)
     MAX_DELAY_MS,
+    FromSetting,
     MAX_PRIORITY,
     QUEUES,
     REGISTRY,

@@ -107,6 +107,18 @@ def rate_limited(list_key: str):
     get_redis().rpush(list_key, f"{time.time():.3f}")
 
 
+class StartArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    list_key: str
+    user: str = ""
+
+
+@task(rate_limit="5/s", rate_limit_per_key="2/s", rate_limit_key="user", args_model=StartArgs, **FAST)
+def shared_fairly(list_key: str, user: str = ""):
+    """Records when it started and for whom (the backlog tests override its limits)."""
+    get_redis().rpush(list_key, f"{time.time():.6f} {current_task().task_id} {user}")
+
+
 @task(max_retries=1, **FAST)
 def kills_its_worker():
     os.kill(os.getpid(), signal.SIGKILL)

@@ -20,7 +20,7 @@ from pipeline.context import running_task
 from pipeline.knowledge import extra
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.text import StoredText
-from pipeline.task import task
+from pipeline.task import FromSetting, task
 
 PROGRESS_INTERVAL_SECONDS = 0.25
 
@@ -39,7 +39,12 @@ class GenerateArgs(pydantic.BaseModel):
     max_retries=3,
     soft_time_limit=120,
     time_limit=180,
-    rate_limit="10/m",
+    # Each user starts at most 10 answers a minute, and all users together at most
+    # CLAW_AI_GLOBAL_RATE_LIMIT (the model provider's quota), taking turns. Until
+    # submissions carry their owner, a conversation stands for its user.
+    rate_limit_per_key="10/m",
+    rate_limit_key="conversation_id",
+    rate_limit=FromSetting("ai_global_rate_limit"),
     args_model=GenerateArgs,
 )
 def generate_ai_response(*, conversation_id: str, user_message: str, knowledge_base_id: Optional[str] = None) -> dict:

@@ -1,6 +1,8 @@
 """Heartbeat: each worker process keeps its record fresh and obeys control commands.
 
-The record (host, pid, queues, concurrency, counts, current tasks) expires
+The record (host, pid, queues, concurrency, counts, current tasks, and
+``held``: waiting messages this process holds unacknowledged, see
+:mod:`pipeline.holds`) expires
 a few heartbeats after the process stops refreshing it, so a killed worker
 disappears by itself. The same thread trims expired entries from the task
 indexes in small batches, which keeps list pages free of dead entries
@@ -49,6 +51,7 @@ class Heartbeat(Middleware):
         self.processed = 0
         self.failed = 0
         self.stopping = threading.Event()
+        self.worker = None
         self.static = {
             "id": worker_id,
             "node": node,
@@ -61,6 +64,7 @@ class Heartbeat(Middleware):
         }
 
     def after_worker_boot(self, broker, worker):
+        self.worker = worker
         # Listen before being listed: a command sent as soon as this worker
         # appears (pub/sub keeps nothing for late subscribers) must reach it.
         control = self._subscribe()
@@ -95,7 +99,13 @@ class Heartbeat(Middleware):
     def _beat(self) -> None:
         with self.lock:
             record = {**self.static, "processed": self.processed, "failed": self.failed, "current_tasks": sorted(self.current)}
+        record["held"] = self._held()
         self.registry.beat(record)
+
+    def _held(self) -> int:
+        """Delayed messages in this process's delay consumers, each held unacked until its hop ends."""
+        consumers = list(self.worker.consumers.values()) if self.worker is not None else []
+        return sum(consumer.delay_queue.qsize() for consumer in consumers)
 
     def _beat_loop(self) -> None:
         while not self.stopping.wait(self.interval):

@@ -5,8 +5,9 @@
 * :mod:`.records` — creating records and moving them through their states;
 * :mod:`.queries` — lookups, pages, counts, runtimes, throughput;
 * :mod:`.housekeeping` — expiry, dead-letter resets and deletes, lost-task repair, cleanup;
+* :mod:`.admission` — rate limits and fair share: which waiting task starts next;
 * :mod:`.workers` — worker heartbeats and the control channel;
-* :mod:`.store` — :class:`StateStore`, the three record parts as one object;
+* :mod:`.store` — :class:`StateStore`, the four parts as one object;
 * :mod:`.batching` — the worker threads' shared Redis round trips.
 """
 

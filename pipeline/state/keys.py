@@ -90,8 +90,35 @@ class Keys:
     def undecodable(self) -> str:
         return f"{self.prefix}:undecodable"
 
+    # -- rate limits and fair share (pipeline.state.admission) ------------------------------
+
     def rate_limit(self, actor: str) -> str:
+        """Sorted set of an actor's starts in its current window (all keys)."""
         return f"{self.prefix}:rl:{actor}"
+
+    def rate_limit_of(self, actor: str, key: str) -> str:
+        """Sorted set of one key's starts of *actor* in its current window."""
+        return f"{self.prefix}:rl:{actor}:k:{key}"
+
+    def fair_keys(self, actor: str) -> str:
+        """Sorted set of the keys with tasks waiting for *actor*, in the order their turns come."""
+        return f"{self.prefix}:fq:{actor}"
+
+    def fair_waiting(self, actor: str, key: str) -> str:
+        """Sorted set of one key's waiting tasks, by priority then arrival."""
+        return f"{self.prefix}:fq:{actor}:w:{key}"
+
+    def fair_due(self, actor: str, key: str) -> str:
+        """Sorted set of one key's waiting tasks, by when each message is due back."""
+        return f"{self.prefix}:fq:{actor}:d:{key}"
+
+    def fair_tag(self, actor: str, key: str) -> str:
+        """A key's virtual time: the round in which its next turn comes."""
+        return f"{self.prefix}:fq:{actor}:t:{key}"
+
+    def fair_clock(self, actor: str) -> str:
+        """The actor's virtual time: the round of the last turn taken."""
+        return f"{self.prefix}:fq:{actor}:v"
 
     @property
     def results_namespace(self) -> str:

@@ -34,6 +34,12 @@ KEY_FUNCTIONS = {
     "runtimes_key": ("runtimes", ("actor",)),
     "throughput_key": ("throughput", ("bucket",)),
     "rate_limit_key": ("rate_limit", ("actor",)),
+    "rate_limit_of": ("rate_limit_of", ("actor", "key")),
+    "fair_keys": ("fair_keys", ("actor",)),
+    "fair_waiting": ("fair_waiting", ("actor", "key")),
+    "fair_due": ("fair_due", ("actor", "key")),
+    "fair_tag": ("fair_tag", ("actor", "key")),
+    "fair_clock": ("fair_clock", ("actor",)),
     "events_channel": ("events_channel", ("id",)),
     "cancel_channel": ("cancel_channel", None),
 }

@@ -23,6 +23,7 @@ import redis
 from pipeline.encoder import to_json
 from pipeline.redact import redact
 from pipeline.redis_client import unavailable
+from pipeline.state.keys import FINAL_STATES
 from pipeline.state.lua import script
 
 logger = logging.getLogger("pipeline.state")
@@ -150,42 +151,6 @@ finalize(key, ARGV[2], r[2], r[3], 'CANCELLED', tonumber(ARGV[3]), tonumber(ARGV
 return 1
 """)
 
-# Sliding-window rate limit with reservations: each waiting message books
-# the exact future slot at which it may start, so waiters are admitted in
-# order instead of all waking at once and re-queueing each other.
-# KEYS: rate limit, task. ARGV: P, member, task_id, limit, window_ms
-RATE_LIMIT = script(r"""
-local key, tkey = KEYS[1], KEYS[2]
-local member, id, limit, window = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local mine = redis.call('ZSCORE', key, member)
-local slot
-if mine then
-  slot = tonumber(mine)
-  if slot <= now + 20 then return 0 end
-else
-  local n = redis.call('ZCARD', key)
-  if n < limit then
-    redis.call('ZADD', key, now, member)
-    redis.call('PEXPIRE', key, window * 2)
-    return 0
-  end
-  local e = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
-  slot = tonumber(e[2]) + window
-  redis.call('ZADD', key, slot, member)
-  redis.call('PEXPIRE', key, slot - now + window * 2)
-end
-local state = redis.call('HGET', tkey, 'state')
-if state == 'PENDING' or state == 'RETRY' then
-  redis.call('HSET', tkey, 'eta', string.format('%.3f', slot / 1000), 'wait_reason', 'rate_limit')
-  redis.call('PUBLISH', events_channel(id), '{"type":"waiting","reason":"rate_limit","eta":'..string.format('%.3f', slot / 1000)..'}')
-end
-return slot - now
-""")
-
-
 # -- what a record is made of ---------------------------------------------------------------
 
 # The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.uuid4() sets them.
@@ -301,7 +266,6 @@ class RecordWrites:
         self._finish = client.register_script(FINISH)
         self._cancel = client.register_script(CANCEL)
         self._drop_cancelled = client.register_script(DROP_CANCELLED)
-        self._rate_limit = client.register_script(RATE_LIMIT)
         # recording() and _hot() call these by hash, without redis-py's reload-on-miss.
         for source in (CREATE, START, FINISH):
             client.script_load(source)
@@ -506,10 +470,16 @@ class RecordWrites:
         self._drop_cancelled(keys=[self.keys.task(task_id)],
                              args=[self.namespace, task_id, now_field(), self.result_ttl, self.expiry_grace])
 
-    def reserve_rate_slot(self, actor: str, member: str, task_id: str, limit: int, window_ms: int) -> int:
-        """0 when the task may start now, else milliseconds until its reserved slot."""
-        keys = [self.keys.rate_limit(actor), self.keys.task(task_id)]
-        return int(self._rate_limit(keys=keys, args=[self.namespace, member, task_id, limit, window_ms]))
+    def still_waiting(self, task_id: str) -> bool:
+        """Does a message waiting in the delay queue still have a task to run?
+
+        Not when its task was cancelled (the record then starts its expiry, as
+        when a worker drops the message of a cancelled task) or has finished.
+        """
+        state = self.redis.hget(self.keys.task(task_id), "state")
+        if state == "CANCELLED":
+            self.mark_cancelled_dropped(task_id)
+        return state not in FINAL_STATES
 
     def report_progress(self, task_id: str, progress: dict[str, Any]) -> None:
         body = to_json(progress)

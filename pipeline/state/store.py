@@ -1,8 +1,9 @@
 """The task-state store: one Redis hash per task plus sorted-set indexes.
 
-:class:`StateStore` is one object with three parts, one file each:
-writing records (:mod:`.records`), reading them (:mod:`.queries`) and
-housekeeping (:mod:`.housekeeping`); worker heartbeats are
+:class:`StateStore` is one object with four parts, one file each:
+writing records (:mod:`.records`), reading them (:mod:`.queries`),
+housekeeping (:mod:`.housekeeping`) and admitting rate-limited tasks
+(:mod:`.admission`); worker heartbeats are
 :mod:`.workers`. Key names come from :class:`~pipeline.state.keys.Keys` only.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import redis
 
+from pipeline.state.admission import Admission
 from pipeline.state.batching import ScriptBatcher
 from pipeline.state.housekeeping import Housekeeping
 from pipeline.state.keys import Keys
@@ -23,7 +25,7 @@ from pipeline.state.replicas import ReplicaWait
 DEFAULT_EXPIRY_GRACE_SECONDS = 10
 
 
-class StateStore(RecordWrites, RecordQueries, Housekeeping):
+class StateStore(RecordWrites, RecordQueries, Housekeeping, Admission):
     def __init__(
         self,
         client: redis.Redis,
@@ -43,6 +45,7 @@ class StateStore(RecordWrites, RecordQueries, Housekeeping):
         self._register_record_scripts(client)
         self._register_query_scripts(client)
         self._register_housekeeping_scripts(client)
+        self._register_admission_scripts(client)
         self._worker_scripts = ScriptBatcher(client.connection_pool.make_connection, self.replica_wait)
 
     @property

@@ -20,7 +20,7 @@ from pipeline.state.keys import Keys
 from pipeline.state.queries import decode_hash
 
 LIST_FIELDS = ("queues", "current_tasks")
-INT_FIELDS = ("pid", "concurrency", "processed", "failed", "threads")
+INT_FIELDS = ("pid", "concurrency", "processed", "failed", "threads", "held")
 FLOAT_FIELDS = ("started_at", "last_seen")
 COMMANDS = ("pool_restart", "shutdown")
 _HOSTNAME = socket.gethostname()

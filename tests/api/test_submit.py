@@ -37,7 +37,7 @@ def test_arguments_and_options_are_validated_naming_each_field(submit_api, engin
     assert result.json["error"]["fields"].keys() == {"nope", "priority", "delay_seconds"}
     both = submit_api.post("/test/echo", role="submit", json={"delay_seconds": 1, "eta": "2030-01-01T00:00:00Z"})
     assert both.status_code == 422
-    far = submit_api.post("/test/echo", role="submit", json={"delay_seconds": 3600})
+    far = submit_api.post("/test/echo", role="submit", json={"delay_seconds": 86_401})  # past a day
     assert far.json["error"]["fields"].keys() == {"delay_seconds"}
     assert engine.store.count_by_state([], [])["states"]["PENDING"] == 0
 
@@ -46,6 +46,8 @@ def test_delay_seconds_and_eta_set_the_tasks_eta(submit_api, engine):
     delayed = submit_api.post("/test/echo", role="submit", json={"delay_seconds": 30}).json["task_id"]
     record = engine.store.get(delayed)
     assert record["wait_reason"] == "delay" and record["eta"] == pytest.approx(time.time() + 30, abs=3)
+    two_hours = submit_api.post("/test/echo", role="submit", json={"delay_seconds": 7200}).json["task_id"]
+    assert engine.store.get(two_hours)["eta"] == pytest.approx(time.time() + 7200, abs=3)
     eta = datetime.now(timezone.utc) + timedelta(seconds=60)
     later = submit_api.post("/test/echo", role="submit", json={"eta": eta.isoformat()}).json["task_id"]
     assert engine.store.get(later)["eta"] == pytest.approx(eta.timestamp(), abs=3)

@@ -108,8 +108,14 @@ def test_the_builtin_task_table_matches_the_declarations():
     for name, spec in builtin.items():
         policy = spec.policy
         expected = [policy.queue, str(policy.priority), str(policy.max_retries), f"{policy.soft_time_limit:g}",
-                    f"{policy.time_limit:g}", policy.rate_limit or "–"]
+                    f"{policy.time_limit:g}", _rate_cell(policy)]
         assert [cell.strip() for cell in table[name]] == expected, name
+
+
+def _rate_cell(policy) -> str:
+    if policy.rate_limit_per_key:
+        return f"{policy.rate_limit_per_key} per `{policy.rate_limit_key}`, `{policy.rate_limit}` in all"
+    return str(policy.rate_limit or "–")
 
 
 def test_the_task_example_on_the_page_is_examples_report_tasks():
