@@ -51,7 +51,7 @@ import numpy as np
 
 from bench.retrieval import CachedEmbedder, build_base, load_documents, load_questions, scratch_database
 
-EF_VALUES = (40, 100, 200)
+EF_VALUES = (40, 100, 200, 400)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -141,7 +141,8 @@ def build(url: str, target: int, noise: float) -> tuple:
     kb, _ = build_base(url, load_documents(), embedder, name="scale")
     embedder.save()
     with connect(url, autocommit=True) as conn:  # the bulk rows go in unindexed, the index is built after
-        conn.execute(f'DROP INDEX IF EXISTS "{store.index_name(kb.id)}"')
+        for name in store.index_names(kb.id):
+            conn.execute(f'DROP INDEX IF EXISTS "{name}"')
     timings = {"eval_base_s": time.perf_counter() - started, **grow(url, kb, target, noise)}
     started = time.perf_counter()
     store.ensure_index(url, kb)

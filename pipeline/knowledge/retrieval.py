@@ -201,7 +201,7 @@ def load_centroids(conn: psycopg.Connection, kb_id: uuid.UUID) -> Centroids:
 
 
 def candidates(conn, kb: store.KnowledgeBase, query_vector: np.ndarray, scripts: list, limit: int) -> list[Candidate]:
-    """Up to ``limit`` nearest chunks per script by cosine, via the base's HNSW index."""
+    """Up to ``limit`` nearest chunks per script by cosine, each from the base's HNSW index of that script."""
     distance = sql.SQL("c.embedding::vector({dim}) <=> %(q)s::vector({dim})").format(dim=sql.Literal(kb.embedding_dim))
     parts = []
     for i, script in enumerate(scripts):
@@ -219,9 +219,7 @@ def candidates(conn, kb: store.KnowledgeBase, query_vector: np.ndarray, scripts:
     params = {"kb": kb.id, "q": store.vector_literal(query_vector), "limit": limit}
     params.update({f"s{i}": script for i, script in enumerate(scripts)})
     with conn.transaction():
-        # Filtering by script inside an index scan needs iterative scans (pgvector >= 0.8).
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(EF_SEARCH, limit), 1000))))
-        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         rows = conn.execute(query, params).fetchall()
     return [Candidate(*row[:8], vector=store.parse_vector(row[8])) for row in rows]
 

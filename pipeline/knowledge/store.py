@@ -121,39 +121,60 @@ def ensure_knowledge_base(conn: psycopg.Connection, name: str, model_name: str, 
     return created or find_knowledge_base(conn, name)
 
 
-def index_name(kb_id: str | uuid.UUID) -> str:
-    return f"chunks_hnsw_{_uuid(kb_id).hex}"
+#: What ``chunking.detect_script`` tags a chunk with (the chunks table checks the same list).
+SCRIPTS = ("cjk", "latin", "other")
+
+
+def index_name(kb_id: str | uuid.UUID, script: str) -> str:
+    """The base's HNSW index over its chunks of one script."""
+    return f"chunks_hnsw_{_uuid(kb_id).hex}_{script}"
+
+
+def index_names(kb_id: str | uuid.UUID) -> list[str]:
+    """Every index name the base may have, including the one-per-base index of earlier versions."""
+    return [index_name(kb_id, script) for script in SCRIPTS] + [f"chunks_hnsw_{_uuid(kb_id).hex}"]
 
 
 def ensure_index(url: str, kb: KnowledgeBase) -> bool:
-    """Give the base its HNSW (cosine) index if it lacks a valid one; True when one was built.
+    """Give the base its HNSW (cosine) indexes where it lacks a valid one; True when one was built.
 
-    One partial index per base, on the embedding cast to the base's
-    dimension, because bases may hold vectors of different sizes. Built
-    CONCURRENTLY, so writers to other bases are not blocked; that needs a
-    connection of its own in autocommit mode, hence the URL.
+    One partial index per base and script, on the embedding cast to the base's
+    dimension (bases may hold vectors of different sizes). Per script, because
+    search asks each script for its nearest chunks: with one index per base, the
+    graph walk starts among the question's own language and a filter on the
+    other script found 1 of its true 10 nearest chunks at 100,000 chunks
+    (``bench/retrieval_scale.py``); each script's own graph has no filter to
+    fight. Built CONCURRENTLY, so writers to other bases are not blocked; that
+    needs a connection of its own in autocommit mode, hence the URL. The single
+    index of earlier versions is dropped once the new ones exist.
     """
-    name = index_name(kb.id)
+    lock = f"chunks_hnsw_{kb.id.hex}"
+    built = False
     with connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock,))
         try:
-            valid = conn.execute(
-                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
-                (name,),
-            ).fetchone()
-            if valid is not None and valid[0]:
-                return False
-            if valid is not None:  # left INVALID by an interrupted concurrent build
-                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-            conn.execute(
-                sql.SQL(
-                    "CREATE INDEX CONCURRENTLY {name} ON chunks USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
-                    "WHERE knowledge_base_id = {kb}"
-                ).format(name=sql.Identifier(name), dim=sql.Literal(kb.embedding_dim), kb=sql.Literal(str(kb.id)))
-            )
-            return True
+            for script in SCRIPTS:
+                name = index_name(kb.id, script)
+                valid = conn.execute(
+                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+                    (name,),
+                ).fetchone()
+                if valid is not None and valid[0]:
+                    continue
+                if valid is not None:  # left INVALID by an interrupted concurrent build
+                    conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE INDEX CONCURRENTLY {name} ON chunks USING hnsw ((embedding::vector({dim})) vector_cosine_ops)"
+                        " WHERE knowledge_base_id = {kb} AND script = {script}"
+                    ).format(name=sql.Identifier(name), dim=sql.Literal(kb.embedding_dim), kb=sql.Literal(str(kb.id)),
+                             script=sql.Literal(script))
+                )
+                built = True
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(lock)))
+            return built
         finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
 
 
 def start_rebuild(conn: psycopg.Connection, kb_id: str, model_name: str, dim: int) -> KnowledgeBase:
@@ -163,7 +184,8 @@ def start_rebuild(conn: psycopg.Connection, kb_id: str, model_name: str, dim: in
     fills the base with vectors of the new model. One transaction.
     """
     kb = get_knowledge_base(conn, kb_id, for_update=True)
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(kb.id))))
+    for name in index_names(kb.id):
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
     conn.execute("DELETE FROM chunks WHERE knowledge_base_id = %s", (kb.id,))
     conn.execute("DELETE FROM script_centroids WHERE knowledge_base_id = %s", (kb.id,))
     conn.execute(
@@ -434,7 +456,7 @@ def delete_documents(
 def delete_knowledge_base(url: str, kb_id: str | uuid.UUID) -> Optional[dict[str, int]]:
     """Delete a base with everything in it; None when there is no such base (already deleted).
 
-    Its HNSW index goes first, CONCURRENTLY, so other bases' readers and writers
+    Its HNSW indexes go first, CONCURRENTLY, so other bases' readers and writers
     are never blocked and the rows are not removed from an index one by one.
     Then one transaction deletes the base row; documents, chunks, centroid sums
     and staged vectors follow by ON DELETE CASCADE. A vectorize task still
@@ -444,7 +466,8 @@ def delete_knowledge_base(url: str, kb_id: str | uuid.UUID) -> Optional[dict[str
     with connect(url, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM knowledge_bases WHERE id = %s", (kb_uuid,)).fetchone() is None:
             return None
-        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(index_name(kb_uuid))))
+        for name in index_names(kb_uuid):
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
         with conn.transaction():
             if conn.execute("SELECT 1 FROM knowledge_bases WHERE id = %s FOR UPDATE", (kb_uuid,)).fetchone() is None:
                 return None

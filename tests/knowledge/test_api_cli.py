@@ -39,7 +39,9 @@ def test_create_and_list_bases(api, knowledge_db):
     listed = {kb["name"]: kb for kb in api.simulate_get("/api/v1/knowledge").json["knowledge_bases"]}
     assert listed[name]["documents"] == 0 and listed[name]["id"] == created.json["id"]
     with psycopg.connect(knowledge_db) as conn:
-        assert conn.execute("SELECT 1 FROM pg_class WHERE relname = %s", (store.index_name(created.json["id"]),)).fetchone()
+        indexes = {name for (name,) in conn.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s)",
+                                                    (store.index_names(created.json["id"]),))}
+        assert indexes == {store.index_name(created.json["id"], script) for script in store.SCRIPTS}
 
     bad = api.simulate_post("/api/v1/knowledge", json={"name": ""})
     assert bad.status_code == 422 and bad.json["description"].startswith("name:")
@@ -159,7 +161,7 @@ def test_delete_endpoint_removes_a_whole_base_through_a_worker_task(kb_engine, s
     with psycopg.connect(knowledge_db) as conn:
         assert conn.execute("SELECT count(*) FROM chunks WHERE knowledge_base_id = %s", (kb.id,)).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM script_centroids WHERE knowledge_base_id = %s", (kb.id,)).fetchone()[0] == 0
-        assert conn.execute("SELECT 1 FROM pg_class WHERE relname = %s", (store.index_name(kb.id),)).fetchone() is None
+        assert conn.execute("SELECT 1 FROM pg_class WHERE relname = ANY(%s)", (store.index_names(kb.id),)).fetchone() is None
         assert conn.execute("SELECT count(*) FROM documents WHERE knowledge_base_id = %s", (other.id,)).fetchone()[0] == 2
     assert api.simulate_get(f"/api/v1/knowledge/{kb.id}/search", params={"q": "webhook"}).status_code == 404
     kept = api.simulate_get(f"/api/v1/knowledge/{other.id}/search", params={"q": "webhook signature"})

@@ -105,7 +105,7 @@ def test_search_uses_the_bases_own_hnsw_index(corpus_base, knowledge_db):
             " ORDER BY c.embedding::vector(384) <=> %s::vector(384) LIMIT 5",
             (corpus_base.kb.id, "cjk", vector),
         ).fetchall())
-    assert f"Index Scan using {store.index_name(corpus_base.kb.id)}" in plan
+    assert f"Index Scan using {store.index_name(corpus_base.kb.id, 'cjk')}" in plan
 
 
 def test_unknown_base_and_empty_base(new_base):

@@ -91,9 +91,9 @@ def test_rebuild_after_a_model_change(new_base, kb_engine, start_kb_worker, know
             "SELECT content, embedding::text FROM chunks WHERE document_id = %s ORDER BY position LIMIT 1",
             (ids["en-webhooks.md"],),
         ).fetchone()
-        valid = conn.execute("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                             " WHERE c.relname = %s", (store.index_name(kb.id),)).fetchone()
+        valid = conn.execute("SELECT array_agg(i.indisvalid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                             " WHERE c.relname = ANY(%s)", (store.index_names(kb.id),)).fetchone()
     assert (rebuilt.embedder_model, rebuilt.embedding_dim, rebuilt.status) == (new_model.model_name, 384, "ready")
-    assert valid == (True,)
+    assert valid == ([True] * len(store.SCRIPTS),)
     np.testing.assert_allclose(store.parse_vector(vector), new_model.passages([text])[0], atol=1e-5)
     assert retrieval.search(kb.id, "How do I verify a webhook signature?", 1)[0].source == "en-webhooks.md"
