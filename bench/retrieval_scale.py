@@ -238,19 +238,20 @@ def api_latency(kb, questions: list[str], clients: int, workdir: Path) -> dict:
     }
 
 
-def database_latency(kb, queries: np.ndarray, texts: list[str]) -> dict:
-    """retrieval.rank alone (the question already embedded): what the database and re-scoring cost."""
+def database_latency(kb, queries: np.ndarray, texts: list[str], ef_values=(400, 800)) -> dict:
+    """retrieval.rank alone (the question already embedded), at each ef_search, alternating question by question."""
     from pipeline.knowledge import retrieval
     from pipeline.knowledge.chunking import detect_script
     from pipeline.knowledge.db import connection
 
-    times = []
+    times: dict[int, list[float]] = {ef: [] for ef in ef_values}
     with connection() as conn:
         for vector, text in zip(queries, texts):
-            started = time.perf_counter()
-            retrieval.rank(conn, kb, vector, detect_script(text), 5)
-            times.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": statistics.median(times), "p99_ms": percentile(times, 99)}
+            for ef in ef_values:
+                started = time.perf_counter()
+                retrieval.rank(conn, kb, vector, detect_script(text), 5, ef_search=ef)
+                times[ef].append((time.perf_counter() - started) * 1000)
+    return {f"ef_search={ef}": {"p50_ms": statistics.median(t), "p99_ms": percentile(t, 99)} for ef, t in times.items()}
 
 
 # --------------------------------------------------------------------------- 3. centroid upkeep

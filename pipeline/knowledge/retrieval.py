@@ -161,6 +161,7 @@ def rank(
     *,
     distinct: bool = True,
     ranking: Ranking = "neutral",
+    ef_search: Optional[int] = None,
 ) -> list[Hit]:
     centroids = load_centroids(conn, kb.id)
     if not centroids:
@@ -168,7 +169,7 @@ def rank(
     scripts = sorted(centroids.counts)
     per_script = max(RERANK_DEPTH, 4 * k)
     while True:
-        found = candidates(conn, kb, query_vector, scripts, per_script)
+        found = candidates(conn, kb, query_vector, scripts, per_script, ef_search)
         if ranking == "cosine":
             scores = [c.similarity for c in found]
         else:
