@@ -226,6 +226,9 @@ def candidates(
     params.update({f"s{i}": script for i, script in enumerate(scripts)})
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(ef_search, limit), 1000))))
+        # A base still on the single index of earlier versions (until ensure_index runs for it) filters by
+        # script inside the scan, which needs iterative scans (pgvector >= 0.8) to return enough rows.
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         rows = conn.execute(query, params).fetchall()
     return [Candidate(*row[:8], vector=store.parse_vector(row[8])) for row in rows]
 
