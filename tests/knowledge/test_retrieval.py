@@ -116,3 +116,25 @@ def test_unknown_base_and_empty_base(new_base):
     with pytest.raises(store.UnknownKnowledgeBase):
         retrieval.search(uuid.uuid4(), "anything")
     assert retrieval.search(new_base("empty").id, "anything") == []
+
+
+def test_ensure_index_gives_a_base_one_index_per_script_and_drops_the_earlier_single_index(new_base, knowledge_db):
+    import psycopg
+    from psycopg import sql
+
+    from pipeline.knowledge import store
+
+    kb = new_base("legacy")
+    legacy = store.index_names(kb.id)[-1]
+    with psycopg.connect(knowledge_db, autocommit=True) as conn:
+        for name in store.index_names(kb.id)[:-1]:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE INDEX {} ON chunks USING hnsw ((embedding::vector(384)) vector_cosine_ops)"
+                             " WHERE knowledge_base_id = {}").format(sql.Identifier(legacy), sql.Literal(str(kb.id))))
+    assert store.ensure_index(knowledge_db, kb) is True
+    assert store.ensure_index(knowledge_db, kb) is False  # nothing left to build
+    with psycopg.connect(knowledge_db) as conn:
+        present = {name for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = ANY(%s) AND i.indisvalid", (store.index_names(kb.id),))}
+    assert present == {store.index_name(kb.id, script) for script in store.SCRIPTS}
