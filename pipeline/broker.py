@@ -115,6 +115,46 @@ def make_results_backend(settings: Settings) -> RedisBackend:
     return RedisBackend(client=client, namespace=Keys(settings.namespace).results_namespace, encoder=JSONEncoder())
 
 
+def engine_middleware(
+    settings: Settings,
+    store: StateStore,
+    results_backend: RedisBackend,
+    process_middleware: Iterable[Middleware],
+    time_limits: TimeLimits,
+) -> list[Middleware]:
+    """The engine's middleware in the one order that works, and why.
+
+    Dramatiq runs before-hooks in this order and after-hooks in reverse.
+
+    1. The process's own (heartbeat, metrics, recycling): they see every
+       message first and hear of its end last, whatever the others decide.
+    2. FreshPublisher: it replaces an idle publishing connection before any
+       other hook enqueues (a retry, a rate-limited message).
+    3. Callbacks, Pipelines: Dramatiq's, as in its defaults.
+    4. StateStoreResults: makes ``get_result`` work; TaskState writes the values.
+    5. RateLimits before TaskState: a message over its rate is put back before
+       it is STARTED, so its attempts and retries stay untouched.
+    6. TaskState opens the message's :class:`~pipeline.delivery.Delivery`;
+       everything after it acts only on a delivery that runs.
+    7. RetryPolicy after TaskState: its after-hook runs first and leaves on the
+       Delivery what TaskState then records (RETRY, FAILURE or CANCELLED).
+    8. TimeLimits and Cancellation last: their after-hooks run first, so a task
+       that has returned is never interrupted any more.
+    """
+    return [
+        *process_middleware,
+        FreshPublisher(settings.broker_url),
+        Callbacks(),
+        Pipelines(),
+        StateStoreResults(backend=results_backend),
+        RateLimits(store),
+        TaskState(store, results_backend),
+        RetryPolicy(),
+        time_limits,
+        Cancellation(store.redis, store.keys.cancel_channel),
+    ]
+
+
 def make_broker(
     settings: Settings,
     store: StateStore,
@@ -126,20 +166,7 @@ def make_broker(
     encoder = CompressedJSONEncoder(settings.compression_threshold_bytes, on_decode_error=store.record_undecodable)
     dramatiq.set_encoder(encoder)
     results_backend = make_results_backend(settings)
-    middleware: list[Middleware] = [
-        *extra_middleware,
-        FreshPublisher(settings.broker_url),
-        Callbacks(),
-        Pipelines(),
-        StateStoreResults(backend=results_backend),
-        RateLimits(store),
-        TaskState(store, results_backend),
-        RetryPolicy(),
-        # Last, so their after-hooks run first (after-hooks run in reverse):
-        # a task that has returned must not be interrupted any more.
-        time_limits or TimeLimits(),
-        Cancellation(store.redis, store.keys.cancel_channel),
-    ]
+    middleware = engine_middleware(settings, store, results_backend, extra_middleware, time_limits or TimeLimits())
     broker = ClawBroker(
         url=broker_url_for_process(settings.broker_url), max_priority=MAX_PRIORITY, confirm_delivery=True,
         middleware=middleware, max_hold_ms=int(settings.max_hold_seconds * 1000), still_waiting=store.still_waiting,

@@ -22,6 +22,7 @@ from typing import Callable
 import redis
 from dramatiq.middleware import Middleware
 
+from pipeline.delivery import outcome_of
 from pipeline.state import StateStore, WorkerRegistry
 
 logger = logging.getLogger("pipeline.heartbeat")
@@ -89,7 +90,7 @@ class Heartbeat(Middleware):
         with self.lock:
             self.current.discard(message.message_id)
             self.processed += 1
-            if exception is not None and getattr(message, "_claw_outcome", "FAILURE") != "RETRY":
+            if exception is not None and outcome_of(message) != "RETRY":
                 self.failed += 1
 
     def after_skip_message(self, broker, message):

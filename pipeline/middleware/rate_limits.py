@@ -20,6 +20,7 @@ from typing import Optional
 
 from dramatiq.middleware import Middleware, SkipMessage
 
+from pipeline.delivery import open_delivery
 from pipeline.redis_client import wait_for_redis
 from pipeline.state import StateStore, untracked
 from pipeline.state.admission import Limits
@@ -85,5 +86,5 @@ class RateLimits(Middleware):
             return  # RUN, or PASS: a finished or duplicate task, which TaskState drops
         with untracked():
             broker.enqueue(message.copy(), delay=decision.wait_ms)
-        message._claw_quiet_skip = True
+        open_delivery(message).dropped = True
         raise SkipMessage(f"rate limited for {decision.wait_ms} ms")

@@ -3,7 +3,7 @@
 Replaces Dramatiq's Retries so that the decision uses the attempts counted in
 the state store (which include deliveries lost to a killed worker) and so
 that cancellation, permanent errors and the hard time limit never retry.
-The decision is left on the message for TaskState to record.
+The decision is left on the message's Delivery for TaskState to record.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 
 from dramatiq.middleware import Middleware
 
+from pipeline.delivery import delivery_of
 from pipeline.errors import HardTimeLimitExceeded, InvalidArguments, PermanentError, TaskCancelled
 from pipeline.state import untracked
 from pipeline.registry import TaskPolicy, policy_of
@@ -30,15 +31,16 @@ def backoff_ms(policy: TaskPolicy, attempt: int) -> int:
 
 class RetryPolicy(Middleware):
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if exception is None or getattr(message, "_claw_started", None) is None:
+        delivery = delivery_of(message)
+        if exception is None or delivery is None or not delivery.running:
             return
         if isinstance(exception, TaskCancelled):
-            message._claw_outcome = "CANCELLED"
+            delivery.outcome = "CANCELLED"
             return
         policy = policy_of(broker, message.actor_name)
-        attempt = getattr(message, "_claw_attempt", 1)
+        attempt = delivery.attempt
         if isinstance(exception, NEVER_RETRIED) or attempt > policy.max_retries:
-            message._claw_outcome = "FAILURE"
+            delivery.outcome = "FAILURE"
             message.fail()
             return
         delay = backoff_ms(policy, attempt)
@@ -47,8 +49,7 @@ class RetryPolicy(Middleware):
                 broker.enqueue(message.copy(options={"retries": attempt}), delay=delay)
         except Exception:
             logger.exception("Could not schedule the retry of %s; failing it.", message.message_id)
-            message._claw_outcome = "FAILURE"
+            delivery.outcome = "FAILURE"
             message.fail()
             return
-        message._claw_outcome = "RETRY"
-        message._claw_retry_eta = time.time() + delay / 1000
+        delivery.retry_at(time.time() + delay / 1000)

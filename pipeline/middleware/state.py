@@ -13,18 +13,18 @@ lost, and the state catches up as soon as Redis is back.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
 from dramatiq.middleware import Middleware, SkipMessage
 
 from pipeline.context import TaskContext, set_current, peek_current
+from pipeline.delivery import Delivery, delivery_of, open_delivery
 from pipeline.encoder import to_json
 from pipeline.redact import redact
 from pipeline.redis_client import wait_for_redis
 from pipeline.state import NewTask, StateStore, error_fields, exception_result, worker_identity
-from pipeline.state.records import is_untracked
+from pipeline.state.records import is_untracked, now_field
 from pipeline.registry import policy_of
 
 logger = logging.getLogger("pipeline.state")
@@ -70,23 +70,22 @@ class TaskState(Middleware):
         policy = policy_of(broker, message.actor_name)
         max_attempts = policy.max_retries + 1 + LOST_DELIVERIES_TOLERATED
         redelivered = bool(getattr(message, "redelivered", True))
-        delivery = os.urandom(6).hex()
-        start = lambda: self.store.start(message.message_id, worker_identity(), max_attempts, redelivered, delivery)  # noqa: E731
+        delivery = open_delivery(message)
+        start = lambda: self.store.start(message.message_id, worker_identity(), max_attempts, redelivered, delivery.token)  # noqa: E731
         outcome, attempts = wait_for_redis(start, "starting a task")
         if outcome == "MISSING":
             self.store.record_if_missing(new_task_from_message(broker, message))
             outcome, attempts = wait_for_redis(start, "starting a task")
 
         if outcome == "STARTED":
-            message._claw_attempt = attempts
-            message._claw_started = time.monotonic()
+            delivery.attempt, delivery.started = attempts, time.monotonic()
             set_current(TaskContext(message.message_id, message.actor_name, attempts, self.store))
             return
-        self._drop(message, outcome, attempts)
+        self._drop(message, delivery, outcome, attempts)
 
-    def _drop(self, message, outcome: str, attempts: int):
+    def _drop(self, message, delivery: Delivery, outcome: str, attempts: int):
         """Do not run this delivery: its task is cancelled, finished, or poison."""
-        message._claw_quiet_skip = True
+        delivery.dropped = True
         if outcome == "DUPLICATE":
             logger.warning("Dropping a second copy of message %s: its task is running elsewhere.", message.message_id)
         elif outcome == "CANCELLED":
@@ -107,11 +106,11 @@ class TaskState(Middleware):
         raise SkipMessage(f"task is {outcome}")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        started = getattr(message, "_claw_started", None)
-        if started is None:
+        delivery = delivery_of(message)
+        if delivery is None or not delivery.running:
             return
         set_current(None)
-        runtime_ms = int((time.monotonic() - started) * 1000)
+        runtime_ms = int((time.monotonic() - delivery.started) * 1000)
         task_id = message.message_id
         if exception is None:
             try:
@@ -121,19 +120,16 @@ class TaskState(Middleware):
                 self._record_failure(message, error_fields(exc), runtime_ms)
                 return
             finish = lambda: self.store.finish(  # noqa: E731
-                task_id, "SUCCESS", {"finished_at": f"{time.time():.6f}", "runtime_ms": str(runtime_ms), "result": body},
+                task_id, "SUCCESS", {"finished_at": now_field(), "runtime_ms": str(runtime_ms), "result": body},
                 self.result_key(message), body, runtime_ms,
             )
             wait_for_redis(finish, "recording a success")
-            return
-
-        outcome = getattr(message, "_claw_outcome", "FAILURE")
-        if outcome == "RETRY":
-            fields = {"error": to_json(error_fields(exception)), "eta": f"{message._claw_retry_eta:.3f}"}
+        elif delivery.outcome == "RETRY":
+            fields = {"error": to_json(error_fields(exception)), "eta": f"{delivery.retry_eta:.3f}"}
             wait_for_redis(lambda: self.store.finish(task_id, "RETRY", fields), "recording a retry")
-        elif outcome == "CANCELLED":
+        elif delivery.outcome == "CANCELLED":
             fields = {
-                "finished_at": f"{time.time():.6f}",
+                "finished_at": now_field(),
                 "runtime_ms": str(runtime_ms),
                 "error": to_json({"type": "TaskCancelled", "message": "cancelled while running"}),
             }
@@ -143,27 +139,21 @@ class TaskState(Middleware):
             self._record_failure(message, error_fields(exception), runtime_ms)
 
     def _record_failure(self, message, error: dict[str, Any], runtime_ms: int | None = None) -> None:
-        fields = {"finished_at": f"{time.time():.6f}", "error": to_json(error)}
-        if runtime_ms is not None:
-            fields["runtime_ms"] = str(runtime_ms)
-        value = exception_result(error["type"], error["message"])
-        finish = lambda: self.store.finish(  # noqa: E731
-            message.message_id, "FAILURE", fields, self.result_key(message), value, runtime_ms
-        )
-        wait_for_redis(finish, "recording a failure")
+        fail = lambda: self.store.fail(message.message_id, error, self.result_key(message), runtime_ms)  # noqa: E731
+        wait_for_redis(fail, "recording a failure")
 
     def after_skip_message(self, broker, message):
-        if peek_current() is not None and getattr(message, "_claw_started", None) is not None:
+        delivery = delivery_of(message)
+        if delivery is not None and delivery.running and peek_current() is not None:
             set_current(None)
 
     def after_nack(self, broker, message):
-        """A message dead-lettered before it could start (its actor is unknown to this
-        worker): its record must not wait as PENDING forever."""
-        if hasattr(message, "_claw_started") or getattr(message, "_claw_quiet_skip", False):
+        """A message dead-lettered before any engine middleware saw it (its actor is unknown
+        to this worker): its record must not wait as PENDING forever."""
+        if delivery_of(message) is not None:
             return
         error = {"type": "ActorNotFound", "message": f"no worker knows actor {message.actor_name!r}; dead-lettered"}
-        fields = {"finished_at": f"{time.time():.6f}", "error": to_json(error)}
-        wait_for_redis(lambda: self.store.finish(message.message_id, "FAILURE", fields), "recording an unknown actor")
+        wait_for_redis(lambda: self.store.fail(message.message_id, error), "recording an unknown actor")
 
 
 class QuietWorkerLog(logging.Filter):
@@ -180,7 +170,7 @@ class QuietWorkerLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        if args and getattr(args[0], "_claw_quiet_skip", False):
+        if args and (delivery := delivery_of(args[0])) is not None and delivery.dropped:
             return False
         if "haven't added the Results middleware" in str(record.msg):
             return False

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.threading import raise_thread_exception
 
+from pipeline.delivery import delivery_of
 from pipeline.errors import HardTimeLimitExceeded, SoftTimeLimitExceeded
 from pipeline.registry import policy_of
 
@@ -55,7 +56,8 @@ class TimeLimits(Middleware):
         self.stopping.set()
 
     def before_process_message(self, broker, message):
-        if getattr(message, "_claw_started", None) is None:
+        delivery = delivery_of(message)
+        if delivery is None or not delivery.running:
             return
         policy = policy_of(broker, message.actor_name)
         now = time.monotonic()
