@@ -209,8 +209,12 @@ def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[En
 def get_record(task_id: str, *, engine: Optional[Engine] = None) -> dict:
     record = (engine or get_engine()).store.get(task_id)
     if record is None:
-        raise TaskNotFound(f"no task {task_id!r} (never submitted, or its result expired)")
+        raise not_found(task_id)
     return record
+
+
+def not_found(task_id: str) -> TaskNotFound:
+    return TaskNotFound(f"no task {task_id!r} (never submitted, or its result expired)")
 
 
 def get_records(task_ids: Sequence[str], *, engine: Optional[Engine] = None) -> list[Optional[dict]]:

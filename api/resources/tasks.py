@@ -11,6 +11,7 @@ from typing import Any
 
 import falcon
 
+from api.async_redis import LoopRedis
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import (
@@ -49,9 +50,15 @@ class TaskStatusResource:
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine
+        self.redis = LoopRedis()
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        resp.media = await run_blocking(client.get_record, check_task_id(task_id), engine=self.engine())
+        task_id = check_task_id(task_id)
+        engine = self.engine()
+        record = await engine.store.get_async(self.redis.client(engine.settings.redis_url), task_id)
+        if record is None:
+            raise client.not_found(task_id)
+        resp.media = record
 
 
 class TaskListResource:

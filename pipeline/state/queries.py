@@ -13,6 +13,7 @@ import time
 from typing import Any, Iterable, Optional
 
 import redis
+import redis.asyncio
 
 from pipeline.state.keys import FINAL_STATES, STATES
 from pipeline.state.lua import script
@@ -79,6 +80,10 @@ class RecordQueries:
 
     def get(self, task_id: str) -> Optional[dict]:
         return decode_record(self.redis.hgetall(self.keys.task(task_id)))
+
+    async def get_async(self, client: "redis.asyncio.Redis", task_id: str) -> Optional[dict]:
+        """:meth:`get` on an asyncio client (the API's event loop: the hottest lookup without a thread hop)."""
+        return decode_record(await client.hgetall(self.keys.task(task_id)))
 
     def get_with_history(self, task_id: str) -> tuple[Optional[dict], list[dict]]:
         """The record and its numbered state changes (``{"type": "state", "state", "at", "seq"}``, oldest first)."""

@@ -106,9 +106,10 @@ def test_engine_errors_raised_anywhere_map_to_their_status(make_api):
 
 
 def test_redis_down_gives_503_with_retry_after(make_api, engine):
+    dead = "redis://127.0.0.1:1/0"
     store = copy.copy(engine.store)  # (building a StateStore already talks to Redis)
-    store.redis = redis.Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True, socket_connect_timeout=0.5)
-    broken = Engine(engine.settings, store, engine.workers, engine.broker)
+    store.redis = redis.Redis.from_url(dead, decode_responses=True, socket_connect_timeout=0.5)
+    broken = Engine(engine.settings.model_copy(update={"redis_url": dead}), store, engine.workers, engine.broker)
     api = make_api(extra_routes=[("/status-on-dead-redis/{task_id}", TaskStatusResource(lambda: broken))])
     result = api.get(f"/status-on-dead-redis/{uuid.uuid4()}")
     assert "Redis" in error(result, 503)["description"] and result.headers["Retry-After"] == "5"
