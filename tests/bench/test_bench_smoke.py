@@ -111,7 +111,7 @@ def test_tiny_streams_bench_reports_every_figure_met_where_it_is_deterministic_a
     run = f"t{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "BENCH_RUN": run, "CLAW_REDIS_URL": REDIS_URL, "CLAW_BROKER_URL": BROKER_URL}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.streams", "--streams", "20", "--stalled", "10", "--duration", "1s",
+        [sys.executable, "-m", "bench.streams", "--streams", "20", "--stalled", "10", "--duration", "1s", "--reps", "1",
          "--ai-replies", "1", "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
     )
