@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.notifications.registry import CHANNEL_NAMES, channel_list
 from pipeline.settings import env_name
 
 
@@ -26,9 +27,7 @@ class HealthSettings(BaseSettings):
         10, ge=1, description="An actor needs at least this many finished tasks in the window to be judged."
     )
     health_window_seconds: int = Field(1800, ge=60, description="Window of the failure-rate check (by enqueue time).")
-    health_alert_channel: Literal["email", "push", "sms", "system"] = Field(
-        "email", description="Channel of health alerts (email, push, sms or system = in-app inbox)."
-    )
+    health_alert_channel: Literal[CHANNEL_NAMES] = Field("email", description=f"Channel of health alerts: {channel_list()}.")
     health_alert_recipient: str = Field("", description="Recipient of health alerts; empty = alerts are not sent.")
     health_alert_actor: str = Field(
         "send_notification",

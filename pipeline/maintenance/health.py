@@ -38,6 +38,7 @@ from pipeline import client
 from pipeline.engine import Engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, UnknownActor
 from pipeline.maintenance.config import HealthSettings
+from pipeline.notifications.registry import CHANNELS
 from pipeline.queues import queue_stats
 from pipeline.state import untracked
 from pipeline.registry import REGISTRY, TaskPolicy, policy_of, queue_names
@@ -238,7 +239,7 @@ def _alert_kwargs(engine: Engine, config: HealthSettings, new: list[Problem], to
         lines.append(f"({total - len(new)} other problem(s) were already alerted.)")
     lines.append("Snapshot: GET /api/v1/tasks/health")
     body = "\n".join(lines)
-    if config.health_alert_channel == "sms":  # sms has no subject
+    if CHANNELS[config.health_alert_channel].subject == "none":
         body, subject = f"{subject}\n{body}", ""
     if len(body) > ALERT_BODY_LIMIT:
         body = body[: ALERT_BODY_LIMIT - 1] + "…"

@@ -21,12 +21,12 @@ import re
 from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from pipeline.errors import ConfigError
-from pipeline.notifications.models import EMAIL_RE
+from pipeline.notifications.registry import CHANNELS, EMAIL_RE
 
 ENV_PREFIX = "CLAW_"
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -60,8 +60,8 @@ class PushApp(BaseModel):
         return value
 
 
-class NotificationSettings(BaseSettings):
-    """Everything the notification channels need. Field names map to ``CLAW_<NAME>``."""
+class _ChannelSettings(BaseSettings):
+    """Everything the notification channels need but their providers (added below). Field names map to ``CLAW_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
@@ -94,12 +94,6 @@ class NotificationSettings(BaseSettings):
     sms_sender: str = Field("", max_length=20, description="Sender id or number shown to the recipient.")
     sms_template_id: str = Field("", max_length=100, description="Gateway template id (empty: plain text).")
     sms_timeout_seconds: float = Field(10.0, gt=0, le=300, description="HTTP timeout of an SMS gateway call.")
-
-    # --- provider selection -------------------------------------------------------------------------
-    notify_email_provider: str = Field("smtp", pattern=r"^[a-z0-9_]{1,40}$", description="Provider of the email channel.")
-    notify_push_provider: str = Field("webhook", pattern=r"^[a-z0-9_]{1,40}$", description="Provider of the push channel.")
-    notify_sms_provider: str = Field("http", pattern=r"^[a-z0-9_]{1,40}$", description="Provider of the sms channel.")
-    notify_system_provider: str = Field("inbox", pattern=r"^[a-z0-9_]{1,40}$", description="Provider of the system channel.")
 
     # --- de-duplication -----------------------------------------------------------------------------
     notify_dedup_ttl_seconds: int = Field(
@@ -175,6 +169,21 @@ class NotificationSettings(BaseSettings):
             return chosen, self.push_apps[chosen]
         except KeyError:
             raise ValueError(f"unknown push app {chosen!r} (configured: {sorted(self.push_apps)})") from None
+
+
+#: The settings, with ``notify_<channel>_provider`` (``CLAW_NOTIFY_<CHANNEL>_PROVIDER``) for every channel
+#: of :mod:`pipeline.notifications.registry`.
+NotificationSettings = create_model(
+    "NotificationSettings",
+    __base__=_ChannelSettings,
+    __module__=__name__,
+    __doc__="Everything the notification channels need. Field names map to ``CLAW_<NAME>``.",
+    **{
+        spec.provider_setting: (str, Field(spec.default_provider, pattern=r"^[a-z0-9_]{1,40}$",
+                                           description=f"Provider of the {spec.name} channel."))
+        for spec in CHANNELS.values()
+    },
+)
 
 
 def _env_name(field: str) -> str:

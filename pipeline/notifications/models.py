@@ -1,10 +1,9 @@
 """Arguments of the notification actors.
 
-Recipients are checked per channel: an email address for ``email``, an E.164
-phone number for ``sms`` (spaces, dashes, dots and parentheses are removed
-first, so ``+1 (415) 555-0100`` becomes ``+14155550100``), a user id for
-``push`` and ``system``. Every text is bounded, and subject/recipient may not
-contain line breaks (no header injection).
+What each channel takes (its recipient rule, body limit, subject, html and
+app) is its entry in :mod:`pipeline.notifications.registry`. Every text is
+bounded, and subject/recipient may not contain line breaks (no header
+injection).
 """
 
 from __future__ import annotations
@@ -15,22 +14,17 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-Channel = Literal["email", "push", "sms", "system"]
-CHANNELS: tuple[str, ...] = ("email", "push", "sms", "system")
+from pipeline.notifications.registry import CHANNEL_NAMES, E164_RE, EMAIL_RE, USER_ID_RE, channel_list, only_for  # noqa: F401  (E164_RE, EMAIL_RE, USER_ID_RE: read here by the API and settings)
+from pipeline.notifications.registry import CHANNELS as CHANNEL_SPECS
 
-#: dot-atom local part, LDH domain labels with at least one dot (RFC 5321 subset that providers accept).
-EMAIL_RE = re.compile(
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
-E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
-USER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
+Channel = Literal[CHANNEL_NAMES]
+CHANNELS = CHANNEL_NAMES
+
 DEDUP_KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 APP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_PHONE_SEPARATORS = re.compile(r"[\s().-]")
 
 MAX_SUBJECT = 200
-MAX_BODY = {"email": 100_000, "push": 4_000, "sms": 1_600, "system": 10_000}
+MAX_BODY = {name: spec.max_body for name, spec in CHANNEL_SPECS.items()}
 MAX_HTML = 500_000
 MAX_DATA_BYTES = 8_192
 MAX_BATCH = 5_000
@@ -40,22 +34,10 @@ def normalise_recipient(channel: str, value: str) -> str:
     """The recipient in canonical form, or ValueError saying what is wrong."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    value = value.strip()
-    if channel == "email":
-        if len(value) > 254 or not EMAIL_RE.match(value) or len(value.partition("@")[0]) > 64:
-            raise ValueError("must be an email address like name@example.com")
-        local, _, domain = value.partition("@")
-        return f"{local}@{domain.lower()}"
-    if channel == "sms":
-        phone = _PHONE_SEPARATORS.sub("", value)
-        if not E164_RE.match(phone):
-            raise ValueError("must be an E.164 phone number like +14155550100")
-        return phone
-    if channel in ("push", "system"):
-        if not USER_ID_RE.match(value):
-            raise ValueError("must be a user id (letters, digits, _ . @ : -, at most 128 characters)")
-        return value
-    raise ValueError(f"unknown channel {channel!r}")
+    spec = CHANNEL_SPECS.get(channel)
+    if spec is None:
+        raise ValueError(f"unknown channel {channel!r}")
+    return spec.recipient(value.strip())
 
 
 class _Content(BaseModel):
@@ -63,7 +45,7 @@ class _Content(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    channel: Channel = Field(description="email, push, sms or system (in-app inbox).")
+    channel: Channel = Field(description=f"{channel_list()}.")
     subject: str = Field(
         "", max_length=MAX_SUBJECT, validate_default=True, description="Email subject / push and inbox title; none for sms."
     )
@@ -80,11 +62,11 @@ class _Content(BaseModel):
     def _subject(cls, value: str, info: ValidationInfo) -> str:
         if any(c in value for c in "\r\n\0"):
             raise ValueError("must not contain line breaks")
-        channel = info.data.get("channel")
-        if channel == "sms" and value:
-            raise ValueError("sms has no subject; put everything in body")
-        if channel == "email" and not value.strip():
-            raise ValueError("is required for email")
+        spec = CHANNEL_SPECS.get(info.data.get("channel"))
+        if spec is not None and spec.subject == "none" and value:
+            raise ValueError(f"{spec.name} has no subject; put everything in body")
+        if spec is not None and spec.subject == "required" and not value.strip():
+            raise ValueError(f"is required for {spec.name}")
         return value
 
     @field_validator("body")
@@ -103,8 +85,9 @@ class _Content(BaseModel):
     @field_validator("html_body")
     @classmethod
     def _html(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
-        if value is not None and info.data.get("channel") != "email":
-            raise ValueError("is only for the email channel")
+        spec = CHANNEL_SPECS.get(info.data.get("channel"))
+        if value is not None and not (spec and spec.html):
+            raise ValueError(f"is only for {only_for('html')}")
         return value
 
     @field_validator("data")
@@ -123,8 +106,9 @@ class _Content(BaseModel):
     def _app(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
         if value is None:
             return None
-        if info.data.get("channel") != "push":
-            raise ValueError("is only for the push channel")
+        spec = CHANNEL_SPECS.get(info.data.get("channel"))
+        if not (spec and spec.app):
+            raise ValueError(f"is only for {only_for('app')}")
         if not APP_RE.match(value):
             raise ValueError(f"must match {APP_RE.pattern}")
         return value

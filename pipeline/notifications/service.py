@@ -13,12 +13,13 @@ from pipeline.notifications.channels.base import get_adapter_class
 from pipeline.notifications.config import NotificationSettings, get_notification_settings
 from pipeline.notifications.dedup import Deduplicator
 from pipeline.notifications.models import NotificationArgs
+from pipeline.notifications.registry import CHANNELS
 from pipeline.redis_client import get_redis
 from pipeline.settings import get_settings
 
 
 def provider_for(channel: str, settings: NotificationSettings) -> str:
-    return getattr(settings, f"notify_{channel}_provider")
+    return getattr(settings, CHANNELS[channel].provider_setting)
 
 
 def build_adapter(channel: str, settings: NotificationSettings, **deps: Any) -> Any:

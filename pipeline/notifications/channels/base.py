@@ -15,7 +15,8 @@ returns a receipt (the provider accepted the notification) or raises:
 adapters pass it to the provider (Idempotency-Key header, Message-ID) so the
 provider can drop a repeat. Messages and receipts never contain secrets.
 
-Adding a provider is one more module in this package::
+HTTP-JSON providers (push, sms) subclass :class:`HttpJsonAdapter`. Adding a
+provider is one more module in this package::
 
     # pipeline/notifications/channels/fcm.py
     @register
@@ -33,6 +34,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional, Protocol
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ import requests
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.notifications.redaction import redact_obj, short_reason
+from pipeline.notifications.registry import CHANNELS
 
 log = logging.getLogger("pipeline.notifications")
 
@@ -59,13 +62,6 @@ class ChannelAdapter(Protocol):
 
 
 _REGISTRY: dict[tuple[str, str], type] = {}
-#: provider name -> module, for the providers shipped here (others: module named like the provider)
-_BUILTIN = {
-    ("email", "smtp"): "email",
-    ("push", "webhook"): "push",
-    ("sms", "http"): "sms",
-    ("system", "inbox"): "system",
-}
 
 
 def register(cls: type) -> type:
@@ -77,7 +73,8 @@ def register(cls: type) -> type:
 def get_adapter_class(channel: str, provider: str) -> type:
     key = (channel, provider)
     if key not in _REGISTRY:
-        module = _BUILTIN.get(key, provider)
+        spec = CHANNELS.get(channel)
+        module = spec.providers.get(provider, provider) if spec is not None else provider
         try:
             importlib.import_module(f"pipeline.notifications.channels.{module}")
         except ModuleNotFoundError:
@@ -122,8 +119,8 @@ def _reason_from_response(response: requests.Response, secrets: Iterable[str]) -
     except ValueError:
         payload = None
     if isinstance(payload, dict):
-        for field in ("reason", "message", "error_description", "error", "detail", "title"):
-            value = payload.get(field)
+        for name in ("reason", "message", "error_description", "error", "detail", "title"):
+            value = payload.get(name)
             if isinstance(value, dict):
                 value = value.get("message") or json.dumps(value)
             if value:
@@ -193,3 +190,75 @@ def http_post_json(
     if 300 <= status < 400:
         raise PermanentError(f"{what}: HTTP {status}: unexpected redirect; fix the configured URL")
     raise PermanentError(f"{what}: HTTP {status}: {reason}")
+
+
+@dataclass
+class JsonPost:
+    """What an HTTP-JSON adapter sends: where, the payload, and what the receipt adds."""
+
+    url: str
+    payload: dict
+    timeout: float
+    receipt: dict = field(default_factory=dict)
+    #: The key a signature over the body is made with (push), if any.
+    secret: str = ""
+
+
+class HttpJsonAdapter:
+    """An adapter that sends a notification as one JSON POST (push webhook, SMS gateway).
+
+    A subclass says what: :meth:`post` builds the :class:`JsonPost`,
+    :meth:`headers` the headers for its encoded body (a signature may cover
+    it), :meth:`described` how the log names it. Posting, error mapping,
+    redaction, the log line and the receipt are the same for all, here.
+    """
+
+    channel: str
+    provider: str
+    #: Fields of the provider's answer holding its message id, in order of preference.
+    id_fields: tuple[str, ...] = ("id",)
+
+    def __init__(self, settings: Any, *, session: Optional[requests.Session] = None, **_: Any):
+        self.settings = settings
+        self.secrets = settings.secret_values()
+        self.session = session
+
+    def post(self, notification: Any, dedup_key: str) -> JsonPost:
+        raise NotImplementedError
+
+    def headers(self, post: JsonPost, body: bytes, dedup_key: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def described(self, notification: Any, post: JsonPost, dedup_key: str) -> str:
+        """How the log line names the accepted notification (never with secrets)."""
+        raise NotImplementedError
+
+    def send(self, notification: Any, dedup_key: str) -> dict:
+        post = self.post(notification, dedup_key)
+        body = json.dumps(post.payload, separators=(",", ":"), ensure_ascii=False).encode()
+        status, answer = http_post_json(
+            channel=self.channel,
+            provider=self.provider,
+            url=post.url,
+            body=body,
+            headers=self.headers(post, body, dedup_key),
+            timeout=post.timeout,
+            secrets=self.secrets,
+            session=self.session,
+        )
+        provider_id = None
+        for name in self.id_fields if isinstance(answer, dict) else ():
+            provider_id = answer.get(name)
+            if provider_id:
+                break
+        log.info("%s accepted: %s status=%s", self.channel, self.described(notification, post, dedup_key), status)
+        return receipt(
+            self.channel,
+            self.provider,
+            notification.recipient,
+            dedup_key,
+            self.secrets,
+            **post.receipt,
+            status=status,
+            provider_message_id=str(provider_id) if provider_id is not None else None,
+        )

@@ -19,15 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from typing import Any, Optional
 
-import requests
-
 from pipeline.errors import PermanentError
-from pipeline.notifications.channels.base import endpoint_of, http_post_json, log, now_iso, receipt, register
-from pipeline.notifications.config import NotificationSettings
+from pipeline.notifications.channels.base import HttpJsonAdapter, JsonPost, endpoint_of, now_iso, register
 
 SIGNATURE_HEADER = "X-Claw-Signature"
 TIMESTAMP_HEADER = "X-Claw-Timestamp"
@@ -53,16 +49,11 @@ def verify_signature(
 
 
 @register
-class WebhookPush:
+class WebhookPush(HttpJsonAdapter):
     channel = "push"
     provider = "webhook"
 
-    def __init__(self, settings: NotificationSettings, *, session: Optional[requests.Session] = None, **_: Any):
-        self.settings = settings
-        self.secrets = settings.secret_values()
-        self.session = session
-
-    def send(self, notification: Any, dedup_key: str) -> dict:
+    def post(self, notification: Any, dedup_key: str) -> JsonPost:
         try:
             app_name, app = self.settings.push_app(notification.app)
         except ValueError as exc:
@@ -76,33 +67,12 @@ class WebhookPush:
             "data": notification.data,
             "sent_at": now_iso(),
         }
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return JsonPost(app.url, payload, self.settings.push_timeout_seconds,
+                        receipt={"app": app_name, "endpoint": endpoint_of(app.url)}, secret=app.secret.get_secret_value())
+
+    def headers(self, post: JsonPost, body: bytes, dedup_key: str) -> dict[str, str]:
         timestamp = str(int(time.time()))
-        headers = {
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(app.secret.get_secret_value(), timestamp, body),
-            IDEMPOTENCY_HEADER: dedup_key,
-        }
-        status, answer = http_post_json(
-            channel=self.channel,
-            provider=self.provider,
-            url=app.url,
-            body=body,
-            headers=headers,
-            timeout=self.settings.push_timeout_seconds,
-            secrets=self.secrets,
-            session=self.session,
-        )
-        provider_id = answer.get("id") if isinstance(answer, dict) else None
-        log.info("push accepted: app=%s user=%s id=%s status=%s", app_name, notification.recipient, dedup_key, status)
-        return receipt(
-            self.channel,
-            self.provider,
-            notification.recipient,
-            dedup_key,
-            self.secrets,
-            app=app_name,
-            endpoint=endpoint_of(app.url),
-            status=status,
-            provider_message_id=str(provider_id) if provider_id is not None else None,
-        )
+        return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(post.secret, timestamp, body), IDEMPOTENCY_HEADER: dedup_key}
+
+    def described(self, notification: Any, post: JsonPost, dedup_key: str) -> str:
+        return f"app={post.receipt['app']} user={notification.recipient} id={dedup_key}"

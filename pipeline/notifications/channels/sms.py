@@ -16,28 +16,20 @@ with the gateway's reason (``reason``/``message``/``error``/``detail`` field or 
 
 from __future__ import annotations
 
-import json
-from typing import Any, Optional
-
-import requests
+from typing import Any
 
 from pipeline.errors import PermanentError
-from pipeline.notifications.channels.base import http_post_json, log, receipt, register
-from pipeline.notifications.config import NotificationSettings
+from pipeline.notifications.channels.base import HttpJsonAdapter, JsonPost, register
 from pipeline.notifications.redaction import mask_recipient
 
 
 @register
-class HttpSms:
+class HttpSms(HttpJsonAdapter):
     channel = "sms"
     provider = "http"
+    id_fields = ("message_id", "id")
 
-    def __init__(self, settings: NotificationSettings, *, session: Optional[requests.Session] = None, **_: Any):
-        self.settings = settings
-        self.secrets = settings.secret_values()
-        self.session = session
-
-    def send(self, notification: Any, dedup_key: str) -> dict:
+    def post(self, notification: Any, dedup_key: str) -> JsonPost:
         s = self.settings
         if not s.sms_url or s.sms_api_key is None:
             raise PermanentError("sms/http: CLAW_SMS_URL and CLAW_SMS_API_KEY must be set")
@@ -49,31 +41,10 @@ class HttpSms:
             "params": notification.data,
             "reference": dedup_key,
         }
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = {
-            "Authorization": f"Bearer {s.sms_api_key.get_secret_value()}",
-            "Idempotency-Key": dedup_key,
-        }
-        status, answer = http_post_json(
-            channel=self.channel,
-            provider=self.provider,
-            url=s.sms_url,
-            body=body,
-            headers=headers,
-            timeout=s.sms_timeout_seconds,
-            secrets=self.secrets,
-            session=self.session,
-        )
-        provider_id = None
-        if isinstance(answer, dict):
-            provider_id = answer.get("message_id") or answer.get("id")
-        log.info("sms accepted: to=%s id=%s status=%s", mask_recipient(notification.recipient), dedup_key, status)
-        return receipt(
-            self.channel,
-            self.provider,
-            notification.recipient,
-            dedup_key,
-            self.secrets,
-            status=status,
-            provider_message_id=str(provider_id) if provider_id is not None else None,
-        )
+        return JsonPost(s.sms_url, payload, s.sms_timeout_seconds)
+
+    def headers(self, post: JsonPost, body: bytes, dedup_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.sms_api_key.get_secret_value()}", "Idempotency-Key": dedup_key}
+
+    def described(self, notification: Any, post: JsonPost, dedup_key: str) -> str:
+        return f"to={mask_recipient(notification.recipient)} id={dedup_key}"

@@ -26,7 +26,7 @@ import redis as redis_lib
 from pipeline.errors import TransientError
 from pipeline.notifications.channels.base import log, now_iso, receipt, register
 from pipeline.notifications.config import NotificationSettings
-from pipeline.notifications.models import USER_ID_RE
+from pipeline.notifications.registry import USER_ID_RE
 from pipeline.state.keys import Keys
 
 _ADD = """
