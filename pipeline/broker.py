@@ -42,9 +42,9 @@ class ClawBroker(RabbitmqBroker):
 
     Dramatiq calls every hook on every middleware, and most of them are the
     base class's no-ops: with a dozen middleware and four hooks per message
-    (process before/after, ack before/after), those empty calls were a
-    visible share of a worker's CPU per no-op task. What is called, in which
-    order and with which error handling is unchanged.
+    (process before/after, ack before/after), the empty calls cost a worker
+    CPU on every message. What is called, in which order and with which
+    error handling is Dramatiq's.
     """
 
     def __init__(self, *args, max_hold_ms: int = 300_000, still_waiting: Callable[[str], bool] = lambda _: True,

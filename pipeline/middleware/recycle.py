@@ -8,9 +8,8 @@ hands back what it prefetched, and exits, while its siblings keep working.
 
 The memory limit is the default guard because it aims at the reason for
 recycling (a library that leaks) without a price on short tasks: a count
-of 100, the old Celery design's setting, replaces a process every few
-hundred milliseconds when tasks take a millisecond, and that costs most of
-the throughput (bench/results/ shows both).
+of 100 (the Celery design's setting) replaces a process every few hundred
+milliseconds when tasks take a millisecond.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Callable
 from dramatiq.middleware import Middleware
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-#: Memory is read at most this often (a /proc read per millisecond task shows in profiles).
+#: Memory is read at most this often (a /proc read per task would cost as much as a short task).
 MEMORY_CHECK_SECONDS = 1.0
 
 

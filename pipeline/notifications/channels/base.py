@@ -204,7 +204,22 @@ class JsonPost:
     secret: str = ""
 
 
-class HttpJsonAdapter:
+class ProviderAdapter:
+    """What adapters of an outside provider share: their settings, the secrets to keep out of
+    messages and receipts, and the receipt itself."""
+
+    channel: str
+    provider: str
+
+    def __init__(self, settings: Any, **_: Any):
+        self.settings = settings
+        self.secrets = settings.secret_values()
+
+    def _receipt(self, notification: Any, dedup_key: str, **extra: Any) -> dict:
+        return receipt(self.channel, self.provider, notification.recipient, dedup_key, self.secrets, **extra)
+
+
+class HttpJsonAdapter(ProviderAdapter):
     """An adapter that sends a notification as one JSON POST (push webhook, SMS gateway).
 
     A subclass says what: :meth:`post` builds the :class:`JsonPost`,
@@ -213,14 +228,11 @@ class HttpJsonAdapter:
     redaction, the log line and the receipt are the same for all, here.
     """
 
-    channel: str
-    provider: str
     #: Fields of the provider's answer holding its message id, in order of preference.
     id_fields: tuple[str, ...] = ("id",)
 
     def __init__(self, settings: Any, *, session: Optional[requests.Session] = None, **_: Any):
-        self.settings = settings
-        self.secrets = settings.secret_values()
+        super().__init__(settings)
         self.session = session
 
     def post(self, notification: Any, dedup_key: str) -> JsonPost:
@@ -252,13 +264,5 @@ class HttpJsonAdapter:
             if provider_id:
                 break
         log.info("%s accepted: %s status=%s", self.channel, self.described(notification, post, dedup_key), status)
-        return receipt(
-            self.channel,
-            self.provider,
-            notification.recipient,
-            dedup_key,
-            self.secrets,
-            **post.receipt,
-            status=status,
-            provider_message_id=str(provider_id) if provider_id is not None else None,
-        )
+        provider_id = str(provider_id) if provider_id is not None else None
+        return self._receipt(notification, dedup_key, **post.receipt, status=status, provider_message_id=provider_id)

@@ -22,7 +22,7 @@ from email.utils import formataddr, formatdate
 from typing import Any, Optional
 
 from pipeline.errors import PermanentError, TransientError
-from pipeline.notifications.channels.base import OutcomeUnknown, log, receipt, register
+from pipeline.notifications.channels.base import OutcomeUnknown, ProviderAdapter, log, register
 from pipeline.notifications.config import NotificationSettings
 from pipeline.notifications.redaction import mask_recipient, short_reason
 
@@ -63,13 +63,10 @@ def _reply_text(value: Any) -> str:
 
 
 @register
-class SmtpEmail:
+class SmtpEmail(ProviderAdapter):
     channel = "email"
     provider = "smtp"
-
-    def __init__(self, settings: NotificationSettings, **_: Any):
-        self.settings = settings
-        self.secrets = settings.secret_values()
+    settings: NotificationSettings
 
     # --- building ---------------------------------------------------------------------------------
     def message_id(self, dedup_key: str) -> str:
@@ -133,15 +130,7 @@ class SmtpEmail:
             mask_recipient(notification.recipient),
             msg["Message-ID"],
         )
-        return receipt(
-            self.channel,
-            self.provider,
-            notification.recipient,
-            dedup_key,
-            self.secrets,
-            message_id=msg["Message-ID"],
-            refused=sorted(refused or {}),
-        )
+        return self._receipt(notification, dedup_key, message_id=msg["Message-ID"], refused=sorted(refused or {}))
 
     @staticmethod
     def _close(client: Optional[smtplib.SMTP]) -> None:
