@@ -18,6 +18,15 @@ if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
 fi
 rabbitmqctl -q await_startup >/dev/null
 
+# The local broker's default user is what every process and test logs in with:
+# put it back if something removed it (a reset node, a misbehaving script).
+if ! rabbitmqctl -q authenticate_user guest guest >/dev/null 2>&1; then
+  echo "RabbitMQ's guest user does not log in; restoring it"
+  rabbitmqctl -q add_user guest guest >/dev/null 2>&1 || rabbitmqctl -q change_password guest guest >/dev/null
+  rabbitmqctl -q set_user_tags guest administrator >/dev/null
+  rabbitmqctl -q set_permissions -p / guest ".*" ".*" ".*" >/dev/null
+fi
+
 if ! rabbitmq-plugins -q list -e rabbitmq_management 2>/dev/null | grep -q rabbitmq_management; then
   rabbitmq-plugins -q enable rabbitmq_management >/dev/null
 fi
