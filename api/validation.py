@@ -63,12 +63,17 @@ async def read_json_object(req: falcon.asgi.Request, *, required: bool = True) -
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: Deepest nesting of arrays and objects a request body may have. Every layer
+#: behind the parser (validation, storage, the worker's decoder, response
+#: encoders) walks values recursively; none needs more than a few levels.
+MAX_JSON_DEPTH = 64
 
 
 def strict_json_loads(text: str) -> Any:
     """json.loads for request bodies: what it cannot take becomes a ValueError (Falcon: 400).
 
-    - nesting deep enough to exhaust the parser's recursion (a RecursionError otherwise);
+    - nesting deeper than MAX_JSON_DEPTH (deep enough nesting exhausts the
+      recursion of whatever walks the value next);
     - a lone UTF-16 surrogate escape (``"\\ud800"``): valid JSON, but not text, so it
       could be neither stored nor sent on.
     """
@@ -76,12 +81,29 @@ def strict_json_loads(text: str) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
+    # Cheap first: a body with fewer brackets than the limit cannot be that deep.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep")
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("a string holds a lone UTF-16 surrogate, which is not text") from None
     return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in *value* (without recursion, whatever the depth)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
 
 
 def json_dumps(value: Any) -> bytes | str:

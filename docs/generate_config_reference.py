@@ -200,9 +200,11 @@ def render() -> str:
         "|---|---|---|",
         *[f"| `{name}` | {default} | {_cell(text)} |" for name, default, text in OUTSIDE_SETTINGS],
         "",
-        "`docker compose` reads a few more (`RABBITMQ_USER`, `RABBITMQ_PASSWORD`, `REDIS_PASSWORD`,",
-        "`POSTGRES_PASSWORD`, `GRAFANA_ADMIN_PASSWORD`, `CLAW_IMAGE_TAG`, `CLAW_API_PORT`, ...) to build the",
-        "variables above; they are listed in [`.env.example`](../.env.example).",
+        "`docker compose` reads a few more (`RABBITMQ_APP_USER`, `RABBITMQ_APP_PASSWORD`, `POSTGRES_APP_USER`,",
+        "`POSTGRES_APP_PASSWORD`, `REDIS_PASSWORD`, `GRAFANA_ADMIN_PASSWORD`, `CLAW_IMAGE_TAG`, `CLAW_API_PORT`, ...)",
+        "to build the variables above; they are listed in [`.env.example`](../.env.example). The application",
+        "connects with those least-privilege users; the administrators' `RABBITMQ_USER`/`RABBITMQ_PASSWORD` and",
+        "`POSTGRES_PASSWORD` go to the brokers' own containers only.",
         "",
     ]
     return "\n".join(lines)

@@ -163,7 +163,8 @@ def make_broker(
     time_limits: TimeLimits | None = None,
 ) -> ClawBroker:
     """Build the broker, install the encoder and bind every declared task to it."""
-    encoder = CompressedJSONEncoder(settings.compression_threshold_bytes, on_decode_error=store.record_undecodable)
+    encoder = CompressedJSONEncoder(settings.compression_threshold_bytes, on_decode_error=store.record_undecodable,
+                                    max_bytes=settings.max_message_bytes)
     dramatiq.set_encoder(encoder)
     results_backend = make_results_backend(settings)
     middleware = engine_middleware(settings, store, results_backend, extra_middleware, time_limits or TimeLimits())

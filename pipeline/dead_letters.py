@@ -57,7 +57,7 @@ def requeue_dead(engine: Engine, queue: str, task_ids: Optional[Iterable[str]] =
     try:
         channel.tx_select()
         depth = min(MAX_REQUEUE, channel.queue_declare(f"{queue}.XQ", passive=True).method.message_count)
-        selected, others = _drain(channel, f"{queue}.XQ", depth, wanted)
+        selected, others = _drain(channel, f"{queue}.XQ", depth, wanted, engine.settings.max_message_bytes)
         requeued, previous_errors = [], {}
         for message in selected:
             record = {"task_id": message.task_id, "queue": message.queue, "actor": message.actor}
@@ -99,7 +99,7 @@ def discard_dead_messages(engine: Engine, queue: str, task_ids: set[str]) -> int
     try:
         channel.tx_select()
         depth = channel.queue_declare(f"{queue}.XQ", passive=True).method.message_count
-        selected, others = _drain(channel, f"{queue}.XQ", depth, task_ids)
+        selected, others = _drain(channel, f"{queue}.XQ", depth, task_ids, engine.settings.max_message_bytes)
         for message in selected:
             channel.basic_ack(message.tag)
         for tag in others:
@@ -122,10 +122,11 @@ def _channel(engine: Engine, queue: str):
         raise BrokerUnavailable(f"RabbitMQ does not answer: {type(exc).__name__}") from None
 
 
-def _drain(channel, name: str, depth: int, wanted: Optional[set[str]]) -> tuple[list[DeadMessage], list[int]]:
+def _drain(channel, name: str, depth: int, wanted: Optional[set[str]], max_bytes: int) -> tuple[list[DeadMessage], list[int]]:
     """basic_get up to *depth* messages (the depth when we started, so messages
-    put back are never fetched twice); split them into selected and others."""
-    decoder = CompressedJSONEncoder()
+    put back are never fetched twice); split them into selected and others.
+    Bodies inflate to at most *max_bytes* (a gzip bomb stays where it is)."""
+    decoder = CompressedJSONEncoder(max_bytes=max_bytes)
     selected: list[DeadMessage] = []
     others: list[int] = []
     for _ in range(depth):

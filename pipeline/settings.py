@@ -24,6 +24,8 @@ from pipeline.registry import parse_rate_limit
 
 ENV_PREFIX = "CLAW_"
 ROLES = ("read", "submit", "admin")
+#: Settings holding URLs that may carry a password (shown redacted).
+URL_FIELDS = ("broker_url", "redis_url", "rabbitmq_management_url")
 
 
 class Settings(BaseSettings):
@@ -63,6 +65,11 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(3600, ge=1, description="How long an idempotency key maps to its task.")
     compression_threshold_bytes: int = Field(
         1024, ge=64, description="Messages larger than this are gzip-compressed on the wire."
+    )
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024,
+        description="Largest message body a worker (or the dead-letter requeue) decompresses; a larger one "
+                    "(e.g. a gzip bomb) is undecodable: recorded and dead-lettered.",
     )
 
     worker_processes: int = Field(2, ge=1, le=64, description="Worker processes per `claw-pipeline worker`.")
@@ -145,6 +152,15 @@ class Settings(BaseSettings):
         description="Runtime data (the embedded PostgreSQL's files, the development admin token, the API's "
                     "metrics files); a relative path is under the working directory. Never inside the installed package.",
     )
+
+    def __repr_args__(self):
+        """What repr() and str() show: credentials never (settings end up in logs and tracebacks)."""
+        for name, value in super().__repr_args__():
+            if name in URL_FIELDS:
+                value = ";".join(redact_url(url) for url in value.split(";"))
+            elif name == "api_tokens":
+                value = f"<{len(value)} token(s)>"
+            yield name, value
 
     @field_validator("broker_url")
     @classmethod

@@ -83,7 +83,7 @@ class Sessions:
         """The role of an API token, compared with every configured token (timing reveals nothing)."""
         found = None
         for token, role in self.settings.api_tokens.items():
-            if hmac.compare_digest(presented.encode(), token.encode()):
+            if same(presented, token):
                 found = role
         return found
 
@@ -105,7 +105,7 @@ class Sessions:
         if not value or "." not in value:
             return None
         payload, _, signature = value.rpartition(".")
-        if not hmac.compare_digest(signature, self._mac("session", payload)):
+        if not same(signature, self._mac("session", payload)):
             return None
         try:
             role, token_id, nonce, expires = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -140,4 +140,13 @@ class Sessions:
         return self._mac("csrf", session.nonce)
 
     def csrf_ok(self, session: Session, presented: object) -> bool:
-        return isinstance(presented, str) and hmac.compare_digest(presented, self.csrf_token(session))
+        return isinstance(presented, str) and same(presented, self.csrf_token(session))
+
+
+def same(presented: str, expected: str) -> bool:
+    """Constant-time equality of two texts, whatever characters a client sent.
+
+    ``hmac.compare_digest`` refuses str with non-ASCII characters (TypeError),
+    so both are compared as UTF-8 bytes.
+    """
+    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))

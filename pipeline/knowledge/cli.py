@@ -7,6 +7,7 @@ the usual retries apply) and follows the tasks with a progress bar.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -42,8 +43,7 @@ def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, consol
     """
     console = console or Console()
     root = Path(path)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    files = [p for p in files if p.suffix.lower() in SUFFIXES]
+    files, outside = documents_under(root)
     if not files:
         console.print(f"[red]no .txt or .md files under {root}[/red]")
         return 1
@@ -58,7 +58,7 @@ def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, consol
         return 1
     store.ensure_index(db.database_url(), kb)
 
-    failures: list[tuple[str, str]] = []
+    failures: list[tuple[str, str]] = [(source, "a link leading outside the folder (or nowhere): not read") for source in outside]
     sources, submissions = [], []
     for file in files:
         source = file.name if file == root else file.relative_to(root).as_posix()
@@ -96,6 +96,35 @@ def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, consol
             table.add_row(source, error)
         console.print(table)
     return 1 if failures else 0
+
+
+def documents_under(root: Path) -> tuple[list[Path], list[str]]:
+    """The .txt/.md files of *root* (a file, or a folder walked recursively), and the names of those left out
+    because they are links leading outside it.
+
+    A link is followed only when its target is inside the folder: a folder
+    handed over for ingesting must not make the command read (and send to the
+    workers, the database and every user who can search the base) a file
+    elsewhere on the machine, such as one a link in an unpacked archive names.
+    """
+    if root.is_file():
+        return ([root] if root.suffix.lower() in SUFFIXES else []), []
+    base = root.resolve()
+    inside, outside = [], []
+    for dirpath, dirnames, filenames in os.walk(root):  # does not descend into linked folders
+        folder = Path(dirpath)
+        for name in dirnames:
+            if (folder / name).is_symlink() and not (folder / name).resolve().is_relative_to(base):
+                outside.append((folder / name).relative_to(root).as_posix() + "/")
+        for name in filenames:
+            file = folder / name
+            if file.suffix.lower() not in SUFFIXES:
+                continue
+            if file.resolve().is_relative_to(base) and file.resolve().is_file():
+                inside.append(file)
+            else:
+                outside.append(file.relative_to(root).as_posix())
+    return sorted(inside), sorted(outside)
 
 
 def _follow(task_ids: list[str], get_records, poll_interval: float, console: Console, label: str) -> list:

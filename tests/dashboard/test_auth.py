@@ -137,3 +137,15 @@ def test_with_auth_disabled_everyone_is_admin_but_csrf_still_applies(engine):
     assert visitor.post(f"/dashboard/tasks/{task_id}/cancel", csrf="").status_code == 403
     assert visitor.post(f"/dashboard/tasks/{task_id}/cancel").status_code == 303
     assert engine.store.get(task_id)["state"] == "CANCELLED"
+
+
+def test_a_non_ascii_session_cookie_or_csrf_token_is_refused_with_a_4xx_not_a_500(browser):
+    browser.cookies["claw_dashboard"] = "é" * 20 + ".签名"
+    assert browser.get("/dashboard/").status_code == 303  # no session: to the login page
+    assert browser.get("/dashboard/api/overview").status_code == 401
+    browser.cookies.clear()
+    browser.get("/dashboard/login")
+    refused = browser.post("/dashboard/login", {"token": "tökén-" + "x" * 30}, csrf="é" * 64)
+    assert refused.status_code == 403 and "Form expired" in refused.text
+    wrong = browser.post("/dashboard/login", {"token": "tökén-" + "x" * 30})
+    assert wrong.status_code == 401 and "not valid" in wrong.text

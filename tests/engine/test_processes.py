@@ -40,6 +40,23 @@ def test_cli_reports_unknown_actor_and_bad_json_in_one_line(env):
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_repr_and_str_of_the_settings_never_show_a_token_or_a_password(caplog):
+    from pipeline.settings import load_settings
+
+    secrets = ("tok3n-" + "q" * 40, "rabbitpw", "redispw", "mgmtpw", "sentinelpw")
+    settings = load_settings(
+        api_tokens=f"ops:{secrets[0]}:admin",
+        broker_url=f"amqp://claw:{secrets[1]}@a:5672/x;amqp://claw:{secrets[1]}@b:5672/x",
+        redis_url=f"redis+sentinel://:{secrets[2]}@s1:26379,s2:26379/claw/0?sentinel_password={secrets[4]}",
+        rabbitmq_management_url=f"http://claw:{secrets[3]}@a:15672",
+    )
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("test").info("settings: %s %r", settings, settings)
+    for text in (repr(settings), str(settings), caplog.text, f"{settings!r}"):
+        assert not [secret for secret in secrets if secret in text], text
+        assert "amqp://claw:***@b:5672/x" in text and "sentinel_password=***" in text
+
+
 def test_encoder_compresses_only_above_the_threshold_and_reads_both():
     encoder = CompressedJSONEncoder(threshold=100)
     small = {"message_id": "1", "actor_name": "a", "queue_name": "q", "v": "x"}

@@ -20,7 +20,9 @@ COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_HA = ROOT / "docker-compose.ha.yml"
 HA_SERVICES = {"rabbitmq-2", "rabbitmq-3", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
 APP_SERVICES = {"api", "worker", "worker-ai", "worker-knowledge", "scheduler"}
-ALL_SERVICES = APP_SERVICES | {"rabbitmq", "redis", "postgres", "prometheus", "grafana"}
+#: Run once and exit (they have no health check and are not restarted).
+ONE_SHOT = {"rabbitmq-setup"}
+ALL_SERVICES = APP_SERVICES | ONE_SHOT | {"rabbitmq", "redis", "postgres", "prometheus", "grafana"}
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed (make test installs it)")
 
@@ -72,12 +74,16 @@ def test_a_missing_secret_stops_compose_with_its_name():
 def test_every_service_has_health_check_restart_policy_and_limits():
     services = yaml.safe_load(compose_config(example_env()).stdout)["services"]
     for name, service in services.items():
+        assert service["deploy"]["resources"]["limits"], name
+        if name in ONE_SHOT:
+            assert service["restart"] == "no" and "healthcheck" not in service, name
+            continue
         assert "healthcheck" in service, name
         assert service.get("restart") == "unless-stopped", name
-        assert service["deploy"]["resources"]["limits"], name
     for name in APP_SERVICES:
         assert {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()} == {
-            "rabbitmq": "service_healthy", "redis": "service_healthy", "postgres": "service_healthy"
+            "rabbitmq": "service_healthy", "redis": "service_healthy", "postgres": "service_healthy",
+            "rabbitmq-setup": "service_completed_successfully",
         }, name
         assert services[name]["build"]["dockerfile"] == "infra/Dockerfile"
     assert services["scheduler"]["deploy"]["replicas"] == 2
@@ -135,3 +141,27 @@ def test_the_ha_overlay_clusters_rabbitmq_and_puts_redis_under_sentinel_with_url
         assert target.service == "claw" and target.password == target.sentinel_password == example_env()["REDIS_PASSWORD"]
         assert settings.wait_replicas == 1
         assert {"rabbitmq-2", "rabbitmq-3", "sentinel-1", "sentinel-2", "sentinel-3"} <= set(services[name]["depends_on"])
+
+
+def test_the_application_connects_with_least_privilege_users_not_the_administrators():
+    env = example_env()
+    services = yaml.safe_load(compose_config(env).stdout)["services"]
+    for name in APP_SERVICES:
+        app_env = services[name]["environment"]
+        for variable in ("CLAW_BROKER_URL", "CLAW_RABBITMQ_MANAGEMENT_URL"):
+            user = app_env[variable].split("://")[1].split(":")[0]
+            assert user == env["RABBITMQ_APP_USER"] != env["RABBITMQ_USER"], (name, variable)
+            assert env["RABBITMQ_PASSWORD"] not in app_env[variable], (name, variable)
+        database_user = app_env["CLAW_DATABASE_URL"].split("://")[1].split(":")[0]
+        assert database_user == env["POSTGRES_APP_USER"] != services["postgres"]["environment"]["POSTGRES_USER"]
+        assert env["POSTGRES_PASSWORD"] not in app_env["CLAW_DATABASE_URL"], name
+        assert not {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"} & set(app_env), name
+    setup = services["rabbitmq-setup"]
+    assert setup["entrypoint"] == ["python", "/claw/app_user.py"]
+    assert setup["volumes"][0].split(":")[0].endswith("infra/rabbitmq/app_user.py")
+    postgres_mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in services["postgres"]["volumes"]}
+    assert postgres_mounts["/docker-entrypoint-initdb.d/10-app-user.sh"].endswith("infra/postgres/initdb-app-user.sh")
+    assert postgres_mounts["/claw/app-user.sql"].endswith("infra/postgres/app-user.sql")
+    ha = yaml.safe_load(compose_config(env, COMPOSE_HA).stdout)["services"]
+    for name in APP_SERVICES:
+        assert ha[name]["environment"]["CLAW_BROKER_URL"].count(f"{env['RABBITMQ_APP_USER']}:") == 3, name

@@ -97,33 +97,41 @@ def test_messages_endpoint_pages_backwards(api, knowledge_db):
     assert bad.status_code == 400 and bad.json["description"].startswith("limit:")
 
 
-def test_ingest_submits_every_file_follows_them_and_lists_failures(tmp_path, kb_engine, start_kb_worker):
+def test_ingest_submits_every_file_follows_them_and_lists_failures(tmp_path_factory, kb_engine, start_kb_worker):
     from pipeline.knowledge import cli, retrieval, store
     from pipeline.knowledge.db import connection
 
+    tmp_path, elsewhere = tmp_path_factory.mktemp("docs"), tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "secret.md").write_text("the root password is hunter2", encoding="utf-8")
     (tmp_path / "guides").mkdir()
     for name in ("en-webhooks.md", "zh-sso.md"):
         (tmp_path / "guides" / name).write_text((CORPUS / name).read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "notes.txt").write_text("Support is open from 9:00 to 18:00 on weekdays.", encoding="utf-8")
     (tmp_path / "broken.txt").write_bytes(b"\xff\xfe not utf-8 \xc3")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    (tmp_path / "linked-secret.md").symlink_to(elsewhere / "secret.md")  # links leading out are not followed
+    (tmp_path / "linked-folder").symlink_to(elsewhere, target_is_directory=True)
+    (tmp_path / "guides" / "same-notes.txt").symlink_to(tmp_path / "notes.txt")  # a link inside is
     start_kb_worker()
     name = f"ingest-{uuid.uuid4().hex[:6]}"
     output = io.StringIO()
 
     assert cli.ingest(tmp_path, name, poll_interval=0.2, console=Console(file=output, width=200)) == 1
     text = output.getvalue()
-    assert "3 vectorized, 0 unchanged, 1 failed" in text
+    assert "4 vectorized, 0 unchanged, 3 failed" in text
     assert "broken.txt" in text and "cannot read" in text
+    assert "linked-secret.md" in text and "linked-folder/" in text and "outside the folder" in text
     with connection() as conn:
         kb = store.find_knowledge_base(conn, name)
         sources = sorted(d.source for d in store.list_documents(conn, kb.id))
-    assert sources == ["guides/en-webhooks.md", "guides/zh-sso.md", "notes.txt"]
-    assert retrieval.search(kb.id, "When is support open?", 1)[0].source == "notes.txt"
+        stored = conn.execute("SELECT count(*) FROM documents WHERE content LIKE '%hunter2%'").fetchone()[0]
+    assert sources == ["guides/en-webhooks.md", "guides/same-notes.txt", "guides/zh-sso.md", "notes.txt"]
+    assert stored == 0
+    assert retrieval.search(kb.id, "When is support open?", 1)[0].source.endswith("notes.txt")
 
     again = io.StringIO()
     cli.ingest(tmp_path, name, poll_interval=0.2, console=Console(file=again, width=200))
-    assert "0 vectorized, 3 unchanged, 1 failed" in again.getvalue()  # content hashes unchanged
+    assert "0 vectorized, 4 unchanged, 3 failed" in again.getvalue()  # content hashes unchanged
 
     found = io.StringIO()
     assert cli.search(name, "How do I verify webhook signatures?", 2, console=Console(file=found, width=200)) == 0

@@ -43,6 +43,8 @@ def test_every_operation_fuzzed_with_each_role_never_answers_5xx_or_off_spec(api
         ("x" * 2_000_000, 413),  # over CLAW_MAX_BODY_BYTES
         ("[" * 600_000 + "]" * 600_000, 413),
         ("[" * 100_000 + "]" * 100_000, 400),  # deep, under the size limit: the parser cannot take it
+        ('{"tasks": [{"actor": "echo", "kwargs": {"value": ' + "[" * 600 + "]" * 600 + "}}]}", 400),  # past MAX_JSON_DEPTH
+        ('{"tasks": [{"actor": "echo", "kwargs": {"value": ' + '{"a":' * 60 + "1" + "}" * 60 + "}}]}", 202),  # deep but allowed
         ('{"tasks": [{"actor": "echo", "kwargs": {"value": "' + "字" * 300_000 + '"}}]}', 202),  # large but allowed
         ('{"tasks": [{"actor": "echo", "kwargs": {"value": "\\ud800"}}]}', 400),  # a lone surrogate is not text
         ('{"tasks": [{"actor": "echo", "kwargs": {"value": "\\u0000\\u202e\\ufeff"}}]}', 202),
@@ -55,7 +57,7 @@ def test_every_operation_fuzzed_with_each_role_never_answers_5xx_or_off_spec(api
         ('{"tasks": "' + "a" * 1000 + '"}', 422),
         ("\xff\xfe not utf-8", 400),
     ],
-    ids=["2MB", "deep-1.2MB", "deep-200k", "300k-chars", "surrogate", "controls", "prio-10", "prio-neg", "prio-str",
+    ids=["2MB", "deep-1.2MB", "deep-200k", "deep-600", "deep-63", "300k-chars", "surrogate", "controls", "prio-10", "prio-neg", "prio-str",
          "actor-path", "delay-huge", "unknown-kwarg", "tasks-string", "not-utf8"],
 )
 def test_strange_bodies_get_a_clear_4xx_and_enqueue_nothing_unless_valid(api, engine, body, status):
