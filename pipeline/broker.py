@@ -16,7 +16,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import JSONEncoder
-from dramatiq.middleware import Callbacks, Middleware, MiddlewareError, Pipelines
+from dramatiq.middleware import Middleware, MiddlewareError
 from dramatiq.results.backends import RedisBackend
 
 from pipeline.amqp import broker_url_for_process
@@ -30,6 +30,7 @@ from pipeline.middleware.results import StateStoreResults
 from pipeline.middleware.retries import RetryPolicy
 from pipeline.middleware.state import QuietWorkerLog, TaskState
 from pipeline.middleware.time_limits import TimeLimits
+from pipeline.middleware.workflows import WorkflowFollowUps
 from pipeline.redis_client import make_redis
 from pipeline.settings import Settings
 from pipeline.state import Keys, StateStore
@@ -121,6 +122,7 @@ def engine_middleware(
     results_backend: RedisBackend,
     process_middleware: Iterable[Middleware],
     time_limits: TimeLimits,
+    follow_ups: WorkflowFollowUps,
 ) -> list[Middleware]:
     """The engine's middleware in the one order that works, and why.
 
@@ -130,7 +132,10 @@ def engine_middleware(
        message first and hear of its end last, whatever the others decide.
     2. FreshPublisher: it replaces an idle publishing connection before any
        other hook enqueues (a retry, a rate-limited message).
-    3. Callbacks, Pipelines: Dramatiq's, as in its defaults.
+    3. WorkflowFollowUps before TaskState: its after-skip hook runs after
+       TaskState's drop, so a redelivered workflow member is known final when
+       it publishes what that member left due. (It replaces Dramatiq's
+       Callbacks and Pipelines, whose follow-up publish had no durable hand-over.)
     4. StateStoreResults: makes ``get_result`` work; TaskState writes the values.
     5. RateLimits before TaskState: a message over its rate is put back before
        it is STARTED, so its attempts and retries stay untouched.
@@ -144,8 +149,7 @@ def engine_middleware(
     return [
         *process_middleware,
         FreshPublisher(settings.broker_url),
-        Callbacks(),
-        Pipelines(),
+        follow_ups,
         StateStoreResults(backend=results_backend),
         RateLimits(store),
         TaskState(store, results_backend),
@@ -167,11 +171,14 @@ def make_broker(
                                     max_bytes=settings.max_message_bytes)
     dramatiq.set_encoder(encoder)
     results_backend = make_results_backend(settings)
-    middleware = engine_middleware(settings, store, results_backend, extra_middleware, time_limits or TimeLimits())
+    follow_ups = WorkflowFollowUps(store, settings.workflow_overdue_seconds)
+    middleware = engine_middleware(settings, store, results_backend, extra_middleware, time_limits or TimeLimits(),
+                                   follow_ups)
     broker = ClawBroker(
         url=broker_url_for_process(settings.broker_url), max_priority=MAX_PRIORITY, confirm_delivery=True,
         middleware=middleware, max_hold_ms=int(settings.max_hold_seconds * 1000), still_waiting=store.still_waiting,
     )
+    follow_ups.bind(broker)
     for queue in QUEUES:
         broker.declare_queue(settings.queue_prefix + queue)
     bind_tasks(broker, settings)

@@ -21,7 +21,7 @@ from dramatiq.errors import BrokerError
 from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
 from pipeline.publisher import publish_batch
-from pipeline.state import NewTask, exception_result, new_task_id, new_task_ids, untracked
+from pipeline.state import WAITING, NewTask, exception_result, new_task_id, new_task_ids, untracked
 from pipeline.registry import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of
 
 MAX_BULK = 1000
@@ -228,6 +228,8 @@ def cancel(task_id: str, *, engine: Optional[Engine] = None) -> dict:
     """
     engine = engine or get_engine()
     record = get_record(task_id, engine=engine)
+    if record["state"] == WAITING:
+        raise InvalidTransition(f"task waits for its workflow {record['workflow']}; cancel the workflow", WAITING)
     value = exception_result("TaskCancelled", "cancelled before it ran")
     outcome, previous = engine.store.cancel(task_id, engine.result_key(record), value)
     if outcome == "MISSING":
@@ -246,6 +248,9 @@ def retry(task_id: str, *, engine: Optional[Engine] = None) -> str:
     record = get_record(task_id, engine=engine)
     if record["state"] not in ("FAILURE", "CANCELLED"):
         raise InvalidTransition(f"task is {record['state']}; only FAILURE or CANCELLED tasks can be retried", record["state"])
+    if record.get("workflow"):
+        raise InvalidTransition(f"task belongs to workflow {record['workflow']}; retry the workflow (it re-runs its "
+                                "failed tasks and what follows them)", record["state"])
     new_id = new_task_id()
     earlier = engine.store.claim_retry(task_id, new_id)
     if earlier:

@@ -72,6 +72,10 @@ class TaskNotFound(LookupError):
     """No record exists for the task id (never submitted, or expired)."""
 
 
+class WorkflowNotFound(TaskNotFound):
+    """No record exists for the workflow id (never submitted, or expired)."""
+
+
 class InvalidTransition(RuntimeError):
     """The task's state does not allow the requested operation (e.g. cancel a finished task)."""
 

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         600.0, gt=0, description="How long a stopping worker waits for running tasks to finish."
     )
+    workflow_overdue_seconds: float = Field(
+        15.0, gt=0, le=3600,
+        description="A workflow task due this long without being published (its publisher died) is published by "
+                    "the workers' sweep, which runs every third of this.",
+    )
 
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules declaring tasks, comma-separated (imported by every process)."

@@ -41,14 +41,14 @@ def always_fails(message: str = "boom", api_key: str | None = None):
 
 
 @task(max_retries=3, **FAST)
-def fails_then_succeeds(counter_key: str, failures: int):
+def fails_then_succeeds(counter_key: str, failures: int, previous=None):
     if get_redis().incr(counter_key) <= failures:
         raise ConnectionError("transient")
     return "ok"
 
 
 @task(max_retries=3, **FAST)
-def permanent_failure():
+def permanent_failure(previous=None):
     raise PermanentError("bad arguments: cannot be fixed by retrying")
 
 
@@ -160,3 +160,44 @@ def _soak(queue: str):
 
 
 SOAK_TASKS = [_soak(q) for q in ("ai_high_priority", "knowledge_default", "notification_default", "default")]
+
+
+# -- workflows ---------------------------------------------------------------------------
+
+
+class AddArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    value: int = 0
+    previous: int | None = None
+
+
+@task(args_model=AddArgs, **FAST)
+def add(value: int = 0, previous: int | None = None):
+    """A chain step: the previous step's result plus *value*."""
+    return (previous or 0) + value
+
+
+class CollectArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    results: list | None = None
+    failures: list | None = None
+    runs_key: str | None = None
+
+
+@task(args_model=CollectArgs, **FAST)
+def collect(results=None, failures=None, runs_key=None):
+    """A chord callback that counts its runs (exactly-once shows here)."""
+    if runs_key:
+        get_redis().incr(runs_key)
+    return {"results": results, "failures": failures}
+
+
+@task(max_retries=0, **FAST)
+def noop():
+    return None
+
+
+@task(**FAST)
+def passthrough(previous=None):
+    """A chain step without an argument model: returns what it was passed."""
+    return {"got": previous}

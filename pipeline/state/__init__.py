@@ -6,17 +6,18 @@
 * :mod:`.queries` — lookups, pages, counts, runtimes, throughput;
 * :mod:`.housekeeping` — expiry, dead-letter resets and deletes, lost-task repair, cleanup;
 * :mod:`.admission` — rate limits and fair share: which waiting task starts next;
+* :mod:`.workflows` — chains, groups and chords, counted as their tasks finish;
 * :mod:`.workers` — worker heartbeats and the control channel;
-* :mod:`.store` — :class:`StateStore`, the four parts as one object;
+* :mod:`.store` — :class:`StateStore`, the five parts as one object;
 * :mod:`.batching` — the worker threads' shared Redis round trips.
 """
 
-from pipeline.state.keys import FINAL_STATES, STATES, UNFINISHED_STATES, Keys
+from pipeline.state.keys import FINAL_STATES, STATES, UNFINISHED_STATES, WAITING, Keys
 from pipeline.state.records import NewTask, error_fields, exception_result, new_task_id, new_task_ids, untracked
 from pipeline.state.store import StateStore
 from pipeline.state.workers import WorkerRegistry, worker_identity
 
 __all__ = [
-    "FINAL_STATES", "STATES", "UNFINISHED_STATES", "Keys", "NewTask", "StateStore", "WorkerRegistry",
+    "FINAL_STATES", "STATES", "UNFINISHED_STATES", "WAITING", "Keys", "NewTask", "StateStore", "WorkerRegistry",
     "error_fields", "exception_result", "new_task_id", "new_task_ids", "untracked", "worker_identity",
 ]

@@ -38,14 +38,16 @@ return #due
 # FAILURE -> PENDING for a dead letter put back on its queue, undoing what
 # FINISH did: expiry, result, error, attempts. A task that was already retried
 # by hand (``retried_by``) is not reset, so requeueing its dead message can
-# never run the work a second time.
+# never run the work a second time. A workflow's task is retried through its
+# workflow (which re-arms what follows it), so its dead letter stays.
 # KEYS: task. ARGV: P, id, now, result_key
 REQUEUE_FAILED = script(r"""
 local key, id, now = KEYS[1], ARGV[2], ARGV[3]
-local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'retried_by', 'error')
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'retried_by', 'error', 'workflow')
 if not r[1] then return {'MISSING', ''} end
 if r[1] ~= 'FAILURE' then return {r[1], ''} end
 if r[5] then return {'RETRIED', ''} end
+if r[7] then return {'WORKFLOW', ''} end
 redis.call('PERSIST', key)
 redis.call('ZREM', expiry_key(), expiry_member(id, r[2], r[3], 'FAILURE'))
 redis.call('HDEL', key, 'finished_at', 'error', 'result', 'runtime_ms', 'started_at', 'worker', 'eta',

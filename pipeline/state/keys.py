@@ -12,6 +12,12 @@ from __future__ import annotations
 STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "CANCELLED")
 FINAL_STATES = ("SUCCESS", "FAILURE", "CANCELLED")
 UNFINISHED_STATES = ("PENDING", "STARTED", "RETRY")
+#: A workflow's follow-up (a chain's later step, a chord's callback) from its
+#: submission until it is due: its record exists, in no index, and no message
+#: has been published for it (see :mod:`pipeline.state.workflows`).
+WAITING = "WAITING"
+WORKFLOW_KINDS = ("chain", "group", "chord")
+WORKFLOW_STATES = ("RUNNING", "SUCCESS", "FAILURE", "CANCELLED")
 
 
 class Keys:
@@ -132,6 +138,32 @@ class Keys:
     def events_channel(self, task_id: str) -> str:
         return f"{self.prefix}:ev:{task_id}"
 
+    # -- workflows -------------------------------------------------------------------------
+
+    def workflow(self, workflow_id: str) -> str:
+        """A workflow's record (hash): kind, state, counters."""
+        return f"{self.prefix}:wf:{workflow_id}"
+
+    def workflow_members(self, workflow_id: str) -> str:
+        """Hash: position -> task id of every task of a workflow (a chord's callback last)."""
+        return f"{self.prefix}:wf:{workflow_id}:m"
+
+    def workflow_results(self, workflow_id: str) -> str:
+        """Hash: position -> result (JSON) of each member that succeeded."""
+        return f"{self.prefix}:wf:{workflow_id}:r"
+
+    def workflow_errors(self, workflow_id: str) -> str:
+        """Hash: position -> error (type and message, JSON) of each member that did not succeed."""
+        return f"{self.prefix}:wf:{workflow_id}:e"
+
+    def workflow_idempotency(self, key: str) -> str:
+        return f"{self.prefix}:wf:idem:{key}"
+
+    @property
+    def follow_ups_due(self) -> str:
+        """Sorted set (score = when it became due) of tasks whose message is still to be published."""
+        return f"{self.prefix}:wf:due"
+
     # -- workers ---------------------------------------------------------------------------
 
     def worker(self, worker_id: str) -> str:
@@ -174,9 +206,6 @@ class Keys:
 
     def notification_sent(self, token: str) -> str:
         return f"{self.prefix}:notify:dedup:{token}"
-
-    def notification_batch(self, digest: str) -> str:
-        return f"{self.prefix}:notify:batch:{digest}"
 
     def inbox(self, user_id: str) -> list[str]:
         """A user's inbox: items (hash), unread and read (sorted sets), read-at times (hash)."""

@@ -42,6 +42,11 @@ KEY_FUNCTIONS = {
     "fair_clock": ("fair_clock", ("actor",)),
     "events_channel": ("events_channel", ("id",)),
     "cancel_channel": ("cancel_channel", None),
+    "workflow_key": ("workflow", ("wf",)),
+    "workflow_members_key": ("workflow_members", ("wf",)),
+    "workflow_results_key": ("workflow_results", ("wf",)),
+    "workflow_errors_key": ("workflow_errors", ("wf",)),
+    "follow_ups_due_key": ("follow_ups_due", None),
 }
 
 _MARK = "\x00{}\x00"

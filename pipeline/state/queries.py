@@ -20,7 +20,7 @@ from pipeline.state.lua import script
 
 #: Record fields holding JSON documents (decoded on read).
 JSON_FIELDS = ("args", "kwargs", "error", "result", "progress", "options")
-INT_FIELDS = ("priority", "attempts", "max_retries", "runtime_ms")
+INT_FIELDS = ("priority", "attempts", "max_retries", "runtime_ms", "wf_index")
 FLOAT_FIELDS = ("enqueued_at", "started_at", "finished_at", "eta", "cancel_requested")
 #: Fields kept for the engine's own use and never shown.
 PRIVATE_FIELDS = ("payload", "score", "unpublished", "delivery", "seq", "history")

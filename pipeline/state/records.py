@@ -25,6 +25,7 @@ from pipeline.redact import redact
 from pipeline.redis_client import unavailable
 from pipeline.state.keys import FINAL_STATES
 from pipeline.state.lua import script
+from pipeline.state.workflow_lua import WORKFLOW_LUA
 
 logger = logging.getLogger("pipeline.state")
 
@@ -86,18 +87,22 @@ event(id, 'STARTED', now)
 return {'STARTED', attempts}
 """)
 
+# A task of a workflow is counted by its workflow in the same step (see
+# pipeline.state.workflows); the reply then names the follow-ups that became due.
 # KEYS: task. ARGV: P, id, new_state, now, ttl, grace, result_key, result_value, result_ttl_ms, runtime_ms,
 # then field, value, ... (written with the new state in one HSET)
-FINISH = script(r"""
+# Returns the previous state, or {previous state, due id, ...}.
+FINISH = script(WORKFLOW_LUA + r"""
 local key, id, new, now, ttl, grace = KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local result_key, result_value, result_ttl, runtime = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score')
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'workflow', 'wf_index')
 if not r[1] then return 'MISSING' end
 if FINAL[r[1]] then return r[1] end
 local fields = {'state', new}
 for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', key, unpack(fields))
 move(id, r[4], r[2], r[3], r[1], new)
+local due = {}
 if FINAL[new] then
   -- START already removed them from a task that ran.
   if r[1] ~= 'STARTED' then redis.call('HDEL', key, 'eta', 'wait_reason') end
@@ -111,15 +116,24 @@ if FINAL[new] then
   if runtime ~= '' and redis.call('LPUSH', runtimes_key(r[2]), runtime) > 600 then
     redis.call('LTRIM', runtimes_key(r[2]), 0, 499)
   end
+  if r[5] then
+    local result, err
+    for i = 11, #ARGV - 1, 2 do
+      if ARGV[i] == 'result' then result = ARGV[i + 1] elseif ARGV[i] == 'error' then err = ARGV[i + 1] end
+    end
+    due = member_final(r[5], r[6], id, new, result, err, ARGV[4], ttl, grace)
+  end
 end
 event(id, new, ARGV[4])
+if #due > 0 then return {r[1], unpack(due)} end
 return r[1]
 """)
 
-# KEYS: task. ARGV: P, id, now, result_key, result_value, result_ttl_ms, error_json
-CANCEL = script(r"""
+# KEYS: task. ARGV: P, id, now, result_key, result_value, result_ttl_ms, error_json, ttl, grace
+# Returns {outcome, previous state, due id...} (a workflow member's cancellation may make its follow-up due).
+CANCEL = script(WORKFLOW_LUA + r"""
 local key, id, now = KEYS[1], ARGV[2], ARGV[3]
-local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score')
+local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'workflow', 'wf_index')
 if not r[1] then return {'MISSING', ''} end
 if r[1] == 'PENDING' or r[1] == 'RETRY' then
   -- No expiry yet: the message may wait in RabbitMQ for longer than the
@@ -132,6 +146,10 @@ if r[1] == 'PENDING' or r[1] == 'RETRY' then
   redis.call('LPUSH', ARGV[4], ARGV[5])
   redis.call('PEXPIRE', ARGV[4], ARGV[6])
   event(id, 'CANCELLED', now)
+  if r[5] then
+    return {'CANCELLED', r[1], unpack(member_final(r[5], r[6], id, 'CANCELLED', nil, ARGV[7], now,
+                                                    tonumber(ARGV[8]), tonumber(ARGV[9])))}
+  end
   return {'CANCELLED', r[1]}
 end
 if r[1] == 'STARTED' then
@@ -191,6 +209,9 @@ class NewTask:
     retry_of: Optional[str] = None
     idempotency_key: Optional[str] = None
     options: Optional[dict] = None
+    #: The workflow this task belongs to, and its position there.
+    workflow: Optional[str] = None
+    wf_index: Optional[int] = None
 
     def fields(self, now: float) -> dict[str, str]:
         shown_args, shown_kwargs = redact(self.args), redact(self.kwargs)
@@ -219,6 +240,9 @@ class NewTask:
             record["idempotency_key"] = self.idempotency_key
         if self.options:
             record["options"] = to_json(self.options)
+        if self.workflow:
+            record["workflow"] = self.workflow
+            record["wf_index"] = str(self.wf_index)
         return record
 
 
@@ -441,7 +465,19 @@ class RecordWrites:
         ]
         for name, value in fields.items():
             argv += [name, value]
-        return self._hot(self._finish, task_id, argv, durable=True)
+        reply = self._hot(self._finish, task_id, argv, durable=True)
+        if isinstance(reply, list):
+            self._hand_out(reply[1:])
+            return reply[0]
+        return reply
+
+    #: Called with the ids of workflow follow-ups that a transition made due
+    #: (set by the engine to publish them; None: the due-set sweep does).
+    follow_ups_due: Optional[Any] = None
+
+    def _hand_out(self, due: list[str]) -> None:
+        if self.follow_ups_due is not None and due:
+            self.follow_ups_due(due)
 
     def fail(self, task_id: str, error: dict[str, Any], result_key: str = "", runtime_ms: Optional[int] = None) -> str:
         """Finish a task as FAILURE with *error* (and its failure as the Dramatiq result)."""
@@ -493,10 +529,12 @@ class RecordWrites:
     def cancel(self, task_id: str, result_key: str, result_value: str) -> tuple[str, str]:
         """Returns (outcome, previous state): CANCELLED, INTERRUPTING, REFUSED or MISSING."""
         error = to_json({"type": "TaskCancelled", "message": "cancelled before it ran"})
-        outcome, previous = self._cancel(
+        outcome, previous, *due = self._cancel(
             keys=[self.keys.task(task_id)],
-            args=[self.namespace, task_id, now_field(), result_key, result_value, self.result_ttl * 1000, error],
+            args=[self.namespace, task_id, now_field(), result_key, result_value, self.result_ttl * 1000, error,
+                  self.result_ttl, self.expiry_grace],
         )
+        self._hand_out(due)
         return outcome, previous
 
     def claim_retry(self, original_id: str, new_id: str) -> Optional[str]:

@@ -1,9 +1,9 @@
 """The task-state store: one Redis hash per task plus sorted-set indexes.
 
-:class:`StateStore` is one object with four parts, one file each:
+:class:`StateStore` is one object with five parts, one file each:
 writing records (:mod:`.records`), reading them (:mod:`.queries`),
-housekeeping (:mod:`.housekeeping`) and admitting rate-limited tasks
-(:mod:`.admission`); worker heartbeats are
+housekeeping (:mod:`.housekeeping`), admitting rate-limited tasks
+(:mod:`.admission`) and workflows (:mod:`.workflows`); worker heartbeats are
 :mod:`.workers`. Key names come from :class:`~pipeline.state.keys.Keys` only.
 """
 
@@ -18,6 +18,7 @@ from pipeline.state.keys import Keys
 from pipeline.state.queries import RecordQueries
 from pipeline.state.records import RecordWrites
 from pipeline.state.replicas import ReplicaWait
+from pipeline.state.workflows import WorkflowRecords
 
 #: Index entries are trimmed (by worker heartbeats) this long before their
 #: record expires, so a page rarely meets an entry whose record is gone;
@@ -25,7 +26,7 @@ from pipeline.state.replicas import ReplicaWait
 DEFAULT_EXPIRY_GRACE_SECONDS = 10
 
 
-class StateStore(RecordWrites, RecordQueries, Housekeeping, Admission):
+class StateStore(RecordWrites, RecordQueries, Housekeeping, Admission, WorkflowRecords):
     def __init__(
         self,
         client: redis.Redis,
@@ -46,6 +47,7 @@ class StateStore(RecordWrites, RecordQueries, Housekeeping, Admission):
         self._register_query_scripts(client)
         self._register_housekeeping_scripts(client)
         self._register_admission_scripts(client)
+        self._register_workflow_scripts(client)
         self._worker_scripts = ScriptBatcher(client.connection_pool.make_connection, self.replica_wait)
 
     @property

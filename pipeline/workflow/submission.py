@@ -1,0 +1,100 @@
+"""Submitting a workflow: every record written first, then the first tasks' messages in bulk.
+
+1. The workflow record, its positions and the WAITING records of the
+   follow-ups (with their arguments) go to Redis in one round trip.
+2. The tasks that run at once (a chain's first step, a group's or chord's
+   members) are recorded PENDING and *due* in batches of
+   :data:`pipeline.client.MAX_BULK`, each batch's messages published in one
+   AMQP transaction (:func:`pipeline.publisher.publish_batch`) and then taken
+   off the due set.
+
+If the process dies between recording and publishing, the due-set sweep
+publishes what is left (see :mod:`pipeline.state.workflows`). If RabbitMQ
+refuses the first batch, nothing ran: the workflow is forgotten and
+BrokerUnavailable raised. A later batch refused leaves the workflow
+accepted; its remaining members are published by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from dramatiq import Message
+
+from pipeline.encoder import to_json
+from pipeline.engine import Engine, get_engine
+from pipeline.errors import BrokerUnavailable
+from pipeline.publisher import publish_batch
+from pipeline.state import NewTask, new_task_id, new_task_ids, untracked
+from pipeline.task import policy_of
+from pipeline.workflow.shapes import Chord, Workflow, validate
+
+logger = logging.getLogger("pipeline.workflow")
+
+BATCH = 1000
+
+
+def submit(shape: Workflow, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
+           name: Optional[str] = None, engine: Optional[Engine] = None) -> str:
+    """Validate and enqueue *shape*; return the workflow id (the existing one for a known idempotency key)."""
+    return submit_checked(shape, idempotency_key=idempotency_key, submitted_by=submitted_by, name=name,
+                          engine=engine)[0]
+
+
+def submit_checked(shape: Workflow, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
+                   name: Optional[str] = None, engine: Optional[Engine] = None) -> tuple[str, bool]:
+    """:func:`submit`, also saying whether the workflow is new (False: the idempotency key's)."""
+    engine = engine or get_engine()
+    validated = validate(shape)
+    workflow_id = new_task_id()
+    ids = new_task_ids(len(validated))
+    sigs = shape.tasks()
+    tasks = [_new_task(engine, workflow_id, position, task_id, spec, kwargs, sigs[position].priority)
+             for position, (task_id, (spec, kwargs)) in enumerate(zip(ids, validated))]
+    first = shape.first()
+    fields = {"kind": shape.kind, "members": str(len(tasks) - (1 if isinstance(shape, Chord) else 0)),
+              "total": str(len(tasks)), "actors": to_json(sorted({t.actor for t in tasks}))}
+    if isinstance(shape, Chord):
+        fields.update(policy=shape.on_failure, callback=ids[-1])
+    if name:
+        fields["name"] = name
+    if submitted_by:
+        fields["submitted_by"] = submitted_by
+    if idempotency_key:
+        fields["idempotency_key"] = idempotency_key
+    bound = engine.store.create_workflow(workflow_id, fields, ids, tasks[first:], idempotency_key)
+    if bound is not None:
+        return bound, False
+    for start in range(0, first, BATCH):
+        batch = tasks[start:min(first, start + BATCH)]
+        engine.store.record_due_members(batch)
+        try:
+            with untracked():
+                publish_batch(engine.broker, [(message_for(task), None) for task in batch])
+        except BrokerUnavailable:
+            if start == 0:
+                engine.store.forget_workflow(workflow_id, tasks, idempotency_key)
+                raise
+            logger.warning("Workflow %s: RabbitMQ refused a batch; the sweep publishes its %d remaining members.",
+                           workflow_id, first - start)
+            return workflow_id, True
+        engine.store.follow_ups_published([task.task_id for task in batch])
+    return workflow_id, True
+
+
+def _new_task(engine: Engine, workflow_id: str, position: int, task_id: str, spec, kwargs: dict[str, Any],
+              priority: Optional[int]) -> NewTask:
+    policy = policy_of(engine.broker, spec.name)
+    return NewTask(
+        task_id=task_id, actor=spec.name, queue=spec.actor.queue_name,
+        priority=policy.priority if priority is None else priority, max_retries=policy.max_retries,
+        args=[], kwargs=kwargs, workflow=workflow_id, wf_index=position,
+    )
+
+
+def message_for(task: NewTask) -> Message:
+    """The message of a workflow task (its record names the workflow too)."""
+    return Message(queue_name=task.queue, actor_name=task.actor, args=(), kwargs=task.kwargs,
+                   options={"broker_priority": task.priority, "claw_workflow": [task.workflow, task.wf_index]},
+                   message_id=task.task_id)
