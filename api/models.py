@@ -21,8 +21,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pipeline.errors import ConfigError
 from pipeline.knowledge.text import StoredText
 from pipeline.notifications.channels.system import MAX_PAGE as INBOX_MAX_PAGE
-from pipeline.state.keys import STATES
+from pipeline.state.keys import STATES, WAITING, WORKFLOW_KINDS, WORKFLOW_STATES
 from pipeline.task import MAX_DELAY_MS, MAX_PRIORITY, TaskSpec
+from pipeline.workflow import POLICIES
 from scheduler.store import ID_PATTERN, MAX_INTERVAL_SECONDS
 
 
@@ -456,3 +457,85 @@ class MarkReadBody(BaseModel):
         if (self.ids is None) == (self.all is None):
             raise ValueError("ids: give either ids (a non-empty list) or all: true")
         return self
+
+
+# -- workflows ----------------------------------------------------------------------------------
+# (the description itself is validated by pipeline.workflow; these models document it)
+
+MAX_MEMBER_PAGE = 1000
+
+
+class WorkflowStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str = Field(..., description="A declared task.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Its keyword arguments (its argument model).")
+    priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY)
+
+
+class WorkflowBody(BaseModel):
+    """A chain (`steps`), a group (`members`) or a chord (`members` + `callback`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal[WORKFLOW_KINDS]
+    steps: Optional[list[WorkflowStep]] = Field(None, description="chain: each step after the first gets `previous`.")
+    members: Optional[list[WorkflowStep]] = Field(None, description="group or chord: run at once.")
+    callback: Optional[WorkflowStep] = Field(None, description="chord: gets `results` (and `failures`).")
+    on_failure: Optional[Literal[POLICIES]] = Field(
+        None, description="chord: `skip` (default) the callback when a member failed, or `run_with_summary`.")
+    name: Optional[str] = Field(None, min_length=1, max_length=200, description="A label shown with the workflow.")
+    idempotency_key: Optional[str] = Field(None, min_length=1, max_length=200,
+                                           description="The same key within an hour returns the same workflow.")
+
+
+class WorkflowAccepted(BaseModel):
+    workflow_id: str
+    kind: Literal[WORKFLOW_KINDS]
+    state: Literal[WORKFLOW_STATES]
+    total: int = Field(..., description="Tasks in the workflow (a chord's callback included).")
+    status_url: str
+
+
+class WorkflowMember(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    task_id: Optional[str]
+    state: Literal[(*STATES, WAITING, "EXPIRED")]
+    actor: Optional[str] = None
+
+
+class WorkflowRecord(BaseModel):
+    """State, counts and percent of all its tasks, its result once SUCCESS, and one page of its tasks."""
+
+    model_config = ConfigDict(extra="allow")
+
+    workflow_id: str
+    kind: Literal[WORKFLOW_KINDS]
+    state: Literal[WORKFLOW_STATES]
+    total: int
+    counts: dict[str, int]
+    percent: float
+    result: Any = None
+    members: list[WorkflowMember]
+
+
+class WorkflowMembersQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    offset: int = Field(0, ge=0, description="First task position of the page.")
+    limit: int = Field(100, ge=0, le=MAX_MEMBER_PAGE, description=f"Tasks per page, at most {MAX_MEMBER_PAGE}.")
+
+
+class WorkflowCancelled(BaseModel):
+    workflow_id: str
+    state: Literal["CANCELLED"]
+    cancelled: int = Field(..., description="Tasks that will never run.")
+    interrupting: int = Field(..., description="Running tasks being interrupted.")
+
+
+class WorkflowRetried(BaseModel):
+    workflow_id: str
+    state: Literal["RUNNING"]
+    retried: dict[str, str] = Field(..., description="Position -> the new task re-running the one that failed there.")

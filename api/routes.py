@@ -39,6 +39,13 @@ from api.resources.tasks import (
     TaskStatusResource,
 )
 from api.resources.workers import WorkerCommandResource, WorkerListResource
+from api.resources.workflows import (
+    PREFIX as WORKFLOWS,
+    WorkflowCancelResource,
+    WorkflowResource,
+    WorkflowRetryResource,
+    WorkflowSubmitResource,
+)
 from pipeline.queues import QueueStatsCache
 from pipeline.settings import Settings
 
@@ -85,6 +92,11 @@ def route_table(engine: EngineProvider, settings: Settings, *, metrics: ApiMetri
             engine, "pool_restart", "Replace worker processes (running tasks finish first)")),
         Route(f"{p}/workers/shutdown", WorkerCommandResource(
             engine, "shutdown", "Stop workers gracefully (running tasks finish first)")),
+        # workflows
+        Route(WORKFLOWS, WorkflowSubmitResource(engine)),
+        Route(f"{WORKFLOWS}/{{workflow_id}}", WorkflowResource(engine)),
+        Route(f"{WORKFLOWS}/{{workflow_id}}/cancel", WorkflowCancelResource(engine)),
+        Route(f"{WORKFLOWS}/{{workflow_id}}/retry", WorkflowRetryResource(engine)),
         # schedules
         Route(SCHEDULES, ScheduleListResource(engine)),
         Route(f"{SCHEDULES}/{{schedule_id}}", ScheduleItemResource(engine)),

@@ -18,6 +18,7 @@ from api.dashboard.static_files import StaticResource
 from api.dashboard.tasks import TaskActionPage, TaskJson, TaskListPage, TaskPage
 from api.dashboard.web import PREFIX, Dashboard
 from api.dashboard.workers import WorkerCommandPage, WorkersJson, WorkersPage
+from api.dashboard.workflows import WorkflowActionPage, WorkflowPage
 from api.resources import EngineProvider
 from pipeline.engine import Engine
 
@@ -39,6 +40,8 @@ def dashboard_routes(engine: Union[Engine, EngineProvider]) -> list[tuple[str, A
         (PREFIX + "/tasks", TaskListPage(ui)),
         (PREFIX + "/tasks/{task_id}", TaskPage(ui)),
         (PREFIX + "/tasks/{task_id}/{action}", TaskActionPage(ui)),
+        (PREFIX + "/workflows/{workflow_id}", WorkflowPage(ui)),
+        (PREFIX + "/workflows/{workflow_id}/{action}", WorkflowActionPage(ui)),
         (PREFIX + "/queues", QueueListPage(ui)),
         (PREFIX + "/queues/{queue}", QueuePage(ui)),
         (PREFIX + "/workers", WorkersPage(ui)),

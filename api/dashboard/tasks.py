@@ -132,7 +132,7 @@ def show_task(ui, req, resp, session, task_id: str, status: int = 200, problem: 
         return
     ui.render(req, resp, session, "task.html", status=status, section="tasks", task=record, problem=problem,
               final=record["state"] in FINAL_STATES, can_cancel=record["state"] in CANCELLABLE,
-              can_retry=record["state"] in RETRYABLE and not record.get("retried_by"))
+              can_retry=record["state"] in RETRYABLE and not record.get("retried_by") and not record.get("workflow"))
 
 
 class TaskActionPage(Resource):

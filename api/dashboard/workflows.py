@@ -1,0 +1,59 @@
+"""A workflow's page: state, counts, a progress bar, its tasks page by page, cancel and retry.
+
+The page reads the workflow record (counts are kept by the store as tasks
+finish) and one page of its tasks; it refreshes itself while the workflow
+runs. Each task of a workflow links here from its own page.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from api.dashboard.web import PREFIX, Resource, redirect, responder
+from pipeline import workflow
+from pipeline.errors import InvalidTransition, TaskNotFound
+
+PAGE_SIZE = 100
+
+
+class WorkflowPage(Resource):
+    @responder("read")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, session, workflow_id: str) -> None:
+        show_workflow(self.dashboard, req, resp, session, workflow_id)
+
+
+def show_workflow(ui, req, resp, session, workflow_id: str, status: int = 200, problem: str = "") -> None:
+    try:
+        offset = max(0, int(req.get_param("offset") or 0))
+    except ValueError:
+        offset = 0
+    try:
+        record = workflow.get(workflow_id, offset=offset, limit=PAGE_SIZE, engine=ui.engine())
+    except TaskNotFound:
+        ui.error(req, resp, session, 404, "Workflow not found",
+                 f"No workflow {workflow_id!r}: it was never submitted, or its record expired.")
+        return
+    ui.render(req, resp, session, "workflow.html", status=status, section="tasks", wf=record, problem=problem,
+              offset=offset, page_size=PAGE_SIZE, can_cancel=record["state"] == "RUNNING",
+              can_retry=record["state"] in ("FAILURE", "CANCELLED"))
+
+
+class WorkflowActionPage(Resource):
+    """POST cancel or retry; then back to the workflow."""
+
+    @responder("admin")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, session, form, workflow_id: str, action: str) -> None:
+        engine = self.dashboard.engine()
+        try:
+            if action == "cancel":
+                workflow.cancel(workflow_id, engine=engine)
+            elif action == "retry":
+                workflow.retry(workflow_id, engine=engine)
+            else:
+                self.dashboard.error(req, resp, session, 404, "Unknown action", f"There is no workflow action {action!r}.")
+                return
+            redirect(resp, f"{PREFIX}/workflows/{workflow_id}?notice={'cancelled' if action == 'cancel' else 'retried'}")
+        except TaskNotFound:
+            show_workflow(self.dashboard, req, resp, session, workflow_id)
+        except InvalidTransition as exc:
+            show_workflow(self.dashboard, req, resp, session, workflow_id, status=409, problem=str(exc))
