@@ -7,9 +7,9 @@ the knowledge stack (the ``[knowledge]`` extra), so any process can declare
 and submit them; running one without the extra fails at once with one line
 naming what to install (:mod:`pipeline.knowledge.extra`).
 
-``update_knowledge_base`` waits for the ``vectorize_document`` tasks it
-submits, on the same queue, so workers consuming ``knowledge_default`` need
-more threads than updates that may run at once.
+``update_knowledge_base`` submits a chord of ``vectorize_document`` tasks
+with ``finish_knowledge_update`` as its callback and returns its workflow id:
+nothing waits for the documents inside a task's time limit.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Literal, Optional
 import pydantic
 from pydantic import Field
 
-from pipeline import client
+from pipeline import workflow
+from pipeline.context import running_task
 from pipeline.knowledge import extra
 from pipeline.knowledge.text import MAX_TEXT_CHARS, StoredJson, StoredText
 from pipeline.task import task
@@ -105,13 +106,34 @@ def vectorize_document(
     )
 
 
+class FinishUpdateArgs(pydantic.BaseModel):
+    """Given by update_knowledge_base; ``results`` and ``failures`` are filled in by its chord."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    knowledge_base_id: uuid.UUID
+    mode: Literal["incremental", "full", "rebuild"]
+    documents: int = Field(ge=0)
+    unchanged: int = Field(ge=0)
+    results: list[Optional[dict]]
+    failures: list[dict] = Field(default_factory=list)
+
+
 @task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=180, time_limit=300, args_model=UpdateArgs)
 def update_knowledge_base(*, knowledge_base_id: str, mode: str = "incremental") -> dict:
-    """Re-vectorize the documents of a base that need it (incremental | full | rebuild) and wait for them."""
+    """Re-vectorize the documents of a base that need it (incremental | full | rebuild), as a chord."""
     (indexing,) = extra.modules("indexing")
-    return indexing.update_base(
-        knowledge_base_id, mode, submit_many=client.submit_many, get_records=client.get_records
-    )
+    return indexing.update_base(knowledge_base_id, mode, submit=workflow.submit, update_id=running_task().task_id)
+
+
+@task(queue="knowledge_default", priority=5, max_retries=3, soft_time_limit=900, time_limit=1200,
+      args_model=FinishUpdateArgs)
+def finish_knowledge_update(*, knowledge_base_id: str, mode: str, documents: int, unchanged: int,
+                            results: list, failures: Optional[list] = None) -> dict:
+    """Callback of an update's chord: build the index if missing, mark a rebuilt base ready, report counts."""
+    (indexing,) = extra.modules("indexing")
+    return indexing.finish_update(knowledge_base_id, mode, documents, unchanged, results=results,
+                                  failures=failures or [])
 
 
 @task(queue="knowledge_default", priority=5, max_retries=2, args_model=DeleteArgs)

@@ -5,8 +5,8 @@ per (channel, recipient, de-duplication key) — see :mod:`pipeline.notification
 The key is the caller's ``dedup_key`` or else the task id, which stays the same
 across retries and redeliveries of this task.
 
-``send_notification_batch`` submits one ``send_notification`` per recipient and
-follows them to the end (see :mod:`pipeline.notifications.batch`).
+``send_notification_batch`` submits one ``send_notification`` per recipient as
+a workflow group and returns its id (see :mod:`pipeline.notifications.batch`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from typing import Any, Optional
 
 import pydantic
 
-from pipeline import client
+from pipeline import workflow
 from pipeline.context import running_task
-from pipeline.errors import PermanentError, SoftTimeLimitExceeded
+from pipeline.errors import PermanentError
 from pipeline.notifications.batch import run_batch
 from pipeline.notifications.models import NotificationArgs, NotificationBatchArgs
 from pipeline.notifications.service import deliver
-from pipeline.redis_client import get_redis
-from pipeline.settings import get_settings
 from pipeline.task import task
 
 log = logging.getLogger("pipeline.notifications")
@@ -67,13 +65,7 @@ def send_notification(
     return deliver(args, args.dedup_key or running_task().task_id or uuid.uuid4().hex)
 
 
-@task(
-    queue="default",
-    max_retries=3,
-    soft_time_limit=3300,
-    time_limit=3600,
-    args_model=NotificationBatchArgs,
-)
+@task(queue="default", max_retries=3, soft_time_limit=120, time_limit=180, args_model=NotificationBatchArgs)
 def send_notification_batch(
     *,
     channel: str,
@@ -84,27 +76,8 @@ def send_notification_batch(
     data: Optional[dict] = None,
     app: Optional[str] = None,
     dedup_key: Optional[str] = None,
-    wait_seconds: float = 1800.0,
 ) -> dict:
-    """Send the same notification to many recipients; report progress until all are done."""
+    """Send the same notification to many recipients, as a workflow group (its id is the result)."""
     args = _validated(NotificationBatchArgs, locals())  # the parameters, as they arrived
-    current = running_task()
-    batch_key = args.dedup_key or current.task_id or uuid.uuid4().hex
-    settings = get_settings()
-    try:
-        return run_batch(
-            args,
-            batch_key=batch_key,
-            submit_many=client.submit_many,
-            get_records=client.get_records,
-            redis=get_redis(),
-            namespace=settings.namespace,
-            report_progress=current.report_progress,
-            cancel_requested=current.cancel_requested,
-            cancel_task=client.cancel,
-            children_ttl_seconds=settings.result_ttl_seconds,
-        )
-    except SoftTimeLimitExceeded:
-        # children are stored: the retry follows them instead of submitting new ones
-        log.warning("batch %s hit its soft time limit; its retry will follow the same children", batch_key)
-        raise
+    batch_key = args.dedup_key or running_task().task_id or uuid.uuid4().hex
+    return run_batch(args, batch_key=batch_key, submit=workflow.submit)

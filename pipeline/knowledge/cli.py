@@ -2,7 +2,8 @@
 
 ``ingest`` sends every .txt/.md file under a folder through the same
 ``vectorize_document`` task the API uses (so the workers do the embedding and
-the usual retries apply) and follows the tasks with a progress bar.
+the usual retries apply), as one workflow group, and follows the group's
+counts with a progress bar.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline import client
+from pipeline import client, workflow
 from pipeline.errors import PermanentError
 from pipeline.knowledge import db, retrieval, store
 from pipeline.knowledge.db import connection
 from pipeline.knowledge.embedders import get_embedder
-from pipeline.knowledge.indexing import MAX_TEXT_CHARS, SUBMIT_CHUNK, VECTORIZE_ACTOR, error_text
+from pipeline.knowledge.indexing import MAX_TEXT_CHARS, VECTORIZE_ACTOR, error_text
 from pipeline.knowledge.migrations import upgrade
-from pipeline.state.keys import FINAL_STATES
 
 SUFFIXES = (".txt", ".md")
 
@@ -36,7 +36,7 @@ def db_upgrade(console: Optional[Console] = None) -> int:
     return 0
 
 
-def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, console: Optional[Console] = None) -> int:
+def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 0.5, console: Optional[Console] = None) -> int:
     """Vectorize every .txt/.md file under ``path`` into the base ``kb_name`` (created if new).
 
     Returns 0 when every file was stored, 1 when some failed (they are listed).
@@ -59,7 +59,7 @@ def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, consol
     store.ensure_index(db.database_url(), kb)
 
     failures: list[tuple[str, str]] = [(source, "a link leading outside the folder (or nowhere): not read") for source in outside]
-    sources, submissions = [], []
+    sources, members = [], []
     for file in files:
         source = file.name if file == root else file.relative_to(root).as_posix()
         try:
@@ -71,20 +71,19 @@ def ingest(path: str | Path, kb_name: str, *, poll_interval: float = 1.0, consol
             failures.append((source, f"longer than {MAX_TEXT_CHARS} characters"))
             continue
         sources.append(source)
-        submissions.append({"actor": VECTORIZE_ACTOR,
-                            "kwargs": {"knowledge_base_id": str(kb.id), "source": source, "text": text}})
-    task_ids: list[str] = []
-    for start in range(0, len(submissions), SUBMIT_CHUNK):
-        task_ids += client.submit_many(submissions[start : start + SUBMIT_CHUNK])
-
-    records = _follow(task_ids, client.get_records, poll_interval, console, kb_name)
+        members.append(workflow.signature(VECTORIZE_ACTOR, knowledge_base_id=str(kb.id), source=source, text=text))
     outcome = {"vectorized": 0, "skipped": 0}
-    for source, record in zip(sources, records):
-        if record is None or record["state"] != "SUCCESS":
-            failures.append((source, "task record missing" if record is None else error_text(record)))
-        else:
-            status = (record.get("result") or {}).get("status")
-            outcome["vectorized" if status == "vectorized" else "skipped"] += 1
+    if members:
+        workflow_id = workflow.group(members).submit(name=f"ingest {root} into {kb_name}")
+        console.print(f"workflow {workflow_id}: {len(members)} files")
+        _follow(workflow_id, poll_interval, console, kb_name)
+        for member in _members(workflow_id, len(members)):
+            source = sources[member["index"]]
+            if member["state"] != "SUCCESS":
+                failures.append((source, error_text(member)))
+            else:
+                status = (member.get("result") or {}).get("status")
+                outcome["vectorized" if status == "vectorized" else "skipped"] += 1
 
     console.print(
         f"{kb_name} ({kb.id}): {outcome['vectorized']} vectorized, {outcome['skipped']} unchanged, "
@@ -127,18 +126,30 @@ def documents_under(root: Path) -> tuple[list[Path], list[str]]:
     return sorted(inside), sorted(outside)
 
 
-def _follow(task_ids: list[str], get_records, poll_interval: float, console: Console, label: str) -> list:
-    """Poll the tasks' records until all finished, with a progress bar; return the final records."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+def _follow(workflow_id: str, poll_interval: float, console: Console, label: str) -> dict:
+    """A progress bar over the workflow's counts (one small read per tick) until it is final."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+               TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task(f"vectorizing into {label}", total=len(task_ids))
+        state = workflow.get(workflow_id, limit=0)
+        bar = progress.add_task(f"vectorizing into {label}", total=state["total"], counts="")
         while True:
-            records = get_records(task_ids) if task_ids else []
-            finished = sum(1 for r in records if r is None or r["state"] in FINAL_STATES)
-            progress.update(bar, completed=finished)
-            if finished == len(task_ids):
-                return records
+            counts = state["counts"]
+            progress.update(bar, completed=state["total"] - counts["pending"],
+                            counts=f"{counts['failed']} failed" if counts["failed"] else "")
+            if state["state"] != "RUNNING" and counts["pending"] == 0:
+                return state
             time.sleep(poll_interval)
+            state = workflow.get(workflow_id, limit=0)
+
+
+def _members(workflow_id: str, total: int, page: int = 500):
+    """Every member of the workflow with its record's result, page by page."""
+    for offset in range(0, total, page):
+        members = workflow.get(workflow_id, offset=offset, limit=page)["members"]
+        records = client.get_records([m["task_id"] for m in members])
+        for member, record in zip(members, records):
+            yield {**member, "result": (record or {}).get("result")}
 
 
 def search(kb_name: str, question: str, k: int = 5, console: Optional[Console] = None) -> int:

@@ -10,16 +10,18 @@ Vectorizing is built to survive being interrupted at any point:
 * a document whose content hash and embedding model match what is indexed is
   skipped, which makes re-sending unchanged documents cheap.
 
-Updating a base fans out one ``vectorize_document`` task per document that
-needs work and follows them by polling their records. Each document remembers
-the task working on it, so a re-run update (retry after its own time limit)
-follows the tasks already running instead of submitting them twice.
+Updating a base submits a workflow chord: one ``vectorize_document`` member
+per document that needs work, and ``finish_knowledge_update`` as its callback
+(it builds the index if needed, marks a rebuilt base ready and reports the
+counts). The update task returns as soon as the chord is submitted, so no
+task waits for its children inside its own time limit; the chord's record
+shows the progress. The chord is submitted under the update task's id as
+idempotency key, so a redelivered update returns the chord it submitted.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import PurePosixPath
 from typing import Callable, Optional, Sequence
 
@@ -32,12 +34,12 @@ from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.db import connection
 from pipeline.knowledge.embedders import get_embedder
 from pipeline.knowledge.text import MAX_TEXT_CHARS  # noqa: F401  (part of this module's interface)
-from pipeline.state.keys import FINAL_STATES, UNFINISHED_STATES
+from pipeline.workflow import chord, signature
 
 log = logging.getLogger("pipeline.knowledge")
 
 VECTORIZE_ACTOR = "vectorize_document"
-SUBMIT_CHUNK = 500
+FINISH_ACTOR = "finish_knowledge_update"
 
 
 def title_of(text: str, source: str) -> str:
@@ -151,19 +153,10 @@ def _mark_failed(doc_id, exc: Exception) -> None:
 
 # --------------------------------------------------------------------------- a whole base
 
-SubmitMany = Callable[[list[dict]], list[str]]
-GetRecords = Callable[[list[str]], list[Optional[dict]]]
 
-
-def update_base(
-    knowledge_base_id: str,
-    mode: str,
-    *,
-    submit_many: SubmitMany,
-    get_records: GetRecords,
-    poll_interval: float = 1.0,
-) -> dict:
-    """Bring a base up to date and wait for it.
+def update_base(knowledge_base_id: str, mode: str, *, submit: Callable[..., str],
+                update_id: Optional[str] = None) -> dict:
+    """Submit the chord that brings a base up to date; return its workflow id at once.
 
     * ``incremental``: documents whose content or model differ from what is indexed (or that failed);
     * ``full``: every document is chunked again (vectors of unchanged chunk text are reused);
@@ -183,80 +176,35 @@ def update_base(
         documents = store.list_documents(conn, kb.id)
     force = mode == "full"
     todo = documents if force else [d for d in documents if not d.is_current(embedder.model_name)]
-    task.report_progress(2, f"{len(todo)} of {len(documents)} documents need work", documents=len(documents))
+    summary = {"knowledge_base_id": str(kb.id), "mode": mode, "documents": len(documents), "submitted": len(todo)}
+    if not todo:
+        return {**summary, "workflow_id": None,
+                **finish_update(str(kb.id), mode, len(documents), len(documents), results=[], failures=[])}
+    members = [signature(VECTORIZE_ACTOR, document_id=str(d.id), **({"force": True} if force else {})) for d in todo]
+    callback = signature(FINISH_ACTOR, knowledge_base_id=str(kb.id), mode=mode, documents=len(documents),
+                         unchanged=len(documents) - len(todo))
+    workflow_id = submit(chord(members, callback, on_failure="run_with_summary"),
+                         idempotency_key=f"kb-update:{update_id}" if update_id else None,
+                         name=f"{mode} update of {kb.name}")
+    task.report_progress(100, f"{len(todo)} of {len(documents)} documents submitted as workflow {workflow_id}")
+    return {**summary, "workflow_id": workflow_id}
 
-    task_ids = _follow_or_submit(todo, force, submit_many, get_records)
-    counts = _wait(task_ids, get_records, poll_interval, len(documents) - len(todo), task)
 
+def finish_update(knowledge_base_id: str, mode: str, documents: int, unchanged: int, *,
+                  results: list, failures: list) -> dict:
+    """The chord's callback: build the index if it is missing, mark a rebuilt base ready, count outcomes."""
+    with connection() as conn:
+        kb = store.get_knowledge_base(conn, knowledge_base_id)
     # A rebuild dropped the index; building it once over all vectors beats live inserts.
     index_built = store.ensure_index(db.database_url(), kb)
-    if counts["failed"] == 0 and kb.status == "rebuilding":
+    statuses = [r.get("status") for r in results if isinstance(r, dict)]
+    counts = {"done": statuses.count("vectorized"), "skipped": unchanged + len(statuses) - statuses.count("vectorized"),
+              "failed": len(failures)}
+    if not failures and kb.status == "rebuilding":
         with connection() as conn:
             store.set_base_status(conn, kb.id, "ready")
-    return {"knowledge_base_id": str(kb.id), "mode": mode, "documents": len(documents),
-            "submitted": len(task_ids), "index_built": index_built, **counts}
-
-
-def _follow_or_submit(todo: list[store.Document], force: bool, submit_many: SubmitMany,
-                      get_records: GetRecords) -> dict[str, str]:
-    """Task id per document: a vectorize task still running for it, or a newly submitted one."""
-    task_ids: dict[str, str] = {}
-    earlier = [d for d in todo if d.index_task_id]
-    if earlier:
-        for doc, record in zip(earlier, get_records([d.index_task_id for d in earlier])):
-            if record is not None and record["state"] in UNFINISHED_STATES:
-                task_ids[str(doc.id)] = doc.index_task_id
-    to_submit = [d for d in todo if str(d.id) not in task_ids]
-    for start in range(0, len(to_submit), SUBMIT_CHUNK):
-        part = to_submit[start : start + SUBMIT_CHUNK]
-        kwargs = [{"document_id": str(d.id), **({"force": True} if force else {})} for d in part]
-        ids = submit_many([{"actor": VECTORIZE_ACTOR, "kwargs": k} for k in kwargs])
-        new = {str(d.id): task_id for d, task_id in zip(part, ids)}
-        with connection() as conn:
-            store.record_index_tasks(conn, new)
-        task_ids.update(new)
-    return task_ids
-
-
-def _wait(task_ids: dict[str, str], get_records: GetRecords, poll_interval: float, unchanged: int, task) -> dict:
-    """Poll the children until all finished; count outcomes and report progress as they change."""
-    docs, ids = list(task_ids), list(task_ids.values())
-    counts = {"done": 0, "skipped": unchanged, "failed": 0}
-    failures: list[dict] = []
-    last_report, percent = None, 5.0
-    try:
-        while True:
-            records = get_records(ids) if ids else []
-            finished, partial = 0, 0.0
-            for record in records:
-                if record is None or record["state"] in FINAL_STATES:
-                    finished += 1
-                else:  # a running child's own progress counts for its share
-                    partial += (record.get("progress") or {}).get("percent", 0) / 100
-            percent = 5 + 90 * (finished + partial) / len(ids) if ids else 95
-            report = (finished, round(percent))
-            if report != last_report:
-                task.report_progress(percent, f"{finished} of {len(ids)} documents processed")
-                last_report = report
-            if finished == len(ids):
-                break
-            task.check_cancelled()
-            time.sleep(poll_interval)
-    except SoftTimeLimitExceeded:
-        task.report_progress(percent, "soft time limit: the vectorize tasks keep running; a retry follows them")
-        raise
-    for doc_id, record in zip(docs, records):
-        if record is None:
-            counts["failed"] += 1
-            failures.append({"document_id": doc_id, "error": "task record missing (expired?)"})
-        elif record["state"] != "SUCCESS":
-            counts["failed"] += 1
-            failures.append({"document_id": doc_id, "error": error_text(record)})
-        elif (record.get("result") or {}).get("status") == "vectorized":
-            counts["done"] += 1
-        else:
-            counts["skipped"] += 1
-    return {**counts, "failures": failures}
+    return {"knowledge_base_id": str(kb.id), "mode": mode, "documents": documents, "index_built": index_built,
+            **counts, "failures": [{"task_id": f["task_id"], "error": error_text(f)} for f in failures]}
 
 
 def error_text(record: dict) -> str:

@@ -309,15 +309,6 @@ def set_document_status(
     )
 
 
-def record_index_tasks(conn: psycopg.Connection, task_ids: dict[str, str]) -> None:
-    """Remember which vectorize task works on which document (document id -> task id)."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "UPDATE documents SET index_task_id = %s WHERE id = %s",
-            [(task_id, _uuid(doc_id)) for doc_id, task_id in task_ids.items()],
-        )
-
-
 # --------------------------------------------------------------------------- chunks
 
 

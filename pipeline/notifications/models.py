@@ -141,9 +141,6 @@ class NotificationBatchArgs(_Content):
     """The same notification to many recipients (arguments of ``send_notification_batch``)."""
 
     recipients: list[str] = Field(min_length=1, max_length=MAX_BATCH, description="Recipients, per channel.")
-    wait_seconds: float = Field(
-        1800.0, gt=0, le=3000, description="How long the batch waits for its children before reporting (seconds)."
-    )
 
     @field_validator("recipients")
     @classmethod

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import pipeline.actors.notifications  # noqa: F401  (declares the actors before the engine binds them)
-from pipeline import client
+from pipeline import client, workflow
 from pipeline.actors.notifications import send_notification, send_notification_batch
 from pipeline.context import TaskContext, set_current
 from pipeline.errors import InvalidArguments, PermanentError
@@ -104,34 +104,38 @@ def worker_env(**values: str) -> dict[str, str]:
     return {"CLAW_TASK_MODULES": NOTIFY_MODULES, "CLAW_WORKER_PROCESSES": "1", "CLAW_WORKER_THREADS": "4", **values}
 
 
-def test_batch_through_a_worker_fans_out_and_counts_sent_and_failed(engine, start_worker, smtp_plain):
+def test_batch_through_a_worker_is_a_group_that_counts_sent_and_failed(engine, start_worker, smtp_plain):
     smtp_plain.handler.rcpt_replies["bounce@example.com"] = "550 5.1.1 no such user"
     start_worker(queues=("notification_default", "default"), extra_env=worker_env(**smtp_env(smtp_plain)))
     recipients = ["a@example.com", "b@example.com", "bounce@example.com", "c@example.com", "a@EXAMPLE.com"]
     task_id = client.submit(
         "send_notification_batch",
-        kwargs={"channel": "email", "recipients": recipients, "subject": "News", "body": "Hello all", "wait_seconds": 60},
+        kwargs={"channel": "email", "recipients": recipients, "subject": "News", "body": "Hello all"},
     )
     record = wait_for_state(engine, task_id, ("SUCCESS", "FAILURE"), timeout=60)
     assert record["state"] == "SUCCESS", record.get("error")
-    result = record["result"]
-    assert (result["total"], result["sent"], result["failed"], result["pending"]) == (4, 3, 1, 0)  # a@EXAMPLE.com is a@example.com
-    assert len(result["child_ids"]) == 4 and len(result["failed_ids"]) == 1
-    assert record["progress"]["percent"] == 100 and record["progress"]["sent"] == 3
-    failed = client.get_record(result["failed_ids"][0])
-    assert failed["state"] == "FAILURE" and failed["attempts"] == 1 and "550" in failed["error"]["message"]
+    assert record["result"]["total"] == 4  # a@EXAMPLE.com is a@example.com
+    group_id = record["result"]["workflow_id"]
+    done = wait_until(lambda: (g := workflow.get(group_id))["state"] != "RUNNING" and g, 60, message="the group")
+    assert done["kind"] == "group" and done["state"] == "FAILURE" and done["percent"] == 100
+    assert done["counts"] == {"pending": 0, "succeeded": 3, "failed": 1, "cancelled": 0}
+    failed = [m for m in done["members"] if m["state"] == "FAILURE"]
+    assert len(failed) == 1 and "550" in failed[0]["error"]["message"]
+    assert client.get_record(failed[0]["task_id"])["attempts"] == 1  # a permanent bounce is not retried
     assert sorted(m.rcpt_tos[0] for m in smtp_plain.messages) == ["a@example.com", "b@example.com", "c@example.com"]
 
 
-def test_batch_called_directly_twice_with_one_key_sends_each_recipient_once(engine, start_worker, smtp_plain, notify_env):
+def test_batch_called_twice_with_one_key_submits_one_group_and_sends_each_recipient_once(
+        engine, start_worker, smtp_plain, notify_env):
     notify_env(smtp_env(smtp_plain))
     start_worker(queues=("notification_default",), extra_env=worker_env(**smtp_env(smtp_plain)))
     kwargs = dict(channel="email", recipients=["x@example.com", "y@example.com"], subject="S", body="B",
-                  dedup_key="newsletter-42", wait_seconds=30)
+                  dedup_key="newsletter-42")
     first = send_notification_batch(**kwargs)
-    again = send_notification_batch(**kwargs)  # e.g. the batch task redelivered: it follows the same children
-    assert (first["sent"], first["failed"]) == (2, 0)
-    assert again["child_ids"] == first["child_ids"]
+    again = send_notification_batch(**kwargs)  # e.g. the batch task redelivered: the same group
+    assert again["workflow_id"] == first["workflow_id"]
+    done = wait_until(lambda: (g := workflow.get(first["workflow_id"]))["state"] != "RUNNING" and g, 60)
+    assert done["state"] == "SUCCESS" and done["counts"]["succeeded"] == 2
     assert len(smtp_plain.messages) == 2
 
 
@@ -193,34 +197,10 @@ def test_worker_killed_after_sending_and_recording_is_redelivered_without_sendin
     assert len(smtp_plain.messages) == 1
 
 
-def test_batch_stops_waiting_after_wait_seconds_and_reports_pending(engine, notify_env, redis_client):
+def test_cancelling_a_batch_group_cancels_its_unfinished_children(engine, notify_env):
     # no worker consumes notification_default here: the children stay PENDING
-    ctx = TaskContext(task_id="batch-wait-1", actor="send_notification_batch", attempt=1, store=engine.store)
-    set_current(ctx)
-    try:
-        result = send_notification_batch(channel="system", recipients=["u1", "u2", "u3"], body="hello", wait_seconds=0.6)
-    finally:
-        set_current(None)
-    for child_id in result["child_ids"]:
-        client.cancel(child_id)  # nobody will run them: leave nothing behind
-    assert result["timed_out"] is True
-    assert (result["total"], result["sent"], result["failed"], result["pending"]) == (3, 0, 0, 3)
-    progress = json.loads(redis_client.hget(engine.store.keys.task("batch-wait-1"), "progress"))
-    assert progress["percent"] == 0 and progress["pending"] == 3 and progress["total"] == 3
-
-
-def test_cancelled_batch_cancels_its_unfinished_children(engine, notify_env):
-    from pipeline.errors import TaskCancelled
-
-    ctx = TaskContext(task_id="batch-cancel-1", actor="send_notification_batch", attempt=1, store=engine.store)
-    ctx.cancel_event.set()  # an operator cancelled the batch
-    set_current(ctx)
-    try:
-        with pytest.raises(TaskCancelled):
-            send_notification_batch(channel="system", recipients=["u1", "u2"], body="hello", dedup_key="batch-c1")
-    finally:
-        set_current(None)
-    from pipeline.notifications.batch import children_key
-
-    child_ids = json.loads(engine.store.redis.get(children_key(engine.settings.namespace, "batch-c1")))
-    assert [r["state"] for r in client.get_records(child_ids)] == ["CANCELLED", "CANCELLED"]
+    result = send_notification_batch(channel="system", recipients=["u1", "u2", "u3"], body="hello", dedup_key="b-c1")
+    assert workflow.cancel(result["workflow_id"])["cancelled"] == 3
+    done = workflow.get(result["workflow_id"])
+    assert done["state"] == "CANCELLED" and done["counts"]["cancelled"] == 3
+    assert [m["state"] for m in done["members"]] == ["CANCELLED"] * 3
