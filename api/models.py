@@ -339,9 +339,11 @@ class ScheduleCreateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Optional[str] = Field(None, pattern=ID_PATTERN, description="Letters, digits, _ . - (default: a random id).")
-    actor: str = Field(..., min_length=1, max_length=200, description="The task to submit at each fire.")
+    actor: Optional[str] = Field(None, min_length=1, max_length=200, description="The task to submit at each fire.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="The task's keyword arguments.")
     priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY, description="0-9; default: the actor's.")
+    workflow: Optional[dict[str, Any]] = Field(
+        None, description="Instead of an actor: a workflow to submit at each fire, described as for POST /api/v1/workflows.")
     cron: Optional[str] = Field(None, min_length=1, max_length=200, description=SCHEDULE_CRON_HELP)
     timezone: Optional[str] = Field(None, description="Timezone of the cron expression (default CLAW_TIMEZONE).")
     interval_seconds: Optional[int] = Field(None, ge=1, le=MAX_INTERVAL_SECONDS, description="Fire every this many seconds.")
@@ -353,9 +355,10 @@ class ScheduleChangeBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    actor: Optional[str] = Field(None, min_length=1, max_length=200)
+    actor: Optional[str] = Field(None, min_length=1, max_length=200, description="Replaces a workflow.")
     kwargs: Optional[dict[str, Any]] = None
     priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY, description="null: the actor's default.")
+    workflow: Optional[dict[str, Any]] = Field(None, description="Replaces an actor.")
     cron: Optional[str] = Field(None, min_length=1, max_length=200, description=SCHEDULE_CRON_HELP)
     timezone: Optional[str] = None
     interval_seconds: Optional[int] = Field(None, ge=1, le=MAX_INTERVAL_SECONDS)
@@ -366,9 +369,10 @@ class ScheduleView(BaseModel):
     """A schedule and its run state. Times are epoch seconds."""
 
     id: str
-    actor: str
+    actor: Optional[str]
     kwargs: dict[str, Any]
     priority: Optional[int]
+    workflow: Optional[dict[str, Any]]
     cron: Optional[str]
     timezone: Optional[str]
     interval_seconds: Optional[int]
@@ -378,6 +382,7 @@ class ScheduleView(BaseModel):
     next_run: Optional[float] = Field(..., description="Null when paused.")
     last_run: Optional[float] = Field(..., description="Scheduled time of the last fire.")
     last_task_id: Optional[str]
+    last_workflow_id: Optional[str]
     run_count: int
     last_error: Optional[dict[str, Any]] = Field(..., description="Why the last fire could not be submitted, if it could not.")
 

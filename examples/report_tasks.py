@@ -1,4 +1,5 @@
-"""An example task module: one actor, its whole policy declared next to it.
+"""An example task module: a report actor with its whole policy declared next to it,
+and two small actors that take reports from workflows (a chord's callback, a chain's next step).
 
 Every process that submits or runs it imports it through CLAW_TASK_MODULES:
 
@@ -6,6 +7,7 @@ Every process that submits or runs it imports it through CLAW_TASK_MODULES:
 """
 
 import time
+from typing import Optional
 
 import pydantic
 
@@ -48,3 +50,31 @@ def build_report(*, account_id: str, months: int = 12) -> dict:
         me.report_progress(100 * len(rows) / months, "stopped at the soft time limit")
         raise  # counts as a failed attempt and is retried
     return {"account_id": account_id, "months": len(rows), "total_requests": sum(r["requests"] for r in rows)}
+
+
+class DigestArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    results: list[Optional[dict]]  # filled in by the chord: its members' results, in order
+    failures: list[dict] = []      # with on_failure="run_with_summary": the members that failed
+
+
+@task(queue="reports", max_retries=3, args_model=DigestArgs)
+def report_digest(*, results: list, failures: list = ()) -> dict:
+    """Sum up the reports of a chord of build_report tasks (its callback)."""
+    reports = [r for r in results if r]
+    return {"reports": len(reports), "failed": [f["error"]["message"] for f in failures],
+            "total_requests": sum(r["total_requests"] for r in reports)}
+
+
+class ArchiveArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    previous: Optional[dict] = None  # filled in by the chain: the previous step's result
+    bucket: str = "reports-archive"
+
+
+@task(queue="reports", max_retries=3, args_model=ArchiveArgs)
+def archive_report(*, previous: Optional[dict] = None, bucket: str = "reports-archive") -> dict:
+    """Archive a report: the step after build_report in a chain."""
+    return {"archived": f"{bucket}/{previous['account_id']}-{previous['months']}m.json"}

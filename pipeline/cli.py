@@ -128,6 +128,23 @@ def cmd_retry(args) -> int:
     return 0
 
 
+@command("workflow")
+def cmd_workflow(args) -> int:
+    from pipeline import workflow
+
+    if args.action == "submit":
+        try:
+            description = json.loads(args.target)
+        except ValueError as exc:
+            raise InvalidArguments(f"the description is not JSON ({exc})") from None
+        print(workflow.from_description(description).submit())
+    elif args.action == "status":
+        _print(workflow.get(args.target, limit=args.limit))
+    else:
+        _print(getattr(workflow, args.action)(args.target))
+    return 0
+
+
 @command("workers")
 def cmd_workers(args) -> int:
     registry = get_engine().workers
@@ -186,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("status", "show a task record"), ("cancel", "cancel a task"), ("retry", "re-run a failed or cancelled task")):
         one = sub.add_parser(name, help=text)
         one.add_argument("task_id")
+
+    flow = sub.add_parser("workflow", help="submit a chain, group or chord; show, cancel or retry one")
+    flow.add_argument("action", choices=("submit", "status", "cancel", "retry"))
+    flow.add_argument("target", help="submit: the JSON description; otherwise: the workflow id")
+    flow.add_argument("--limit", type=int, default=100, help="status: how many of its tasks to show")
 
     workers = sub.add_parser("workers", help="list workers, or restart / shut them down")
     workers.add_argument("action", choices=("list", "restart", "shutdown"), nargs="?", default="list")

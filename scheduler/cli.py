@@ -31,7 +31,7 @@ def register(subparsers) -> dict[str, Callable[[argparse.Namespace], int]]:
 
     add = actions.add_parser("add", help="add a schedule (cron or interval)")
     add.add_argument("id", help="schedule id (letters, digits, _ . -)")
-    add.add_argument("--actor", required=True, help="the task to submit")
+    add.add_argument("--actor", help="the task to submit (or --workflow)")
     _definition_options(add)
     add.add_argument("--disabled", action="store_true", help="add it paused")
 
@@ -54,6 +54,7 @@ def _definition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timezone", help="timezone of the cron expression (default CLAW_TIMEZONE)")
     parser.add_argument("--kwargs", help="the task's keyword arguments as a JSON object")
     parser.add_argument("--priority", type=int, help="0-9 (default: the actor's)")
+    parser.add_argument("--workflow", help="instead of --actor: a workflow's JSON description (chain, group or chord)")
 
 
 def _definition(args) -> dict[str, Any]:
@@ -62,11 +63,12 @@ def _definition(args) -> dict[str, Any]:
                           ("timezone", "timezone"), ("priority", "priority")):
         if getattr(args, option, None) is not None:
             values[field] = getattr(args, option)
-    if args.kwargs is not None:
-        try:
-            values["kwargs"] = json.loads(args.kwargs)
-        except ValueError as exc:
-            raise InvalidArguments(f"--kwargs is not JSON ({exc})", {"kwargs": "not valid JSON"}) from None
+    for option in ("kwargs", "workflow"):
+        if getattr(args, option) is not None:
+            try:
+                values[option] = json.loads(getattr(args, option))
+            except ValueError as exc:
+                raise InvalidArguments(f"--{option} is not JSON ({exc})", {option: "not valid JSON"}) from None
     return values
 
 
@@ -89,7 +91,7 @@ def cmd_schedules(args) -> int:
         if args.action == "list":
             result: Any = store.list()
         elif args.action == "add":
-            result = store.add({"id": args.id, "actor": args.actor, "enabled": not args.disabled, **_definition(args)})
+            result = store.add({"id": args.id, "enabled": not args.disabled, **_definition(args)})
         elif args.action == "update":
             result = store.update(args.id, _definition(args))
         elif args.action == "delete":

@@ -31,7 +31,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from pipeline import client
+from pipeline import client, workflow
 from pipeline.engine import Engine, make_engine, set_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, UnknownActor
 from pipeline.redis_client import make_redis
@@ -204,7 +204,8 @@ class SchedulerRunner:
         since = max(self.store.last_run(schedule.id) or 0.0, schedule.updated_at, now - self.config.scheduler_misfire_grace_seconds)
         first = first_fire_after(trigger, since)
         self.scheduler.add_job(
-            self._fire, trigger=trigger, id=schedule.id, name=f"{schedule.id} ({schedule.actor})",
+            self._fire, trigger=trigger, id=schedule.id,
+            name=f"{schedule.id} ({schedule.actor or schedule.workflow['kind']})",
             args=(schedule.id,), kwargs={"fire_time": None},  # FireExecutor passes the real one
             next_run_time=first, replace_existing=True,
         )
@@ -241,10 +242,14 @@ class SchedulerRunner:
             logger.info("Schedule %s fired for %s: task %s.", schedule_id, fire_time.isoformat(), task_id)
 
     def _submit(self, schedule: Schedule, key: str) -> str:
-        """Submit the fire, retrying briefly while RabbitMQ does not confirm (and we still lead)."""
+        """Submit the fire (a task, or a workflow), retrying briefly while RabbitMQ does not confirm (and we
+        still lead); returns the task's or the workflow's id."""
         attempt = 1
         while True:
             try:
+                if schedule.workflow is not None:
+                    return workflow.from_description(schedule.workflow).submit(
+                        idempotency_key=key, name=f"schedule {schedule.id}", engine=self.engine)
                 return client.submit(
                     schedule.actor, kwargs=schedule.kwargs, priority=schedule.priority, idempotency_key=key, engine=self.engine
                 )

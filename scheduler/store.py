@@ -39,7 +39,7 @@ logger = logging.getLogger("scheduler.store")
 
 #: No colon: the per-fire de-dup key is ``schedule:{id}:{fire time}``.
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
-EDITABLE = ("actor", "kwargs", "priority", "cron", "interval_seconds", "timezone", "enabled")
+EDITABLE = ("actor", "kwargs", "priority", "workflow", "cron", "interval_seconds", "timezone", "enabled")
 MAX_INTERVAL_SECONDS = 366 * 86400
 
 # KEYS: defs, run hash. ARGV: id, fire time, task id, next run ('' = none).
@@ -75,14 +75,16 @@ class ScheduleExists(ValueError):
 
 
 class Schedule(BaseModel):
-    """One stored definition. Exactly one of ``cron`` (with ``timezone``) and ``interval_seconds``."""
+    """One stored definition: an actor (with kwargs and priority) or a workflow (its JSON description,
+    see :mod:`pipeline.workflow.shapes`); exactly one of ``cron`` (with ``timezone``) and ``interval_seconds``."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ID_PATTERN)
-    actor: str = Field(min_length=1, max_length=200)
+    actor: Optional[str] = Field(None, min_length=1, max_length=200)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY)
+    workflow: Optional[dict[str, Any]] = None
     cron: Optional[str] = Field(None, min_length=1, max_length=200)
     timezone: Optional[str] = None
     interval_seconds: Optional[int] = Field(None, ge=1, le=MAX_INTERVAL_SECONDS)
@@ -149,7 +151,9 @@ class ScheduleStore:
         view = schedule.model_dump()
         view["next_run"] = float(run["next_run"]) if run.get("next_run") and schedule.enabled else None
         view["last_run"] = float(run["last_run"]) if run.get("last_run") else None
-        view["last_task_id"] = run.get("last_task_id")
+        # The run state keeps the id of the last fire's task, or of its workflow.
+        view["last_task_id"] = None if schedule.workflow else run.get("last_task_id")
+        view["last_workflow_id"] = run.get("last_task_id") if schedule.workflow else None
         view["run_count"] = int(run.get("run_count", 0))
         view["last_error"] = json.loads(run["last_error"]) if run.get("last_error") else None
         return view
@@ -186,6 +190,10 @@ class ScheduleStore:
             if raw is None:
                 raise ScheduleNotFound(f"no schedule {schedule_id!r}")
             merged = Schedule.model_validate_json(raw).model_dump()
+            if changes.get("actor") is not None:
+                merged["workflow"] = None
+            if changes.get("workflow") is not None:
+                merged.update(actor=None, kwargs={}, priority=None)
             if changes.get("cron") is not None:
                 merged["interval_seconds"] = None
             if changes.get("interval_seconds") is not None:
@@ -237,7 +245,14 @@ class ScheduleStore:
             fields = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
             raise InvalidArguments("invalid schedule", fields) from None
         check_trigger(schedule)
-        schedule.kwargs = check_actor(schedule.actor, schedule.kwargs)
+        if (schedule.actor is None) == (schedule.workflow is None):
+            raise InvalidArguments("what to run", {"actor": "give either actor (with kwargs) or workflow (exactly one)"})
+        if schedule.workflow is not None:
+            if schedule.kwargs or schedule.priority is not None:
+                raise InvalidArguments("what to run", {"kwargs": "a workflow's tasks carry their own arguments"})
+            check_workflow(schedule.workflow)
+        else:
+            schedule.kwargs = check_actor(schedule.actor, schedule.kwargs)
         return schedule
 
     # -- run state (the leader) ----------------------------------------------------------
@@ -290,6 +305,17 @@ def check_trigger(schedule: Schedule) -> None:
         raise InvalidArguments("invalid cron expression", {"cron": str(exc)}) from None
     if first_fire_after(trigger, time.time()) is None:  # e.g. "0 0 31 2 *": February never has a 31st
         raise InvalidArguments("invalid cron expression", {"cron": "the expression never fires"})
+
+
+def check_workflow(description: dict[str, Any]) -> None:
+    """The description as POST /api/v1/workflows takes it; field names are prefixed ``workflow.``."""
+    from pipeline.workflow import from_description
+    from pipeline.workflow.shapes import validate
+
+    try:
+        validate(from_description(description))
+    except InvalidArguments as exc:
+        raise InvalidArguments(str(exc), {f"workflow.{name}": text for name, text in exc.fields.items()}) from None
 
 
 def check_actor(actor: str, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -182,3 +182,14 @@ def test_an_idempotency_key_submits_a_workflow_once(engine):
     first = workflow.group([sig("echo", value=1)]).submit(engine=engine, idempotency_key=key)
     again = workflow.group([sig("echo", value=1)]).submit(engine=engine, idempotency_key=key)
     assert first == again
+
+
+@pytest.mark.parametrize("members", [pytest.param(2000, id="2000"), pytest.param(10_000, id="10000", marks=pytest.mark.slow)])
+def test_a_large_group_is_submitted_in_bulk_and_counted_exactly(engine, start_worker, members):
+    start_worker("--threads", "8")
+    workflow_id = workflow.group([sig("noop") for _ in range(members)]).submit(engine=engine)
+    done = wait_until(lambda: (w := engine.store.get_workflow(workflow_id))["state"] != "RUNNING" and w, 300, 0.2)
+    assert done["state"] == "SUCCESS"
+    assert (done["succeeded"], done["failed"], done["cancelled"], done["members_done"]) == (members, 0, 0, members)
+    assert engine.store.redis.zcard(engine.store.keys.follow_ups_due) == 0
+    assert engine.store.count_by_state(["noop"], [])["actors"]["noop"]["SUCCESS"] == members

@@ -156,3 +156,19 @@ def test_fires_missed_beyond_the_grace_period_are_skipped(engine, schedules, sta
     wait_until(lambda: schedules.get("no-catch-up")["next_run"] == latest_missed + 10, 10, message="the job to be planned")
     time.sleep(1.5)
     assert schedules.get("no-catch-up")["run_count"] == 1 and fire_times(engine) == []
+
+
+def test_a_schedule_fires_a_workflow_once_per_fire(engine, schedules, start_worker, start_scheduler):
+    from pipeline import workflow
+
+    start_worker()
+    chord = {"kind": "chord", "members": [{"actor": "echo", "kwargs": {"value": i}} for i in range(3)],
+             "callback": {"actor": "collect"}}
+    schedules.add({"id": "fan-out", "workflow": chord, "interval_seconds": 1})
+    start_scheduler()
+    view = wait_for_runs(schedules, "fan-out", 2, timeout=15)
+    assert view["last_task_id"] is None and view["actor"] is None
+    done = wait_until(lambda: (w := workflow.get(view["last_workflow_id"], engine=engine))["state"] == "SUCCESS" and w)
+    assert done["kind"] == "chord" and done["name"] == "schedule fan-out"
+    assert [r["value"] for r in done["result"]["results"]] == [0, 1, 2]
+    schedules.delete("fan-out")

@@ -87,6 +87,31 @@ def test_invalid_schedules_are_refused_naming_the_field(schedules, values, field
     assert schedules.list() == []
 
 
+@pytest.mark.parametrize("workflow, field", [
+    ({"kind": "chain", "steps": [{"actor": "add"}, {"actor": "echo"}]}, "workflow.steps.1.kwargs.previous"),
+    ({"kind": "group", "members": [{"actor": "no_such_actor"}]}, "workflow.members.0.actor"),
+    ({"kind": "fan"}, "workflow.kind"),
+])
+def test_a_workflow_schedule_is_validated_when_it_is_added(schedules, workflow, field):
+    with pytest.raises(InvalidArguments) as caught:
+        schedules.add({"id": "w1", "workflow": workflow, "interval_seconds": 5})
+    assert field in caught.value.fields, caught.value.fields
+    with pytest.raises(InvalidArguments) as caught:
+        schedules.add({"id": "w1", "actor": "echo", "workflow": {"kind": "group", "members": [{"actor": "echo"}]},
+                       "interval_seconds": 5})
+    assert "actor" in caught.value.fields
+    assert schedules.list() == []
+
+
+def test_a_schedule_switches_between_an_actor_and_a_workflow(schedules):
+    group = {"kind": "group", "members": [{"actor": "echo", "kwargs": {"value": 1}}]}
+    schedules.add({"id": "sw", "actor": "echo", "kwargs": {"value": 1}, "interval_seconds": 5})
+    changed = schedules.update("sw", {"workflow": group})
+    assert (changed["actor"], changed["kwargs"], changed["workflow"]) == (None, {}, group)
+    back = schedules.update("sw", {"actor": "echo"})
+    assert (back["actor"], back["workflow"]) == ("echo", None)
+
+
 def test_schedule_lifecycle_and_run_state(schedules):
     added = schedules.add({"id": "nightly", "actor": "echo", "kwargs": {"value": 1}, "cron": "0 2 * * *"})
     assert added["timezone"] == TZ and added["enabled"] and added["run_count"] == 0 and added["last_run"] is None
