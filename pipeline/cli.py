@@ -13,7 +13,7 @@ import sys
 from importlib.metadata import version
 from typing import Callable
 
-from pipeline import client
+from pipeline import client, workflow
 from pipeline.broker import resolve_policies
 from pipeline.console import EXIT_USAGE, USER_ERRORS, error_line, setup_logging
 from pipeline.engine import get_engine, make_registry
@@ -130,8 +130,6 @@ def cmd_retry(args) -> int:
 
 @command("workflow")
 def cmd_workflow(args) -> int:
-    from pipeline import workflow
-
     if args.action == "submit":
         try:
             description = json.loads(args.target)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import pydantic
 
 from pipeline import client
+from pipeline.workflow.shapes import Signature, signature
 from pipeline.registry import (  # noqa: F401  (what task modules and the API read about tasks)
     MAX_DELAY_MS,
     FromSetting,
@@ -34,6 +35,10 @@ from pipeline.registry import (  # noqa: F401  (what task modules and the API re
 
 
 class Task(TaskSpec):
+    def s(self, priority: Optional[int] = None, **kwargs: Any) -> Signature:
+        """This task with *kwargs*, to put in a workflow (Celery's ``task.s(...)``)."""
+        return signature(self.name, priority, **kwargs)
+
     def send(self, *args: Any, **kwargs: Any) -> str:
         """Submit with default options (see :func:`pipeline.client.submit` for all of them)."""
         return client.submit(self.name, args=args, kwargs=kwargs)

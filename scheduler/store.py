@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import InvalidArguments, UnknownActor
 from pipeline.state.keys import Keys
+from pipeline.workflow import from_description
 from pipeline.task import MAX_PRIORITY, get_task
 from scheduler.triggers import Trigger, cron_trigger, epoch, first_fire_after, interval_trigger
 
@@ -309,11 +310,8 @@ def check_trigger(schedule: Schedule) -> None:
 
 def check_workflow(description: dict[str, Any]) -> None:
     """The description as POST /api/v1/workflows takes it; field names are prefixed ``workflow.``."""
-    from pipeline.workflow import from_description
-    from pipeline.workflow.shapes import validate
-
     try:
-        validate(from_description(description))
+        from_description(description).validated()
     except InvalidArguments as exc:
         raise InvalidArguments(str(exc), {f"workflow.{name}": text for name, text in exc.fields.items()}) from None
 

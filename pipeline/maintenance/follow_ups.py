@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from pipeline.state import StateStore
-from pipeline.workflow.follow_ups import publish_due
+from pipeline.follow_ups import publish_due
 
 logger = logging.getLogger("pipeline.maintenance")
 

@@ -1,6 +1,6 @@
 """WorkflowFollowUps: the worker's part in publishing due workflow tasks.
 
-* It installs :class:`~pipeline.workflow.follow_ups.FollowUpPublisher` as the
+* It installs :class:`~pipeline.follow_ups.FollowUpPublisher` as the
   store's hook, so the thread whose FINISH made a chain's next step or a
   chord's callback due publishes it at once (in every process: a cancel
   through the API can make a callback due too).
@@ -25,7 +25,7 @@ from dramatiq.middleware import Middleware
 
 from pipeline.maintenance.follow_ups import publish_overdue
 from pipeline.state import FINAL_STATES, StateStore
-from pipeline.workflow.follow_ups import FollowUpPublisher, publish_due
+from pipeline.follow_ups import FollowUpPublisher, publish_due
 
 logger = logging.getLogger("pipeline.workflow")
 

@@ -10,46 +10,20 @@
 
 * :mod:`.shapes` — the shapes, their JSON description and its validation;
 * :mod:`.submission` — records first, then the first messages in bulk;
-* :mod:`.follow_ups` — publishing what became due (a chain's next step, a chord's callback);
 * :mod:`.operations` — get, cancel, retry.
 
-How the counting stays exact under crashes is in :mod:`pipeline.state.workflows`.
+What became due (a chain's next step, a chord's callback) is published by :mod:`pipeline.follow_ups`;
+how the counting stays exact under crashes is in :mod:`pipeline.state.workflows`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
+from pipeline.follow_ups import FAILURES, PREVIOUS, RESULTS
+from pipeline.workflow.operations import cancel, get, retry
 from pipeline.workflow.shapes import (
-    FAILURES, MAX_MEMBERS, POLICIES, PREVIOUS, RESULTS, Chain, Chord, Group, Signature, Workflow, chain, chord,
-    from_description, group, signature,
+    MAX_MEMBERS, POLICIES, Chain, Chord, Group, Signature, Workflow, chain, chord, from_description, group, signature,
 )
-
-
-def submit(shape: Workflow, **options: Any) -> str:
-    """Enqueue *shape* (or call ``shape.submit()``); returns the workflow id."""
-    from pipeline.workflow.submission import submit as _submit
-
-    return _submit(shape, **options)
-
-
-def get(workflow_id: str, *, offset: int = 0, limit: Optional[int] = None, engine=None) -> dict:
-    from pipeline.workflow.operations import MEMBER_PAGE, get as _get
-
-    return _get(workflow_id, offset=offset, limit=limit or MEMBER_PAGE, engine=engine)
-
-
-def cancel(workflow_id: str, *, engine=None) -> dict:
-    from pipeline.workflow.operations import cancel as _cancel
-
-    return _cancel(workflow_id, engine=engine)
-
-
-def retry(workflow_id: str, *, engine=None) -> dict:
-    from pipeline.workflow.operations import retry as _retry
-
-    return _retry(workflow_id, engine=engine)
-
+from pipeline.workflow.submission import submit
 
 __all__ = [
     "FAILURES", "MAX_MEMBERS", "POLICIES", "PREVIOUS", "RESULTS", "Chain", "Chord", "Group", "Signature", "Workflow",

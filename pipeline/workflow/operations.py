@@ -7,7 +7,7 @@ from typing import Any, Optional
 from pipeline.engine import Engine, get_engine
 from pipeline.errors import InvalidTransition, WorkflowNotFound
 from pipeline.state import FINAL_STATES, NewTask, exception_result, new_task_ids
-from pipeline.workflow.follow_ups import FollowUpPublisher
+from pipeline.follow_ups import FollowUpPublisher
 
 #: Members shown per page by :func:`get`.
 MEMBER_PAGE = 100

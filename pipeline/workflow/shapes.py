@@ -34,12 +34,10 @@ from typing import Any, Optional, Sequence, Union
 import pydantic
 
 from pipeline.errors import InvalidArguments, UnknownActor
-from pipeline.task import MAX_PRIORITY, TaskSpec, get_task
+from pipeline.follow_ups import FAILURES, PREVIOUS, RESULTS
+from pipeline.registry import MAX_PRIORITY, TaskSpec, get_task
+from pipeline.workflow import submission
 
-#: The keyword argument that carries a chain step's predecessor's result.
-PREVIOUS = "previous"
-#: The keyword arguments of a chord's callback.
-RESULTS, FAILURES = "results", "failures"
 POLICIES = ("skip", "run_with_summary")
 #: A group or chord has at most this many members (submitted in bulk batches).
 MAX_MEMBERS = 100_000
@@ -89,11 +87,14 @@ class Workflow:
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def validated(self) -> list[tuple[TaskSpec, dict[str, Any]]]:
+        """(spec, normalised kwargs) of every task; InvalidArguments naming each bad field."""
+        return validate(self)
+
     def submit(self, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
                name: Optional[str] = None, engine=None) -> str:
-        from pipeline.workflow.submission import submit
-
-        return submit(self, idempotency_key=idempotency_key, submitted_by=submitted_by, name=name, engine=engine)
+        return submission.submit(self, idempotency_key=idempotency_key, submitted_by=submitted_by, name=name,
+                                 engine=engine)
 
 
 @dataclass

@@ -27,35 +27,36 @@ from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable
 from pipeline.publisher import publish_batch
 from pipeline.state import NewTask, new_task_id, new_task_ids, untracked
-from pipeline.task import policy_of
-from pipeline.workflow.shapes import Chord, Workflow, validate
+from pipeline.registry import policy_of
 
 logger = logging.getLogger("pipeline.workflow")
 
 BATCH = 1000
 
 
-def submit(shape: Workflow, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
+def submit(shape, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
            name: Optional[str] = None, engine: Optional[Engine] = None) -> str:
-    """Validate and enqueue *shape*; return the workflow id (the existing one for a known idempotency key)."""
+    """Validate and enqueue *shape* (a :class:`pipeline.workflow.shapes.Workflow`); return the workflow id
+    (the existing one for a known idempotency key)."""
     return submit_checked(shape, idempotency_key=idempotency_key, submitted_by=submitted_by, name=name,
                           engine=engine)[0]
 
 
-def submit_checked(shape: Workflow, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
+def submit_checked(shape, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
                    name: Optional[str] = None, engine: Optional[Engine] = None) -> tuple[str, bool]:
     """:func:`submit`, also saying whether the workflow is new (False: the idempotency key's)."""
     engine = engine or get_engine()
-    validated = validate(shape)
+    validated = shape.validated()
     workflow_id = new_task_id()
     ids = new_task_ids(len(validated))
     sigs = shape.tasks()
     tasks = [_new_task(engine, workflow_id, position, task_id, spec, kwargs, sigs[position].priority)
              for position, (task_id, (spec, kwargs)) in enumerate(zip(ids, validated))]
     first = shape.first()
-    fields = {"kind": shape.kind, "members": str(len(tasks) - (1 if isinstance(shape, Chord) else 0)),
+    chord = shape.kind == "chord"
+    fields = {"kind": shape.kind, "members": str(len(tasks) - (1 if chord else 0)),
               "total": str(len(tasks)), "actors": to_json(sorted({t.actor for t in tasks}))}
-    if isinstance(shape, Chord):
+    if chord:
         fields.update(policy=shape.on_failure, callback=ids[-1])
     if name:
         fields["name"] = name

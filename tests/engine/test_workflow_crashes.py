@@ -16,7 +16,7 @@ import psutil
 
 from pipeline import workflow
 from pipeline.workflow import signature as sig
-from pipeline.workflow.follow_ups import CRASH_KEY_ENV
+from pipeline.follow_ups import CRASH_KEY_ENV
 from tests.conftest import wait_until
 from tests.engine.test_workflows import wait_final
 

@@ -27,9 +27,13 @@ from dramatiq import Message
 from pipeline.encoder import to_json
 from pipeline.publisher import publish_batch
 from pipeline.state import StateStore, untracked
-from pipeline.workflow.shapes import FAILURES, PREVIOUS, RESULTS
 
 logger = logging.getLogger("pipeline.workflow")
+
+#: The keyword argument that carries a chain step's predecessor's result.
+PREVIOUS = "previous"
+#: The keyword arguments of a chord's callback: its members' results, and (run_with_summary) their failures.
+RESULTS, FAILURES = "results", "failures"
 
 #: Test-only crash point: when set to a Redis key, the first process that is
 #: about to publish due follow-ups (and claims that key) is SIGKILLed there,
@@ -48,6 +52,9 @@ def publish_due(store: StateStore, broker, task_ids: list[str]) -> int:
     for task_id, record in zip(task_ids, records):
         if record is None or record["state"] != "PENDING":
             settled.append(task_id)  # started, finished, cancelled or expired: nothing to publish
+            if record is not None and record["state"] == "CANCELLED":
+                # Cancelled while due: no worker may ever drop a message of it, so its expiry starts here.
+                store.mark_cancelled_dropped(task_id)
             continue
         kwargs = (store.payload(task_id) or {}).get("kwargs", {})
         workflow_id = record.get("workflow")
