@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from typing import Any, Optional
 
 from dramatiq import Message
@@ -34,6 +35,10 @@ logger = logging.getLogger("pipeline.workflow")
 PREVIOUS = "previous"
 #: The keyword arguments of a chord's callback: its members' results, and (run_with_summary) their failures.
 RESULTS, FAILURES = "results", "failures"
+
+#: A workflow whose submission recorded tasks but has not sealed it this long after is taken
+#: for abandoned (its submitter died while recording); a large submission records in seconds.
+UNSEALED_SECONDS = 300.0
 
 #: Test-only crash point: when set to a Redis key, the first process that is
 #: about to publish due follow-ups (and claims that key) is SIGKILLed there,
@@ -61,6 +66,13 @@ def publish_due(store: StateStore, broker, task_ids: list[str]) -> int:
         if workflow_id:
             if workflow_id not in workflows:
                 workflows[workflow_id] = store.get_workflow(workflow_id)
+            if workflows[workflow_id] is None:  # its submission has not sealed the workflow
+                if time.time() - record["enqueued_at"] > UNSEALED_SECONDS:
+                    forgotten = store.forget_unsealed(workflow_id)
+                    if forgotten:
+                        logger.warning("Workflow %s was never sealed (its submitter stopped): forgot its %d task(s).",
+                                       workflow_id, forgotten)
+                continue  # else still being submitted: left due
             passed = passed_on(store, workflows[workflow_id], record["wf_index"])
             if passed:
                 kwargs = {**kwargs, **passed}

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import redis
 
@@ -129,6 +129,26 @@ redis.call('HINCRBY', wkey, 'retries', 1)
 return {'RETRIED', unpack(due)}
 """)
 
+# Seals a submitted workflow once all its tasks are recorded: its record appears and, with an
+# idempotency key, the key is bound to it, in one step. Until then nothing of it is published, and
+# the due-set sweep leaves its tasks alone (or forgets them if the submission never seals).
+# KEYS: workflow[, idempotency key]. ARGV: record JSON, workflow id, key TTL.
+# Returns the workflow already bound to the key (nothing written), or nil.
+SEAL_WORKFLOW = r"""
+if KEYS[2] then
+  local bound = redis.call('GET', KEYS[2])
+  if bound then return bound end
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[3]))
+end
+local flat = {}
+for name, value in pairs(cjson.decode(ARGV[1])) do
+  flat[#flat + 1] = name
+  flat[#flat + 1] = value
+end
+redis.call('HSET', KEYS[1], unpack(flat))
+return false
+"""
+
 # Hands out overdue follow-ups to one sweeper: their scores move to now, so
 # other sweepers leave them alone for another grace period.
 # KEYS: due set. ARGV: cutoff, now, limit
@@ -141,52 +161,80 @@ return ids
 _WORKFLOW_INT_FIELDS = ("members", "total", "succeeded", "failed", "cancelled", "members_done", "members_ok", "retries")
 
 
+#: Tasks recorded per pipelined round trip when a workflow is submitted.
+BATCH = 1000
+
+
 class WorkflowRecords:
     """Workflow records: a part of :class:`pipeline.state.store.StateStore`."""
 
     def _register_workflow_scripts(self, client: redis.Redis) -> None:
+        self._seal_workflow = client.register_script(SEAL_WORKFLOW)
         self._cancel_workflow = client.register_script(CANCEL_WORKFLOW)
         self._retry_workflow = client.register_script(RETRY_WORKFLOW)
         self._claim_overdue = client.register_script(CLAIM_OVERDUE)
 
     # -- submission ------------------------------------------------------------------------
 
-    def create_workflow(self, workflow_id: str, fields: dict[str, str], task_ids: list[str],
-                        waiting: Iterable[NewTask], idempotency_key: Optional[str] = None) -> Optional[str]:
-        """Write a workflow's record, its positions and its WAITING follow-ups (one round trip).
+    def bound_workflow(self, idempotency_key: str) -> Optional[str]:
+        """The workflow an idempotency key names, if it still exists."""
+        bound = self.redis.get(self.keys.workflow_idempotency(idempotency_key))
+        return bound if bound and self.redis.exists(self.keys.workflow(bound)) else None
 
-        With an idempotency key, returns the id of the workflow already bound
-        to it (and writes nothing), else None.
+    def record_workflow_tasks(self, workflow_id: str, task_ids: list[str], first: list[NewTask],
+                              waiting: list[NewTask]) -> None:
+        """Record every task of a workflow before anything is published, in pipelined batches: its
+        positions, the tasks that run at once (PENDING and due) and the follow-ups (WAITING).
+        The workflow is not sealed yet (see :meth:`seal_workflow`)."""
+        now = time.time()
+        for start in range(0, len(task_ids), BATCH):
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(self.keys.workflow_members(workflow_id),
+                          mapping={str(i): task_ids[i] for i in range(start, min(len(task_ids), start + BATCH))})
+                batch = first[start:start + BATCH]
+                for task in batch:
+                    self._create(keys=[self.keys.task(task.task_id)], args=self._create_args(task, now), client=pipe)
+                if batch:
+                    pipe.zadd(self.keys.follow_ups_due, {task.task_id: now for task in batch})
+                for task in waiting[start:start + BATCH]:
+                    pipe.hset(self.keys.task(task.task_id), mapping={**task.fields(now), "state": "WAITING"})
+                self._execute_durably(pipe)
+
+    def seal_workflow(self, workflow_id: str, fields: dict[str, str], idempotency_key: Optional[str] = None
+                      ) -> Optional[str]:
+        """Write the workflow's record (and bind its idempotency key) in one step, once its tasks are recorded.
+
+        Returns None, or the id of the workflow the key was bound to meanwhile (nothing written).
         """
-        now = time.time()
+        record = {**fields, "state": "RUNNING", "created_at": now_field()}
+        keys = [self.keys.workflow(workflow_id)]
         if idempotency_key:
-            bound = self.redis.set(self.keys.workflow_idempotency(idempotency_key), workflow_id,
-                                   nx=True, ex=self.idempotency_ttl, get=True)
-            if bound is not None:
-                return bound
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.workflow(workflow_id), mapping={**fields, "state": "RUNNING", "created_at": f"{now:.6f}"})
-            positions = {str(i): task_id for i, task_id in enumerate(task_ids)}
-            for start in range(0, len(task_ids), 1000):
-                part = dict(list(positions.items())[start:start + 1000])
-                pipe.hset(self.keys.workflow_members(workflow_id), mapping=part)
-            for task in waiting:
-                pipe.hset(self.keys.task(task.task_id), mapping={**task.fields(now), "state": "WAITING"})
-            self._execute_durably(pipe)
-        return None
+            keys.append(self.keys.workflow_idempotency(idempotency_key))
+        return self._seal_workflow(keys=keys, args=[to_json(record), workflow_id, self.idempotency_ttl])
 
-    def record_due_members(self, tasks: list[NewTask]) -> None:
-        """Record a workflow's first tasks as PENDING and due, before their messages are published:
-        if the submitter dies before publishing, a sweep publishes them."""
-        now = time.time()
-        with self.redis.pipeline(transaction=False) as pipe:
-            for task in tasks:
-                self._create(keys=[self.keys.task(task.task_id)], args=self._create_args(task, now), client=pipe)
-            pipe.zadd(self.keys.follow_ups_due, {task.task_id: now for task in tasks})
-            self._execute_durably(pipe)
+    def forget_unsealed(self, workflow_id: str) -> int:
+        """Remove what a submission that never sealed left (its submitter died while recording);
+        none of it was published. Returns how many tasks it had recorded."""
+        if self.redis.exists(self.keys.workflow(workflow_id)):
+            return 0
+        ids = [i for i in self.redis.hvals(self.keys.workflow_members(workflow_id))]
+        records = [r for r in self.get_many(ids) if r is not None]
+        by_route: dict[tuple[str, str], list[str]] = {}
+        for record in records:
+            by_route.setdefault((record["actor"], record["queue"]), []).append(record["task_id"])
+        for (actor, queue), route_ids in by_route.items():
+            self.forget(route_ids, actor, queue)
+        with self.redis.pipeline(transaction=True) as pipe:
+            if ids:
+                pipe.zrem(self.keys.follow_ups_due, *ids)
+                pipe.delete(*(self.keys.task(i) for i in ids))
+            pipe.delete(self.keys.workflow_members(workflow_id))
+            pipe.execute()
+        return len(records)
 
     def forget_workflow(self, workflow_id: str, tasks: list[NewTask], idempotency_key: Optional[str] = None) -> None:
-        """Remove a workflow whose first messages RabbitMQ refused (nothing of it ran)."""
+        """Remove a workflow none of whose messages was published (RabbitMQ refused the first batch, or its
+        idempotency key turned out to be bound to another workflow when it was sealed)."""
         by_route: dict[tuple[str, str], list[str]] = {}
         for task in tasks:
             by_route.setdefault((task.actor, task.queue), []).append(task.task_id)

@@ -1,17 +1,19 @@
 """Submitting a workflow: every record written first, then the first tasks' messages in bulk.
 
-1. The workflow record, its positions and the WAITING records of the
-   follow-ups (with their arguments) go to Redis in one round trip.
-2. The tasks that run at once (a chain's first step, a group's or chord's
-   members) are recorded PENDING and *due* in batches of
-   :data:`pipeline.client.MAX_BULK`, each batch's messages published in one
-   AMQP transaction (:func:`pipeline.publisher.publish_batch`) and then taken
-   off the due set.
+1. Every task is recorded, in pipelined batches of 1,000: its position, the
+   tasks that run at once (a chain's first step, a group's or chord's
+   members) PENDING and *due*, the follow-ups WAITING with their arguments.
+2. The workflow is sealed: its record is written (and its idempotency key
+   bound) in one step. Only now can anything of it run.
+3. The first tasks' messages are published per batch in one AMQP transaction
+   (:func:`pipeline.publisher.publish_batch`), each batch then taken off the
+   due set.
 
-If the process dies between recording and publishing, the due-set sweep
-publishes what is left (see :mod:`pipeline.state.workflows`). If RabbitMQ
-refuses the first batch, nothing ran: the workflow is forgotten and
-BrokerUnavailable raised. A later batch refused leaves the workflow
+A submitter that dies before sealing leaves records that nothing published;
+the due-set sweep forgets them after a while. One that dies after sealing
+leaves due tasks that the sweep publishes (see :mod:`pipeline.follow_ups`).
+If RabbitMQ refuses the first batch, nothing ran: the workflow is forgotten
+and BrokerUnavailable raised. A later batch refused leaves the workflow
 accepted; its remaining members are published by the sweep.
 """
 
@@ -64,12 +66,15 @@ def submit_checked(shape, *, idempotency_key: Optional[str] = None, submitted_by
         fields["submitted_by"] = submitted_by
     if idempotency_key:
         fields["idempotency_key"] = idempotency_key
-    bound = engine.store.create_workflow(workflow_id, fields, ids, tasks[first:], idempotency_key)
-    if bound is not None:
+    if idempotency_key and (bound := engine.store.bound_workflow(idempotency_key)):
+        return bound, False
+    engine.store.record_workflow_tasks(workflow_id, ids, tasks[:first], tasks[first:])
+    bound = engine.store.seal_workflow(workflow_id, fields, idempotency_key)
+    if bound is not None:  # another request with the key sealed first
+        engine.store.forget_workflow(workflow_id, tasks)
         return bound, False
     for start in range(0, first, BATCH):
         batch = tasks[start:min(first, start + BATCH)]
-        engine.store.record_due_members(batch)
         try:
             with untracked():
                 publish_batch(engine.broker, [(message_for(task), None) for task in batch])

@@ -13,11 +13,13 @@ import signal
 import time
 
 import psutil
+import pytest
 
 from pipeline import workflow
 from pipeline.workflow import signature as sig
 from pipeline.follow_ups import CRASH_KEY_ENV
-from tests.conftest import wait_until
+from tests import sample_tasks
+from tests.conftest import queue_depth, wait_until
 from tests.engine.test_workflows import wait_final
 
 
@@ -88,3 +90,28 @@ def test_callback_runs_once_and_counts_are_exact_when_workers_are_killed_under_l
     assert done["state"] == "SUCCESS" and redis_client.get(f"{ns}:runs") == "1"
     assert done["counts"] == {"pending": 0, "succeeded": 401, "failed": 0, "cancelled": 0}
     assert redis_client.hlen(f"{ns}:effects") == 400  # every member's effect once (runs may repeat: at-least-once)
+
+
+def test_a_submission_that_dies_before_sealing_leaves_nothing_that_runs_and_is_forgotten(engine, redis_client,
+                                                                                        monkeypatch):
+    """The submitter recorded every task, then died before the workflow's record was written."""
+    import pipeline.follow_ups
+    from pipeline.maintenance.follow_ups import publish_overdue
+
+    def die(*args, **kwargs):
+        raise SystemExit("the submitter died here")
+
+    monkeypatch.setattr(engine.store, "seal_workflow", die)
+    with pytest.raises(SystemExit):
+        workflow.chord([sig("echo", value=i) for i in range(3)], sig("collect")).submit(engine=engine)
+    ns = engine.settings.namespace
+    assert redis_client.zcard(engine.store.keys.follow_ups_due) == 3
+    assert publish_overdue(engine.store, engine.broker, 0) == 0  # not sealed: nothing is published
+    assert redis_client.zcard(engine.store.keys.follow_ups_due) == 3  # ... and it is left for the submitter
+    monkeypatch.setattr(pipeline.follow_ups, "UNSEALED_SECONDS", 0.0)
+    assert publish_overdue(engine.store, engine.broker, 0) == 0
+    assert redis_client.zcard(engine.store.keys.follow_ups_due) == 0
+    left = list(redis_client.scan_iter(f"{ns}:*", count=1000))
+    assert not [k for k in left if ":t:" in k or ":wf:" in k], left  # no record, position or workflow key
+    assert not [k for k in left if ":i:" in k and redis_client.zcard(k)], left  # no index entry
+    assert queue_depth(sample_tasks.QUEUE) == 0
