@@ -66,22 +66,22 @@ def key_function(lua_name: str, attribute: str, params: tuple[str, ...] | None) 
     return f"local function {lua_name}({', '.join(params or ())}) return {'..'.join(pieces)} end"
 
 
-PRELUDE = "\n".join([
-    "local P = ARGV[1]",
-    "local FINAL = {" + ", ".join(f"{state}=true" for state in FINAL_STATES) + "}",
-    *(key_function(name, attribute, params) for name, (attribute, params) in KEY_FUNCTIONS.items()),
-    r"""
+#: The parts a script may start with, in an order where each comes after what it uses.
+PARTS: dict[str, str] = {
+    "FINAL": "local FINAL = {" + ", ".join(f"{state}=true" for state in FINAL_STATES) + "}",
+    **{name: key_function(name, attribute, params) for name, (attribute, params) in KEY_FUNCTIONS.items()},
+    "state_keys": r"""
 local function state_keys(state, actor, queue)
   return {index_state(state), index_state_actor(state, actor), index_state_queue(state, queue)}
-end
-
+end""",
+    "move": r"""
 local function move(id, score, actor, queue, from, to)
   if from and from ~= '' then
     for _, k in ipairs(state_keys(from, actor, queue)) do redis.call('ZREM', k, id) end
   end
   for _, k in ipairs(state_keys(to, actor, queue)) do redis.call('ZADD', k, score, id) end
-end
-
+end""",
+    "event": r"""
 -- Each state change is numbered (seq) and kept in the record's history
 -- ("STATE@at STATE@at ..."), so an event stream that reconnects with
 -- Last-Event-ID = seq replays exactly the changes it missed.
@@ -91,13 +91,13 @@ local function event(id, state, now)
   local past = redis.call('HGET', key, 'history')
   redis.call('HSET', key, 'history', (past and past..' ' or '')..state..'@'..now)
   redis.call('PUBLISH', events_channel(id), '{"type":"state","state":"'..state..'","at":'..now..',"seq":'..seq..'}')
-end
-
+end""",
+    "expiry_member": r"""
 -- The expiry entry of a finished task names everything TRIM needs to find its index entries.
 local function expiry_member(id, actor, queue, state)
   return id..'\31'..actor..'\31'..queue..'\31'..state
-end
-
+end""",
+    "finalize": r"""
 -- A finished record lives result_ttl (+ grace so index entries are trimmed
 -- before the hash disappears); its index entries are removed by TRIM.
 local function finalize(key, id, actor, queue, state, now, ttl, grace)
@@ -105,11 +105,27 @@ local function finalize(key, id, actor, queue, state, now, ttl, grace)
   redis.call('ZADD', expiry_key(), now + ttl, expiry_member(id, actor, queue, state))
   local bucket = throughput_key(math.floor(now / 10))
   if redis.call('HINCRBY', bucket, state, 1) == 1 then redis.call('EXPIRE', bucket, 3700) end
-end
-""",
-])
+end""",
+}
+#: Every part: what a script sees at most (and what tests evaluate key functions with).
+PRELUDE = "\n".join(["local P = ARGV[1]", *PARTS.values()])
+#: Between a script's prelude and its body.
+BODY_MARK = "-- body"
 
 
 def script(body: str) -> str:
-    """A store script: the prelude, then *body*."""
-    return PRELUDE + "\n" + body
+    """A store script: the parts of the prelude *body* uses (directly or through another part), then *body*.
+
+    Only those: Redis runs a script's whole text on every call, and each
+    ``local function`` it defines costs a closure per call on the hot path.
+    """
+    needed: set[str] = set()
+    pending = [body]
+    while pending:
+        text = pending.pop()
+        for name, code in PARTS.items():
+            if name not in needed and re.search(rf"\b{name}\b", text):
+                needed.add(name)
+                pending.append(code)
+    parts = [code for name, code in PARTS.items() if name in needed]
+    return "\n".join(["local P = ARGV[1]", *parts, BODY_MARK, body])
