@@ -196,13 +196,14 @@ end
 
 if admitted then
   local member = id .. '@' .. now  -- one entry per start, even of the same task
+  -- A window's starts are trimmed by time above; the expiry only clears the windows of idle actors and keys.
   if glimit > 0 then
     redis.call('ZADD', glog, now, member)
-    redis.call('PEXPIRE', glog, gwindow * 2)
+    redis.call('PEXPIRE', glog, math.max(gwindow * 2, 60000))
   end
   if klimit > 0 then
     redis.call('ZADD', klog, now, member)
-    redis.call('PEXPIRE', klog, kwindow * 2)
+    redis.call('PEXPIRE', klog, math.max(kwindow * 2, 60000))
   end
   -- This key's turn is used: the round moves on to its virtual time, the key's next turn is one later.
   local tag = tag_of(k)
