@@ -25,7 +25,6 @@ from typing import Any, Optional
 
 from dramatiq import Message
 
-from pipeline.encoder import to_json
 from pipeline.publisher import publish_batch
 from pipeline.state import StateStore, untracked
 
@@ -76,7 +75,7 @@ def publish_due(store: StateStore, broker, task_ids: list[str]) -> int:
             passed = passed_on(store, workflows[workflow_id], record["wf_index"])
             if passed:
                 kwargs = {**kwargs, **passed}
-                store.redis.hset(store.keys.task(task_id), "payload", to_json({"args": [], "kwargs": kwargs}))
+                store.set_payload(task_id, [], kwargs)
         messages.append(Message(
             queue_name=record["queue"], actor_name=record["actor"], args=(), kwargs=kwargs,
             options={"broker_priority": record["priority"], "claw_workflow": [workflow_id, record.get("wf_index")]},

@@ -537,6 +537,11 @@ class RecordWrites:
         self._hand_out(due)
         return outcome, previous
 
+    def set_payload(self, task_id: str, args: list, kwargs: dict) -> None:
+        """The arguments the task runs with, kept unredacted for a manual retry (a workflow's
+        follow-up gets what earlier members passed on)."""
+        self.redis.hset(self.keys.task(task_id), "payload", to_json({"args": args, "kwargs": kwargs}))
+
     def claim_retry(self, original_id: str, new_id: str) -> Optional[str]:
         """Link *new_id* as the retry of *original_id*; return the earlier retry if there is one."""
         key = self.keys.task(original_id)
