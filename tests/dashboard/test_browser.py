@@ -97,3 +97,28 @@ def test_worker_appears_and_disappears_without_a_reload(page, engine, start_work
     expect(page.locator("td", has_text=str(pid)).first).to_be_visible(timeout=10_000)
     worker.stop()
     expect(page.locator(".empty")).to_contain_text("No worker is online", timeout=15_000)
+
+
+def test_workflow_page_shows_progress_and_an_admin_cancels_it_by_clicking(page, engine, start_worker):
+    from pipeline import workflow
+    from pipeline.workflow import signature
+
+    start_worker()
+    done = workflow.chord([signature("echo", value=i) for i in range(3)], signature("collect")).submit(name="done chord")
+    slow = workflow.group([signature("cooperative", seconds=20) for _ in range(3)]
+                          + [signature("echo", value=i) for i in range(3)]).submit(name="slow group")
+    wait_until(lambda: workflow.get(done)["state"] == "SUCCESS")
+    wait_until(lambda: workflow.get(slow)["counts"]["succeeded"] == 3, message="the fast members")
+    log_in(page, "admin")
+    page.goto(f"/dashboard/workflows/{done}")
+    expect(page.locator("h1")).to_contain_text("done chord")
+    expect(page.locator("progress")).to_have_attribute("value", "100.0")
+    page.goto(f"/dashboard/workflows/{slow}")
+    expect(page.locator('[data-count="succeeded"]')).to_have_text("3")
+    screenshot(page, "dashboard-workflow.png")
+    page.click('button[data-action="cancel"]')
+    expect(page.locator("h1")).to_contain_text("CANCELLED")
+    member = workflow.get(slow)["members"][0]["task_id"]
+    page.goto(f"/dashboard/tasks/{member}")
+    page.click('a[data-link="workflow"]')
+    expect(page).to_have_url(f"{page.url.split('/dashboard')[0]}/dashboard/workflows/{slow}")
