@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 _ATTRIBUTE = "_claw_delivery"
 
@@ -29,13 +29,18 @@ class Delivery:
     #: After an exception: RETRY, CANCELLED or FAILURE (decided by RetryPolicy).
     outcome: str = "FAILURE"
     retry_eta: Optional[float] = None
+    #: The retry's message and its delay (ms), published by TaskState once RETRY is recorded: published
+    #: earlier, a short backoff could deliver it while the record still says STARTED, and START would drop
+    #: it as a second copy of a running task (the retry lost).
+    retry_message: Optional[tuple[Any, int]] = None
 
     @property
     def running(self) -> bool:
         return self.started is not None
 
-    def retry_at(self, eta: float) -> None:
+    def retry_at(self, eta: float, message: Any = None, delay_ms: int = 0) -> None:
         self.outcome, self.retry_eta = "RETRY", eta
+        self.retry_message = (message, delay_ms) if message is not None else None
 
 
 def delivery_of(message) -> Optional[Delivery]:

@@ -3,12 +3,12 @@
 Replaces Dramatiq's Retries so that the decision uses the attempts counted in
 the state store (which include deliveries lost to a killed worker) and so
 that cancellation, permanent errors and the hard time limit never retry.
-The decision is left on the message's Delivery for TaskState to record.
+The decision (and the retry's message) is left on the message's Delivery
+for TaskState to record and then publish.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 
@@ -16,10 +16,8 @@ from dramatiq.middleware import Middleware
 
 from pipeline.delivery import delivery_of
 from pipeline.errors import HardTimeLimitExceeded, InvalidArguments, PermanentError, TaskCancelled
-from pipeline.state import untracked
 from pipeline.registry import TaskPolicy, policy_of
 
-logger = logging.getLogger("pipeline.retries")
 NEVER_RETRIED = (PermanentError, InvalidArguments, HardTimeLimitExceeded)
 
 
@@ -44,12 +42,5 @@ class RetryPolicy(Middleware):
             message.fail()
             return
         delay = backoff_ms(policy, attempt)
-        try:
-            with untracked():
-                broker.enqueue(message.copy(options={"retries": attempt}), delay=delay)
-        except Exception:
-            logger.exception("Could not schedule the retry of %s; failing it.", message.message_id)
-            delivery.outcome = "FAILURE"
-            message.fail()
-            return
-        delivery.retry_at(time.time() + delay / 1000)
+        # Published by TaskState once it has recorded RETRY (see Delivery.retry_message).
+        delivery.retry_at(time.time() + delay / 1000, message.copy(options={"retries": attempt}), delay)

@@ -23,7 +23,7 @@ from pipeline.delivery import Delivery, delivery_of, open_delivery
 from pipeline.encoder import to_json
 from pipeline.redact import redact
 from pipeline.redis_client import wait_for_redis
-from pipeline.state import NewTask, StateStore, error_fields, exception_result, worker_identity
+from pipeline.state import NewTask, StateStore, error_fields, exception_result, untracked, worker_identity
 from pipeline.state.records import is_untracked, now_field
 from pipeline.registry import policy_of
 
@@ -127,6 +127,7 @@ class TaskState(Middleware):
         elif delivery.outcome == "RETRY":
             fields = {"error": to_json(error_fields(exception)), "eta": f"{delivery.retry_eta:.3f}"}
             wait_for_redis(lambda: self.store.finish(task_id, "RETRY", fields), "recording a retry")
+            self._publish_retry(broker, message, delivery, exception, runtime_ms)
         elif delivery.outcome == "CANCELLED":
             fields = {
                 "finished_at": now_field(),
@@ -136,6 +137,18 @@ class TaskState(Middleware):
             value = exception_result("TaskCancelled", "cancelled while running")
             wait_for_redis(lambda: self.store.finish(task_id, "CANCELLED", fields, self.result_key(message), value), "recording a cancellation")
         else:
+            self._record_failure(message, error_fields(exception), runtime_ms)
+
+    def _publish_retry(self, broker, message, delivery: Delivery, exception: BaseException, runtime_ms: int) -> None:
+        """Publish the retry RetryPolicy prepared, now that the record says RETRY (a worker killed before
+        this leaves the message unacked: its redelivery is the retry)."""
+        retry, delay = delivery.retry_message
+        try:
+            with untracked():
+                broker.enqueue(retry, delay=delay)
+        except Exception:
+            logger.exception("Could not schedule the retry of %s; failing it.", message.message_id)
+            message.fail()
             self._record_failure(message, error_fields(exception), runtime_ms)
 
     def _record_failure(self, message, error: dict[str, Any], runtime_ms: int | None = None) -> None:

@@ -9,7 +9,7 @@ from dramatiq.results import ResultFailure
 from pipeline import client
 from pipeline.errors import InvalidTransition, TaskNotFound
 from tests import sample_tasks
-from tests.conftest import QUEUE_PREFIX, wait_for_state
+from tests.conftest import QUEUE_PREFIX, wait_for_state, wait_until
 
 
 def test_cancelled_pending_task_never_runs_and_reads_as_cancelled(engine, start_worker, namespace, redis_client):
@@ -96,3 +96,17 @@ def test_retry_is_refused_for_tasks_that_did_not_fail(engine, start_worker):
     wait_for_state(engine, done, "SUCCESS")
     with pytest.raises(InvalidTransition):
         client.retry(done)
+
+
+def test_a_retry_due_at_once_is_never_taken_for_a_second_copy_of_its_running_task(engine, start_worker):
+    """The retry's message is published only after RETRY is recorded: with a 1 ms backoff it used to reach
+    another thread while the record still said STARTED, and was dropped as a duplicate (the task lost)."""
+    import json
+
+    overrides = {"fails_then_succeeds": {"retry_backoff_ms": 1, "retry_backoff_max_ms": 2}}
+    start_worker("--threads", "4", extra_env={"CLAW_ACTOR_OVERRIDES": json.dumps(overrides)})
+    ns = engine.settings.namespace
+    ids = client.submit_many([{"actor": "fails_then_succeeds", "kwargs": {"counter_key": f"{ns}:r{i}", "failures": 3}}
+                              for i in range(300)])
+    wait_until(lambda: engine.store.count_by_state(["fails_then_succeeds"], [])["actors"]["fails_then_succeeds"]
+               ["SUCCESS"] == len(ids), 60, 0.2, "every task to succeed on its fourth attempt")
