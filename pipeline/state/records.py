@@ -89,10 +89,11 @@ return {'STARTED', attempts}
 
 # A task of a workflow is counted by its workflow in the same step (see
 # pipeline.state.workflows); the reply then names the follow-ups that became due.
+# The workflow steps are defined inside that branch: a task of no workflow pays no closure for them.
 # KEYS: task. ARGV: P, id, new_state, now, ttl, grace, result_key, result_value, result_ttl_ms, runtime_ms,
 # then field, value, ... (written with the new state in one HSET)
 # Returns the previous state, or {previous state, due id, ...}.
-FINISH = script(WORKFLOW_LUA + r"""
+FINISH = script(r"""
 local key, id, new, now, ttl, grace = KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local result_key, result_value, result_ttl, runtime = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'workflow', 'wf_index')
@@ -117,6 +118,7 @@ if FINAL[new] then
     redis.call('LTRIM', runtimes_key(r[2]), 0, 499)
   end
   if r[5] then
+""" + WORKFLOW_LUA + r"""
     local result, err
     for i = 11, #ARGV - 1, 2 do
       if ARGV[i] == 'result' then result = ARGV[i + 1] elseif ARGV[i] == 'error' then err = ARGV[i + 1] end
@@ -131,7 +133,7 @@ return r[1]
 
 # KEYS: task. ARGV: P, id, now, result_key, result_value, result_ttl_ms, error_json, ttl, grace
 # Returns {outcome, previous state, due id...} (a workflow member's cancellation may make its follow-up due).
-CANCEL = script(WORKFLOW_LUA + r"""
+CANCEL = script(r"""
 local key, id, now = KEYS[1], ARGV[2], ARGV[3]
 local r = redis.call('HMGET', key, 'state', 'actor', 'queue', 'score', 'workflow', 'wf_index')
 if not r[1] then return {'MISSING', ''} end
@@ -147,6 +149,7 @@ if r[1] == 'PENDING' or r[1] == 'RETRY' then
   redis.call('PEXPIRE', ARGV[4], ARGV[6])
   event(id, 'CANCELLED', now)
   if r[5] then
+""" + WORKFLOW_LUA + r"""
     return {'CANCELLED', r[1], unpack(member_final(r[5], r[6], id, 'CANCELLED', nil, ARGV[7], now,
                                                     tonumber(ARGV[8]), tonumber(ARGV[9])))}
   end

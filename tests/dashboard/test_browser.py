@@ -103,7 +103,7 @@ def test_workflow_page_shows_progress_and_an_admin_cancels_it_by_clicking(page, 
     from pipeline import workflow
     from pipeline.workflow import signature
 
-    start_worker()
+    start_worker("--threads", "4")  # every member starts at once, whatever each process prefetched
     done = workflow.chord([signature("echo", value=i) for i in range(3)], signature("collect")).submit(name="done chord")
     slow = workflow.group([signature("cooperative", seconds=20) for _ in range(3)]
                           + [signature("echo", value=i) for i in range(3)]).submit(name="slow group")
