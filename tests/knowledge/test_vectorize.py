@@ -88,6 +88,49 @@ def test_changed_content_replaces_the_chunks_and_embeds_only_new_text(new_base):
     assert _centroid_counts_match(kb.id)
 
 
+def test_every_chunk_gets_the_second_vector_and_unchanged_text_is_not_embedded_again(new_base, monkeypatch):
+    from pipeline.actors.knowledge import vectorize_document
+    from pipeline.knowledge.db import connection
+    from pipeline.knowledge.embedders import UseEmbedder
+
+    embedded: list[str] = []
+    original = UseEmbedder._embed
+    monkeypatch.setattr(UseEmbedder, "_embed", lambda self, texts, is_query: embedded.extend(texts) or original(
+        self, texts, is_query))
+    kb = new_base()
+    first = vectorize_document(knowledge_base_id=str(kb.id), source="guide.md", text=LONG_DOC)
+    assert len(embedded) == first["chunks"]
+    embedded.clear()
+    edited = LONG_DOC + "\n\nOn-call engineers can be paged through the Status page in an emergency."
+    second = vectorize_document(knowledge_base_id=str(kb.id), source="guide.md", text=edited)
+    assert len(embedded) == second["embedded"] < second["chunks"]  # the same new text as the main embedder
+    with connection() as conn:
+        missing = conn.execute("SELECT count(*) FROM chunks WHERE document_id = %s AND use_embedding IS NULL",
+                               (first["document_id"],)).fetchone()[0]
+    assert missing == 0
+
+
+def test_a_base_without_second_vectors_is_ranked_by_the_language_neutral_score(new_base):
+    """Chunks stored before migration 0003 have no USE vector: search keeps working, ranked as before."""
+    from pipeline.actors.knowledge import vectorize_document
+    from pipeline.knowledge import retrieval
+    from pipeline.knowledge.db import connection
+
+    from .conftest import CORPUS, corpus_text
+
+    kb = new_base()
+    for path in sorted(CORPUS.glob("*.md"))[:8]:
+        vectorize_document(knowledge_base_id=str(kb.id), source=path.name, text=corpus_text(path.name))
+    question = "How do I verify a webhook signature?"
+    fused = retrieval.search(kb.id, question, 5)
+    with connection() as conn:
+        conn.execute("UPDATE chunks SET use_embedding = NULL WHERE knowledge_base_id = %s", (kb.id,))
+    before = retrieval.search(kb.id, question, 5)
+    neutral = retrieval.search(kb.id, question, 5, ranking="neutral")
+    assert [(h.chunk_id, h.score) for h in before] == [(h.chunk_id, h.score) for h in neutral]
+    assert [h.score for h in fused] != [h.score for h in neutral]  # the fused score was in use before
+
+
 def test_soft_time_limit_saves_batches_and_the_next_attempt_resumes_without_duplicates(new_base, task_context):
     """The soft limit is raised into the running thread exactly as the engine's TimeLimits does."""
     from dramatiq.middleware.threading import raise_thread_exception
@@ -135,11 +178,15 @@ def test_progress_is_reported_per_batch(new_base, task_context):
     kb = new_base()
     with task_context("vectorize_document") as running:
         result = vectorize_document(knowledge_base_id=str(kb.id), source="guide.md", text=LONG_DOC)
-        events = wait_until(lambda: len(running.events()) >= 2 + (result["chunks"] - 1) // 4 and running.events(), 5)
+        events = wait_until(lambda: running.events()[-1:] and running.events()[-1]["percent"] == 95 and running.events(), 5)
     messages = [e["message"] for e in events]
-    assert messages[0] == f"0 of {result['chunks']} chunks already embedded"
-    assert messages[1] == f"embedded 4 of {result['chunks']} chunks"
-    assert messages[-1] == f"embedded {result['chunks']} of {result['chunks']} chunks"
+    chunks = result["chunks"]
+    assert messages[0] == f"0 of {chunks} chunks already embedded"
+    assert messages[1] == f"embedded 4 of {chunks} chunks"
+    # Then the second embedder's vectors (the fused ranking's), in its own batches.
+    assert f"embedded {chunks} of {chunks} chunks" in messages
+    assert f"USE: 0 of {chunks} chunks already embedded" in messages
+    assert messages[-1] == f"USE: embedded {chunks} of {chunks} chunks"
     percents = [e["percent"] for e in events]
     assert percents == sorted(percents) and percents[-1] == 95
 
