@@ -114,7 +114,14 @@ class Query:
     text: str
     vector: np.ndarray  # the main embedder's
     script: str
-    use_vector: Optional[np.ndarray] = None  # the second embedder's, when the fused ranking applies to the base
+    use_vector: Optional[np.ndarray] = None  # the second embedder's, given or computed by ``use_embedder``
+    use_embedder: Optional[Embedder] = None  # set where the fused ranking applies to the base
+
+    def second_vector(self) -> Optional[np.ndarray]:
+        """The question's USE vector, embedded on first use: a base that cannot use it never loads the model."""
+        if self.use_vector is None and self.use_embedder is not None:
+            self.use_vector = self.use_embedder.query(self.text)
+        return self.use_vector
 
 
 class Centroids:
@@ -172,7 +179,7 @@ def search(
         kb = store.get_knowledge_base(conn, kb_id)
         kb.check_embedder(embedder.model_name, embedder.dim)
         if ranking == "fused" and fusion.applies(kb.embedder_model):
-            query.use_vector = (use_embedder or get_use_embedder()).query(question)
+            query.use_embedder = use_embedder or get_use_embedder()
         return rank(conn, kb, query, k, distinct=distinct, ranking=ranking)
 
 
@@ -220,12 +227,15 @@ def score(query: Query, found: list[Candidate], centroids: Centroids, ranking: R
         return similarity
     neutral = neutral_scores(query.vector, query.script, np.stack([c.vector for c in found]),
                              [c.script for c in found], centroids)
-    if ranking == "neutral" or centroids.tiny or query.use_vector is None or any(c.use_vector is None for c in found):
+    if ranking == "neutral" or centroids.tiny or any(c.use_vector is None for c in found):
+        return neutral
+    use_vector = query.second_vector()
+    if use_vector is None:
         return neutral
     signals = fusion.Signals(
         e5_cosine=similarity,
         e5_neutral=neutral,
-        use_cosine=np.stack([c.use_vector for c in found]).astype(np.float64) @ query.use_vector,
+        use_cosine=np.stack([c.use_vector for c in found]).astype(np.float64) @ use_vector,
         shared_words=fusion.shared_words(query.text, [c.text for c in found]),
         same_script=np.array([c.script == query.script for c in found], dtype=np.float64),
     )

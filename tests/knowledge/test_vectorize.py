@@ -125,7 +125,11 @@ def test_a_base_without_second_vectors_is_ranked_by_the_language_neutral_score(n
     fused = retrieval.search(kb.id, question, 5)
     with connection() as conn:
         conn.execute("UPDATE chunks SET use_embedding = NULL WHERE knowledge_base_id = %s", (kb.id,))
-    before = retrieval.search(kb.id, question, 5)
+    class Unused:
+        def query(self, text):
+            raise AssertionError("the second embedder was run for a base that cannot use its vector")
+
+    before = retrieval.search(kb.id, question, 5, use_embedder=Unused())
     neutral = retrieval.search(kb.id, question, 5, ranking="neutral")
     assert [(h.chunk_id, h.score) for h in before] == [(h.chunk_id, h.score) for h in neutral]
     assert [h.score for h in fused] != [h.score for h in neutral]  # the fused score was in use before
