@@ -5,8 +5,8 @@ connections) is built on the first request that needs it, so the server can
 import the app before the services answer, and ``/health`` works regardless.
 
 Middleware is the extension point for anything every request goes through
-(auth, limits, metrics; later owners, audit, request ids, tracing); it runs
-in the order of :func:`middleware`.
+(request ids, tracing, metrics, limits, auth); it runs in the order of
+:func:`middleware`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import falcon.asgi
 
 from api import errors
 from api.auth import AuthMiddleware, check_auth_config, check_roles
+from api.request_ids import RequestIdMiddleware
 from api.resources import EngineProvider
 from api.resources.docs import OpenApiResource, build_spec
 from api.resources.metrics import ApiMetrics
@@ -25,6 +26,7 @@ from api.routes import Route, route_table
 from api.validation import BodyLimitMiddleware, json_dumps, strict_json_loads
 from pipeline.broker import resolve_policies
 from pipeline.engine import Engine, get_engine
+from pipeline.observability import tracing
 from pipeline.queues import QueueStatsCache
 from pipeline.settings import Settings, get_settings
 
@@ -47,6 +49,7 @@ def create_app(
     """
     settings = settings or (engine.settings if engine is not None else get_settings())
     check_auth_config(settings)
+    tracing.setup("api")
     resolve_policies(settings)  # imports the task modules (they feed the submit endpoints and docs), checks overrides
     provider: EngineProvider = (lambda: engine) if engine is not None else get_engine
     queue_stats = QueueStatsCache(settings)
@@ -57,7 +60,7 @@ def create_app(
     app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: json_handler})
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: json_handler})
     errors.install(app)
-    openapi = OpenApiResource()
+    openapi = OpenApiResource(public=settings.openapi_public)
     routes = [*route_table(provider, settings, metrics=metrics, openapi=openapi, queue_stats=queue_stats),
               *(Route(path, resource) for path, resource in extra_routes)]
     for route in routes:
@@ -71,9 +74,13 @@ def create_app(
 def middleware(settings: Settings, metrics: ApiMetrics) -> list[Any]:
     """Every request passes these in order (responses in reverse).
 
-    Metrics first, so refused requests (413, 401, 403) are counted and timed
+    The request id first, so every answer (a refusal too) names its request
+    and every line logged for it carries the id; the request's span next
+    (only when tracing is on), so what follows is inside it; metrics before
+    the refusals, so refused requests (413, 401, 403) are counted and timed
     too; the body limit before auth, so an oversized body is refused before
     anything reads it; auth last, because the role it checks belongs to the
     matched resource.
     """
-    return [metrics, BodyLimitMiddleware(settings.max_body_bytes), AuthMiddleware(settings)]
+    return [RequestIdMiddleware(), *tracing.api_middleware(), metrics, BodyLimitMiddleware(settings.max_body_bytes),
+            AuthMiddleware(settings)]

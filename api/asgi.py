@@ -4,12 +4,11 @@ Importing this module builds the app; each worker process does, after the
 fork, so no connection is ever shared between processes.
 """
 
-import logging
-
 from api.app import create_app
 from api.server.asgi import ServedApp
+from pipeline.console import setup_logging
+from pipeline.settings import get_settings
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
-logging.getLogger("pika").setLevel(logging.WARNING)
+setup_logging(get_settings())
 
 app = ServedApp(create_app())

@@ -107,6 +107,9 @@ class SubmitOptions(BaseModel):
         None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
         description="Submitting the same key again (within the idempotency TTL) returns the first task.",
     )
+    queue: Optional[Name] = Field(
+        None, description="Another declared queue for this task (default: the actor's); a worker must consume it.",
+    )
 
     @pydantic.field_validator("eta")
     @classmethod
@@ -124,6 +127,7 @@ class SubmitOptions(BaseModel):
             "delay_ms": None if self.delay_seconds is None else int(self.delay_seconds * 1000),
             "eta": self.eta,
             "idempotency_key": self.idempotency_key,
+            "queue": self.queue,
         }
 
 
@@ -157,6 +161,7 @@ class BulkItem(BaseModel):
     priority: Optional[int] = Field(None, ge=0, le=MAX_PRIORITY)
     delay_seconds: Optional[float] = Field(None, ge=0, le=MAX_DELAY_SECONDS)
     eta: Optional[datetime] = None
+    queue: Optional[Name] = Field(None, description="Another declared queue for this task (default: the actor's).")
 
 
 class BulkBody(BaseModel):
@@ -194,6 +199,25 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class TaskError(BaseModel):
+    """Why a task failed (or was cancelled)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(..., description="The exception's class name, e.g. TimeoutError, TaskCancelled.")
+    message: str
+    traceback: Optional[str] = Field(None, description="The worker's traceback (the last 8,000 characters).")
+
+
+class TaskProgress(BaseModel):
+    """What a running task last reported (``current_task().report_progress``); tasks may add fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    percent: float = Field(..., ge=0, le=100)
+    message: str = ""
+
+
 class TaskRecord(BaseModel):
     """A task's record. Times are epoch seconds; kwargs are redacted."""
 
@@ -214,14 +238,15 @@ class TaskRecord(BaseModel):
     eta: Optional[float] = None
     runtime_ms: Optional[int] = None
     worker: Optional[str] = None
-    progress: Optional[dict[str, Any]] = None
-    error: Optional[dict[str, Any]] = None
-    result: Any = None
+    progress: Optional[TaskProgress] = None
+    error: Optional[TaskError] = None
+    result: Any = Field(None, description="The task's return value (JSON) once SUCCESS.")
     retry_of: Optional[str] = None
     retried_by: Optional[str] = None
     wait_reason: Optional[Literal["delay", "rate_limit"]] = None
     idempotency_key: Optional[str] = None
     cancel_requested: Optional[float] = None
+    request_id: Optional[str] = Field(None, description="X-Request-ID of the API request that submitted it.")
 
 
 class TaskPage(BaseModel):
@@ -294,8 +319,28 @@ class Requeued(BaseModel):
     requeued: int
 
 
+class WorkerInfo(BaseModel):
+    """One live worker process, as its last heartbeat (every CLAW_HEARTBEAT_INTERVAL_SECONDS) described it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(..., description="host:pid, as task records name it (`worker`).")
+    node: Optional[str] = Field(None, description="The supervisor (host:pid) this process belongs to.")
+    host: Optional[str] = None
+    pid: Optional[int] = None
+    queues: list[str] = []
+    threads: Optional[int] = None
+    concurrency: Optional[int] = None
+    started_at: Optional[float] = None
+    last_seen: Optional[float] = None
+    processed: Optional[int] = None
+    failed: Optional[int] = None
+    current_tasks: list[str] = []
+    held: Optional[int] = Field(None, description="Delayed messages it holds unacknowledged until their hop ends.")
+
+
 class WorkerList(BaseModel):
-    workers: list[dict[str, Any]]
+    workers: list[WorkerInfo]
     count: int
 
 
@@ -305,9 +350,61 @@ class WorkerCommandSent(BaseModel):
     processes_notified: int = Field(..., description="How many worker processes received the command.")
 
 
+class OpenApiDocument(BaseModel):
+    """This API's OpenAPI 3.1 document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+# -- the event stream -------------------------------------------------------------------------
+
+class StateEvent(BaseModel):
+    """`event: state` (`id`: seq): a state change, numbered 1, 2, 3 ... per task."""
+
+    type: Literal["state"]
+    state: Literal[STATES]
+    at: float = Field(..., description="When (epoch seconds).")
+    seq: int = Field(..., description="The change's number; send the last one seen as Last-Event-ID to resume.")
+
+
+class ProgressEvent(BaseModel):
+    """`event: progress`: what the running task reported (no id: progress is cumulative)."""
+
+    type: Literal["progress"]
+    progress: TaskProgress
+
+
+class WaitingEvent(BaseModel):
+    """`event: waiting`: over its actor's rate limit; it starts at `eta`, it is not lost."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["waiting"]
+    reason: str
+    eta: Optional[float] = None
+
+
+class TaskEvents(BaseModel):
+    """The `data` of each event of a task's stream (`GET /api/v1/tasks/{task_id}/events`), by event name.
+
+    `record`: the whole record (null for an unknown task), first and last;
+    `state`, `progress`, `waiting`: as below. Comment lines are keep-alives.
+    """
+
+    record: Optional[TaskRecord]
+    state: StateEvent
+    progress: ProgressEvent
+    waiting: WaitingEvent
 
 
 # -- the health check's snapshot --------------------------------------------------------------
@@ -416,7 +513,69 @@ class MessagesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=MESSAGES_MAX_PAGE, description="Page size.")
-    before: Optional[int] = Field(None, ge=1, description="`next_before` of the previous page.")
+    cursor: Optional[str] = Field(None, pattern=r"^[1-9][0-9]{0,17}$", description="`next_cursor` of the previous page.")
+    before: Optional[int] = Field(None, ge=1, le=10**18, description="Deprecated: `cursor` under its earlier name.")
+
+    @property
+    def before_id(self) -> Optional[int]:
+        return int(self.cursor) if self.cursor is not None else self.before
+
+
+class KnowledgeBase(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str
+    embedder_model: str
+    embedding_dim: int
+    status: str = Field(..., description="`ready`, or `rebuilding` while an update re-embeds it.")
+    documents: Optional[int] = Field(None, description="Documents in it (in the list only).")
+    chunks: Optional[int] = Field(None, description="Chunks in it (in the list only).")
+
+
+class KnowledgeBaseList(BaseModel):
+    knowledge_bases: list[KnowledgeBase]
+
+
+class SearchHit(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    chunk_id: int
+    document_id: str
+    title: str
+    source: str = Field(..., description="Where the document came from (a path or URL given at vectorization).")
+    position: int = Field(..., description="The chunk's place in its document.")
+    text: str
+    similarity: float = Field(..., description="Cosine similarity of question and chunk.")
+    score: float = Field(..., description="The ranking score (language-neutral similarity).")
+
+
+class SearchResults(BaseModel):
+    knowledge_base_id: str
+    query: str
+    results: list[SearchHit]
+
+
+class ConversationMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    conversation_id: str
+    role: str = Field(..., description="`user` or `assistant`.")
+    content: str
+    created_at: str = Field(..., description="ISO 8601.")
+    task_id: Optional[str] = Field(None, description="The generate_ai_response task that wrote it.")
+    sources: Optional[list[dict[str, Any]]] = Field(None, description="Citations of an answer: document_id, source, title, chunk_id, score.")
+    usage: Optional[dict[str, Any]] = Field(None, description="Token usage the model reported.")
+    provider: Optional[str] = None
+    model: Optional[str] = None
+
+
+class MessagePage(BaseModel):
+    conversation_id: str
+    messages: list[ConversationMessage] = Field(..., description="Oldest first.")
+    next_cursor: Optional[str] = Field(None, description="Pass as `cursor` for the page before this one; null when there is nothing older.")
+    next_before: Optional[int] = Field(None, description="Deprecated: the same as `next_cursor`, as the `before` parameter takes it.")
 
 
 class KbPath(BaseModel):
@@ -436,9 +595,43 @@ INBOX_MAX_IDS = 1000
 class InboxQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    offset: int = Field(0, ge=0, le=1_000_000)
-    limit: int = Field(20, ge=1, le=INBOX_MAX_PAGE)
-    unread_only: bool = False
+    limit: int = Field(20, ge=1, le=INBOX_MAX_PAGE, description="Page size.")
+    cursor: Optional[str] = Field(None, pattern=r"^[0-9]{1,7}$", description="`next_cursor` of the previous page.")
+    offset: int = Field(0, ge=0, le=1_000_000, description="Deprecated: `cursor` under its earlier name.")
+    unread_only: bool = Field(False, description="Only unread items.")
+
+    @property
+    def start(self) -> int:
+        return int(self.cursor) if self.cursor is not None else self.offset
+
+
+class InboxItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    title: Optional[str] = None
+    body: Optional[str] = None
+    data: dict[str, Any] = {}
+    created_at: str = Field(..., description="ISO 8601.")
+    read: bool
+    read_at: Optional[str] = Field(None, description="When it was marked read (ISO 8601).")
+
+
+class InboxPage(BaseModel):
+    user_id: str
+    items: list[InboxItem] = Field(..., description="Unread first (newest first), then read.")
+    unread: int
+    total: int = Field(..., description="Items matching the query.")
+    offset: int
+    limit: int
+    next_cursor: Optional[str] = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
+    next_offset: Optional[int] = Field(None, description="Deprecated: the same as `next_cursor`, as `offset` takes it.")
+
+
+class MarkReadOutcome(BaseModel):
+    user_id: str
+    marked: int = Field(..., description="Items that were unread and are read now.")
+    unread: int = Field(..., description="Items still unread.")
 
 
 class MarkReadBody(BaseModel):

@@ -89,9 +89,9 @@ def route_table(engine: EngineProvider, settings: Settings, *, metrics: ApiMetri
         # workers
         Route(f"{p}/workers", WorkerListResource(engine)),
         Route(f"{p}/workers/pool/restart", WorkerCommandResource(
-            engine, "pool_restart", "Replace worker processes (running tasks finish first)")),
+            engine, "pool_restart", "Replace worker processes (running tasks finish first)", "restartWorkerPool")),
         Route(f"{p}/workers/shutdown", WorkerCommandResource(
-            engine, "shutdown", "Stop workers gracefully (running tasks finish first)")),
+            engine, "shutdown", "Stop workers gracefully (running tasks finish first)", "shutdownWorkers")),
         # workflows
         Route(WORKFLOWS, WorkflowSubmitResource(engine)),
         Route(f"{WORKFLOWS}/{{workflow_id}}", WorkflowResource(engine)),

@@ -126,6 +126,11 @@ def check_task_id(task_id: str) -> str:
     return task_id.lower()
 
 
+def operation_id(verb: str, name: str) -> str:
+    """``operation_id("submit", "generate_ai_response")`` -> ``submitGenerateAiResponse``."""
+    return verb + "".join(part.title() for part in name.split("_"))
+
+
 class BodyLimitMiddleware:
     """413 for a body over *limit* bytes, before any responder reads it.
 
@@ -162,6 +167,8 @@ class Endpoint:
 
     summary: str
     tag: str
+    #: The OpenAPI operationId: a verb and a noun in camelCase (getTaskStatus), the name SDK methods take.
+    operation_id: str = ""
     query: Optional[type[BaseModel]] = None
     body: Optional[type[BaseModel]] = None
     response: Optional[type[BaseModel]] = None
@@ -172,6 +179,8 @@ class Endpoint:
     media_type: str = falcon.MEDIA_JSON
     description: str = ""
     body_required: bool = True
+    #: For an event stream: the model of each event's data, by event name (a field per event).
+    events: Optional[type[BaseModel]] = None
 
     def parse_query(self, req: falcon.Request) -> Any:
         return validate(self.query, dict(req.params), status=400, title="Invalid query parameter")

@@ -55,6 +55,13 @@ OUTSIDE_SETTINGS = [
      "A writable directory that aggregates `/metrics` request counters across the API's worker processes. "
      "Unset, `claw-pipeline api` with several workers uses `CLAW_DATA_DIR/api-metrics-<pid>` (removed at exit); "
      "set it to a tmpfs in containers."),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "unset",
+     "Turns OpenTelemetry tracing on (API, worker, scheduler): spans go to `<endpoint>/v1/traces` over OTLP/HTTP. "
+     "Needs the `[tracing]` extra. Unset, nothing of OpenTelemetry is imported. The SDK's other `OTEL_*` "
+     "variables apply (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_SCHEDULE_DELAY`, ...)."),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "unset", "The full traces URL instead (also turns tracing on)."),
+    ("OTEL_SERVICE_NAME", "claw-pipeline-api / -worker / -scheduler", "The `service.name` of this process's spans."),
+    ("OTEL_SDK_DISABLED", "false", "`true` keeps tracing off even with an endpoint set."),
 ]
 
 PREFIX = "CLAW_"

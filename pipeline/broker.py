@@ -31,6 +31,8 @@ from pipeline.middleware.retries import RetryPolicy
 from pipeline.middleware.state import QuietWorkerLog, TaskState
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.middleware.workflows import WorkflowFollowUps
+from pipeline.observability import tracing
+from pipeline.observability.message import LogContext
 from pipeline.redis_client import make_redis
 from pipeline.settings import Settings
 from pipeline.state import Keys, StateStore
@@ -128,6 +130,8 @@ def engine_middleware(
 
     Dramatiq runs before-hooks in this order and after-hooks in reverse.
 
+    0. LogContext: every log line about the message, from the first hook to
+       the last, carries its task id, actor and request id.
     1. The process's own (heartbeat, metrics, recycling): they see every
        message first and hear of its end last, whatever the others decide.
     2. FreshPublisher: it replaces an idle publishing connection before any
@@ -141,18 +145,23 @@ def engine_middleware(
        it is STARTED, so its attempts and retries stay untouched.
     6. TaskState opens the message's :class:`~pipeline.delivery.Delivery`;
        everything after it acts only on a delivery that runs.
-    7. RetryPolicy after TaskState: its after-hook runs first and leaves on the
+    7. TaskTracing (only when tracing is on) right after TaskState: it spans
+       only deliveries that run, and its after-hook runs after RetryPolicy's,
+       so the span's outcome is the one TaskState records.
+    8. RetryPolicy after TaskState: its after-hook runs first and leaves on the
        Delivery what TaskState then records (RETRY, FAILURE or CANCELLED).
-    8. TimeLimits and Cancellation last: their after-hooks run first, so a task
+    9. TimeLimits and Cancellation last: their after-hooks run first, so a task
        that has returned is never interrupted any more.
     """
     return [
+        LogContext(),
         *process_middleware,
         FreshPublisher(settings.broker_url),
         follow_ups,
         StateStoreResults(backend=results_backend),
         RateLimits(store),
         TaskState(store, results_backend),
+        *tracing.worker_middleware(),
         RetryPolicy(),
         time_limits,
         Cancellation(store.redis, store.keys.cancel_channel),

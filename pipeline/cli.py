@@ -15,13 +15,14 @@ from typing import Callable
 
 from pipeline import client, workflow
 from pipeline.broker import resolve_policies
-from pipeline.console import EXIT_USAGE, USER_ERRORS, error_line, setup_logging
+from pipeline.console import EXIT_USAGE, USER_ERRORS, add_logging_options, apply_logging_options, error_line
 from pipeline.engine import get_engine, make_registry
 from pipeline.errors import ConfigError, InvalidArguments
 from pipeline.knowledge import extra
 from pipeline.knowledge.config import get_knowledge_settings
 from pipeline.maintenance.config import get_health_settings
 from pipeline.notifications.config import get_notification_settings
+from pipeline.observability import tracing
 from pipeline.registry import queue_names
 from pipeline.services import check_services
 from pipeline.settings import get_settings
@@ -48,6 +49,7 @@ def validate_all_settings(settings) -> None:
     get_notification_settings()
     get_health_settings()
     get_scheduler_settings()
+    tracing.check()
 
 
 def _print(value) -> None:
@@ -65,7 +67,6 @@ def cmd_worker(args) -> int:
         raise ConfigError(f"--queues / CLAW_WORKER_QUEUES: no task is declared on {', '.join(idle)} "
                           f"(declared: {', '.join(sorted(declared))}; add modules with CLAW_TASK_MODULES)")
     check_services(settings)
-    setup_logging(args.verbose)
     return run_worker(options)
 
 
@@ -173,7 +174,6 @@ def cmd_db(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claw-pipeline", description="CLAW.AI background-work engine")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('claw-pipeline')}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     worker = sub.add_parser("worker", help="run worker processes (Dramatiq conventions)")
@@ -224,12 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("db_command", choices=("upgrade",), help="apply pending migrations")
 
     COMMANDS.update(scheduler_cli.register(sub))
+    add_logging_options(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        apply_logging_options(args)
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
         print(error_line(exc, str(exc).strip(chr(39))), file=sys.stderr)

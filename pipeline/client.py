@@ -10,6 +10,7 @@ as BrokerUnavailable with its record removed (nothing half-accepted stays).
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
@@ -22,7 +23,9 @@ from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
 from pipeline.publisher import publish_batch
 from pipeline.state import WAITING, NewTask, exception_result, new_task_id, new_task_ids, untracked
-from pipeline.registry import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of
+from pipeline.observability import logs
+from pipeline.observability.message import stamp
+from pipeline.registry import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of, queue_names
 
 MAX_BULK = 1000
 #: A task recorded under an idempotency key but not yet published is given
@@ -41,6 +44,8 @@ class Submission:
     delay_ms: Optional[int] = None
     eta: Optional[datetime] = None
     idempotency_key: Optional[str] = None
+    #: One of the declared queues (without CLAW_QUEUE_PREFIX); None: the actor's.
+    queue: Optional[str] = None
 
 
 def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[str] = None):
@@ -54,10 +59,11 @@ def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[s
         raise InvalidArguments("invalid priority", {"priority": f"must be an integer 0..{MAX_PRIORITY}"})
     delay_ms = _delay(sub)
     now = time.time()
+    queue = _queue(engine, sub, spec)
     record = NewTask(
         task_id=task_id,
         actor=sub.actor,
-        queue=spec.actor.queue_name,
+        queue=queue,
         priority=priority,
         max_retries=policy.max_retries,
         args=list(sub.args),
@@ -66,16 +72,31 @@ def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[s
         retry_of=retry_of,
         idempotency_key=sub.idempotency_key,
         options={"delay_ms": delay_ms} if delay_ms else None,
+        request_id=logs.request_id(),
     )
     message = Message(
-        queue_name=spec.actor.queue_name,
+        queue_name=queue,
         actor_name=sub.actor,
         args=tuple(sub.args),
         kwargs=kwargs,
-        options={"broker_priority": priority},
+        options=stamp({"broker_priority": priority}),
         message_id=task_id,
     )
     return record, message, delay_ms or None
+
+
+def _queue(engine: Engine, sub: Submission, spec) -> str:
+    """The queue a message goes to: the actor's, or the one the submission names (any declared queue).
+
+    The override moves this one message (its retries and delays follow it); the
+    actor's policy (retries, limits, default priority) is the same on any queue.
+    """
+    if sub.queue is None:
+        return spec.actor.queue_name
+    declared = queue_names()
+    if sub.queue not in declared:
+        raise InvalidArguments(f"unknown queue {sub.queue!r}", {"queue": f"must be one of {', '.join(declared)}"})
+    return engine.settings.queue_prefix + sub.queue
 
 
 def _delay(sub: Submission) -> int:
@@ -102,18 +123,20 @@ def submit(
     delay_ms: Optional[int] = None,
     eta: Optional[datetime] = None,
     idempotency_key: Optional[str] = None,
+    queue: Optional[str] = None,
     engine: Optional[Engine] = None,
     task_id: Optional[str] = None,
     _retry_of: Optional[str] = None,
 ) -> str:
     """Submit one task; returns its id (an existing id when *idempotency_key* was seen).
 
+    *queue* sends this one task to another declared queue than its actor's.
     *task_id* lets a caller choose the id (a UUID it already knows, e.g. to
     subscribe to the task's events before submitting).
     """
     engine = engine or get_engine()
-    sub = Submission(actor, args, kwargs or {}, priority, delay_ms, eta, idempotency_key)
-    task_id = task_id or new_task_id()
+    sub = Submission(actor, args, kwargs or {}, priority, delay_ms, eta, idempotency_key, queue)
+    task_id = _check_task_id(task_id) if task_id else new_task_id()
     record, message, delay = _prepare(engine, sub, task_id, _retry_of)
     if idempotency_key:
         return _submit_idempotent(engine, record, message, delay)
@@ -124,6 +147,13 @@ def submit(
         engine.store.forget([task_id], record.actor, record.queue)
         raise BrokerUnavailable(f"RabbitMQ did not accept the message: {type(exc).__name__}") from None
     return task_id
+
+
+def _check_task_id(task_id: str) -> str:
+    try:
+        return str(uuid.UUID(task_id))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidArguments("invalid task id", {"task_id": "must be a UUID"}) from None
 
 
 def _publish(engine: Engine, message: Message, delay: Optional[int]) -> None:

@@ -82,3 +82,27 @@ class InvalidTransition(RuntimeError):
     def __init__(self, message: str, state: str | None = None):
         super().__init__(message)
         self.state = state
+
+
+class TaskFailed(RuntimeError):
+    """``AsyncResult.get()`` of a task that ended in FAILURE: its error's type and message.
+
+    The original exception cannot be rebuilt in the caller's process (Celery
+    re-raises its type when it can unpickle it); ``error`` is the record's
+    ``{"type", "message", "traceback"}``.
+    """
+
+    def __init__(self, task_id: str, state: str, error: dict | None):
+        error = error or {}
+        super().__init__(f"task {task_id} ended {state}: {error.get('type', '?')}: {error.get('message', '')}")
+        self.task_id = task_id
+        self.state = state
+        self.error = error
+
+
+class TaskRevoked(TaskFailed):
+    """``AsyncResult.get()`` of a task that was cancelled (Celery's TaskRevokedError)."""
+
+
+class ResultTimeout(TimeoutError):
+    """``AsyncResult.get(timeout=...)`` gave up before the task finished (Celery's TimeoutError)."""

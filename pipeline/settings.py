@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.amqp import node_urls
 from pipeline.errors import ConfigError
+from pipeline.observability.logs import FORMATS, LEVELS
 from pipeline.redis_url import check_url, is_sentinel_url
 from pipeline.registry import parse_rate_limit
 
@@ -149,6 +150,16 @@ class Settings(BaseSettings):
         1000, ge=1, description="Requests served on one connection before it is closed (the client reconnects)."
     )
     auth_disabled: bool = Field(False, description="Serve the API without authentication (development only).")
+    openapi_public: bool = Field(
+        True, description="Serve /openapi.json without a token (it describes the API, it holds no data); false: read role.",
+    )
+    log_level: str = Field(
+        "INFO", description="Lowest level logged by every process: DEBUG, INFO, WARNING, ERROR (`--log-level` sets it too)."
+    )
+    log_format: str = Field(
+        "text", description="`text`, or `json`: one JSON object per line with time, level, logger, message, task_id, "
+                            "actor, request_id and worker.",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body the API accepts.")
     timezone: str = Field("Asia/Shanghai", description="Timezone of the built-in schedules.")
     data_dir: Path = Field(
@@ -223,6 +234,20 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: Path) -> Path:
         """Resolved once, against the working directory of the process that reads the settings."""
         return value.expanduser().absolute()
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LEVELS:
+            raise ValueError(f"must be one of {', '.join(LEVELS)}")
+        return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value.lower() not in FORMATS:
+            raise ValueError(f"must be one of {', '.join(FORMATS)}")
+        return value.lower()
 
     @field_validator("timezone")
     @classmethod

@@ -34,6 +34,7 @@ from pipeline.middleware.metrics import worker_metrics_middleware, worker_metric
 from pipeline.middleware.recycle import Recycle
 from pipeline.middleware.time_limits import TimeLimits
 from pipeline.errors import ConfigError
+from pipeline.observability import logs, tracing
 from pipeline.settings import Settings, get_settings
 from pipeline.state import worker_identity
 from pipeline.registry import queue_names
@@ -106,6 +107,8 @@ def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle, supervisor_p
     signal.signal(signal.SIGUSR1, lambda *_: lifecycle.request(EXIT_RECYCLE))
     stop_with_supervisor(supervisor_pid)
 
+    logs.set_worker(worker_identity())
+    tracing.setup("worker")  # before the broker: its middleware list includes the task span when tracing is on
     queues = [settings.queue_prefix + q for q in options.queues] if options.queues else queue_names(settings.queue_prefix)
     store, registry = make_store(settings), make_registry(settings)
 
@@ -149,6 +152,7 @@ def _serve(node: str, options: WorkerOptions, lifecycle: Lifecycle, supervisor_p
     timeout_ms = lifecycle.stop_timeout_ms or int(settings.shutdown_timeout_seconds * 1000)
     worker.stop(timeout=timeout_ms)
     engine.close()
+    tracing.shutdown()  # os._exit below skips atexit, where the SDK would export what it still holds
     logging.shutdown()
     os._exit(lifecycle.code)
 

@@ -13,9 +13,10 @@ import logging
 import sys
 from typing import Any, Callable
 
-from pipeline.console import EXIT_USAGE, error_line, setup_logging
+from pipeline.console import EXIT_USAGE, add_logging_options, apply_logging_options, error_line
 from pipeline.engine import get_engine
 from pipeline.errors import ConfigError, InvalidArguments, UnknownActor
+from pipeline.observability import tracing
 from pipeline.services import check_services
 from pipeline.settings import get_settings
 from scheduler.config import get_scheduler_settings
@@ -78,7 +79,7 @@ def cmd_scheduler(args) -> int:
     settings = get_settings()
     config = get_scheduler_settings()
     check_services(settings)
-    setup_logging(args.verbose)
+    tracing.setup("scheduler")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # each fire is logged once, by us
     return run_scheduler(settings, config)
 
@@ -110,10 +111,11 @@ def cmd_schedules(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run these commands without the rest of ``claw-pipeline``."""
     parser = argparse.ArgumentParser(prog="claw-pipeline")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = register(parser.add_subparsers(dest="command", required=True))
+    add_logging_options(parser)
     args = parser.parse_args(argv)
     try:
+        apply_logging_options(args)
         return commands[args.command](args)
     except (ConfigError, InvalidArguments, UnknownActor) as exc:
         print(error_line(exc), file=sys.stderr)

@@ -6,10 +6,13 @@ declarations the responders validate with, and from each resource's
 appears, with its path parameters, role and error answers, so every route is
 documented.
 
-``/docs`` is public: a browser cannot send a bearer token when opening a
-page. It holds no data; it asks for a token, fetches ``/openapi.json`` with
-it (read role) and sends it with every "Try it out" request. Swagger UI's
-files come from the ``swagger-ui-bundle-v2`` package, never from a CDN.
+``/openapi.json`` is public unless ``CLAW_OPENAPI_PUBLIC=false``: it
+describes the API and holds no data. ``/docs`` is always public (a browser
+cannot send a bearer token when opening a page): it loads the description
+and shows Swagger UI at once; the token goes into Swagger's Authorize button
+and is sent with every "Try it out" request. With the description hidden, the
+page asks for a token first. Swagger UI's files come from the
+``swagger-ui-bundle-v2`` package, never from a CDN.
 """
 
 from __future__ import annotations
@@ -26,13 +29,33 @@ from swagger_ui_bundle import swagger_ui_path
 
 from api.auth import PUBLIC, responders
 from api.errors import ApiError
-from api.models import TASK_ID, ErrorBody
+from api.models import TASK_ID, ErrorBody, OpenApiDocument
 from api.validation import Endpoint
 
 TAG = "docs"
 SCHEMA_REF = "#/components/schemas/{model}"
 _FIELD = re.compile(r"{(\w+)(?::[^}]*)?}")
 PATH_SCHEMAS = {"task_id": {"type": "string", "format": "uuid", "pattern": TASK_ID.pattern}}
+
+
+DESCRIPTION = """Background tasks on Dramatiq/RabbitMQ with task state in Redis.
+
+**Authentication.** Send `Authorization: Bearer <token>` (the Authorize button, above); roles: read < submit < admin.
+
+**Errors.** Every error answers `{"error": {"status", "title", "description", "fields"}}`; `fields` names the
+input that was wrong. 503 and 429 carry `Retry-After`: the request was not accepted, send it again then.
+
+**Request ids.** Every answer carries `X-Request-ID` (yours when you send a sane one, else a new one); a task
+submitted by the request keeps it in its record (`request_id`) and in the worker's log lines.
+
+**Pagination.** Every paged list takes `limit` (page size) and `cursor` (the `next_cursor` of the previous
+page; omit it for the first) and answers its items with `next_cursor`, which is `null` on the last page.
+Cursors are opaque strings: pass them back unchanged. Unpaged lists (workers, schedules, knowledge bases) are
+bounded by what a deployment declares.
+
+**Idempotency.** Submissions take an `idempotency_key`: the same key within `CLAW_IDEMPOTENCY_TTL_SECONDS`
+answers with the first task (and its current `state`), so a request may be re-sent safely.
+"""
 
 
 def build_spec(routes: Iterable[tuple[str, Any]], *, title: str, version: str) -> dict[str, Any]:
@@ -43,13 +66,16 @@ def build_spec(routes: Iterable[tuple[str, Any]], *, title: str, version: str) -
     ]
     refs, schemas = _schemas(endpoint for *_, endpoint in operations if endpoint)
     paths: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for path, method, resource, endpoint in operations:
-        paths.setdefault(path, {})[method.lower()] = _operation(path, method, resource, endpoint, refs, schemas)
+        operation = _operation(path, method, resource, endpoint, refs, schemas)
+        if operation["operationId"] in seen:  # a resource mounted twice: the second takes its path's name
+            operation["operationId"] = _path_name(method, path)
+        seen.add(operation["operationId"])
+        paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": "Background tasks on Dramatiq/RabbitMQ with task state in Redis. "
-                                "Send `Authorization: Bearer <token>`; roles: read < submit < admin."},
+        "info": {"title": title, "version": version, "description": DESCRIPTION},
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -62,7 +88,8 @@ def _schemas(endpoints: Iterable[Endpoint]) -> tuple[dict, dict]:
     """JSON schemas of every model, as components; returns ({(model, mode): ref}, components)."""
     wanted: dict[tuple[type[BaseModel], str], None] = {(ErrorBody, "serialization"): None}
     for endpoint in endpoints:
-        models = ((endpoint.query, "validation"), (endpoint.body, "validation"), (endpoint.response, "serialization"))
+        models = ((endpoint.query, "validation"), (endpoint.body, "validation"), (endpoint.response, "serialization"),
+                  (endpoint.events, "serialization"))
         for model, mode in models:
             if model is not None:
                 wanted[(model, mode)] = None
@@ -76,7 +103,8 @@ def _operation(path: str, method: str, resource: Any, endpoint: Optional[Endpoin
     summary = endpoint.summary if endpoint else _first_line(type(resource).__doc__) or type(resource).__name__
     description = endpoint.description if endpoint else ""
     operation: dict[str, Any] = {
-        "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+        # A resource without declarations (another team's, a test's) gets a name made from its path.
+        "operationId": endpoint.operation_id if endpoint and endpoint.operation_id else _path_name(method, path),
         "summary": summary,
         "tags": [endpoint.tag if endpoint else path.strip("/").split("/")[2 if path.startswith("/api/") else 0]],
         "parameters": [{"name": name, "in": "path", "required": True, "schema": PATH_SCHEMAS.get(name, {"type": "string"})}
@@ -101,6 +129,10 @@ def _operation(path: str, method: str, resource: Any, endpoint: Optional[Endpoin
     error_schema = refs[(ErrorBody, "serialization")]
     operation["responses"] = {**_success(endpoint, refs), **{str(code): _error(code, error_schema) for code in sorted(errors)}}
     return operation
+
+
+def _path_name(method: str, path: str) -> str:
+    return f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}"
 
 
 def _query_parameters(model: type[BaseModel], refs: dict, schemas: dict) -> list[dict]:
@@ -134,6 +166,13 @@ def _success(endpoint: Optional[Endpoint], refs: dict) -> dict:
         answer: dict[str, Any] = {"description": http.HTTPStatus(status).phrase}
         if endpoint.response is not None:
             answer["content"] = {endpoint.media_type: {"schema": refs[(endpoint.response, "serialization")]}}
+        elif endpoint.events is not None:
+            # OpenAPI 3.1 cannot type an event stream (3.2's itemSchema can): the body is text, and the
+            # extension names the model of each event's data by event name.
+            answer["content"] = {endpoint.media_type: {
+                "schema": {"type": "string", "description": "text/event-stream: `event:`, `id:`, `data:` lines"},
+                "x-event-data": refs[(endpoint.events, "serialization")],
+            }}
         elif status != 204:
             schema = {"type": "object"} if endpoint.media_type == falcon.MEDIA_JSON else {"type": "string"}
             answer["content"] = {endpoint.media_type: {"schema": schema}}
@@ -150,10 +189,12 @@ def _first_line(text: Optional[str]) -> str:
 
 
 class OpenApiResource:
-    roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("This OpenAPI document", TAG)}
+    """Public unless ``CLAW_OPENAPI_PUBLIC=false``: it describes the API and holds no data."""
 
-    def __init__(self) -> None:
+    endpoints = {"GET": Endpoint("This OpenAPI document", TAG, operation_id="getOpenApi", response=OpenApiDocument)}
+
+    def __init__(self, public: bool = True) -> None:
+        self.roles = {"GET": PUBLIC if public else "read"}
         self.spec: dict[str, Any] = {}
 
     def publish(self, spec: dict[str, Any]) -> None:
@@ -179,8 +220,8 @@ DOCS_PAGE = """<!doctype html>
 </style>
 </head>
 <body>
-<form id="token-bar">
-  <label for="token">API token</label>
+<form id="token-bar" hidden>
+  <label for="token">This server's API description needs a token (CLAW_OPENAPI_PUBLIC=false)</label>
   <input id="token" type="password" autocomplete="off" placeholder="bearer token (read role or higher)">
   <button type="submit">Load</button>
   <span id="token-message"></span>
@@ -188,41 +229,36 @@ DOCS_PAGE = """<!doctype html>
 <div id="swagger-ui"></div>
 <script src="/docs/assets/swagger-ui-bundle.js"></script>
 <script>
-const KEY = "claw-api-token";
-const tokenInput = document.getElementById("token");
+const bar = document.getElementById("token-bar");
 const message = document.getElementById("token-message");
-tokenInput.value = sessionStorage.getItem(KEY) || "";
 
-function authorize(headers) {
-  const token = sessionStorage.getItem(KEY);
-  if (token) headers["Authorization"] = "Bearer " + token;
-  return headers;
-}
-
-async function load() {
+// The description is public by default: the page works before any token is given, and
+// Swagger UI's own Authorize button holds the token for "Try it out" (kept across reloads).
+async function load(token) {
   message.textContent = "";
-  const response = await fetch("/openapi.json", {headers: authorize({})});
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    message.textContent = (body.error && body.error.description) || response.statusText;
+  const response = await fetch("/openapi.json", {headers: token ? {Authorization: "Bearer " + token} : {}});
+  if (response.status === 401 || response.status === 403) {
+    bar.hidden = false;
+    if (token) message.textContent = "this token cannot read the API description";
     return;
   }
-  SwaggerUIBundle({
+  if (!response.ok) { bar.hidden = false; message.textContent = response.statusText; return; }
+  bar.hidden = true;
+  const ui = SwaggerUIBundle({
     spec: await response.json(),
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null,
-    tryItOutEnabled: true,
-    requestInterceptor: (request) => { authorize(request.headers); return request; },
+    persistAuthorization: true,
   });
+  if (token) ui.preauthorizeApiKey("bearerAuth", token);
 }
 
-document.getElementById("token-bar").addEventListener("submit", (event) => {
+bar.addEventListener("submit", (event) => {
   event.preventDefault();
-  sessionStorage.setItem(KEY, tokenInput.value.trim());
-  load();
+  load(document.getElementById("token").value.trim());
 });
-load();
+load("");
 </script>
 </body>
 </html>
@@ -231,7 +267,7 @@ load();
 
 class DocsPageResource:
     roles = {"GET": PUBLIC}
-    endpoints = {"GET": Endpoint("Interactive API documentation (Swagger UI)", TAG, media_type=falcon.MEDIA_HTML)}
+    endpoints = {"GET": Endpoint("Interactive API documentation (Swagger UI)", TAG, operation_id="getDocsPage", media_type=falcon.MEDIA_HTML)}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
@@ -253,7 +289,7 @@ def _asset(name: str) -> bytes:
 
 class DocsAssetResource:
     roles = {"GET": PUBLIC}
-    endpoints = {"GET": Endpoint("A Swagger UI file of the docs page", TAG, media_type="application/octet-stream",
+    endpoints = {"GET": Endpoint("A Swagger UI file of the docs page", TAG, operation_id="getDocsAsset", media_type="application/octet-stream",
                                  errors=(404,))}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:

@@ -37,6 +37,7 @@ from falcon.asgi import SSEvent
 
 from api.blocking import run_blocking
 from api.errors import ApiError
+from api.models import TaskEvents
 from api.resources import EngineProvider
 from api.streams.hub import END, EventHub
 from api.validation import Endpoint, check_task_id, json_dumps
@@ -66,7 +67,8 @@ def _state(event: dict) -> SSEvent:
 class TaskEventsResource:
     roles = {"GET": "read"}
     endpoints = {"GET": Endpoint(
-        "Server-sent events of one task until it finishes", TAG, media_type="text/event-stream",
+        "Server-sent events of one task until it finishes", TAG, operation_id="streamTaskEvents",
+        media_type="text/event-stream", events=TaskEvents,
         errors=(400, 404, 503),
         description="Events: `record` (the full record; first and last), `state` (with `id`: the change's number), "
                     "`progress`, `waiting`; comments are keep-alives. Reconnect with `Last-Event-ID` to get every "

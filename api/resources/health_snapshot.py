@@ -21,7 +21,7 @@ from api.validation import Endpoint
 
 class HealthSnapshotResource:
     roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("The latest health check: backlogs, workers, failure rates, lost tasks", "tasks",
+    endpoints = {"GET": Endpoint("The latest health check: backlogs, workers, failure rates, lost tasks", "tasks", operation_id="getHealthSnapshot",
                                  response=HealthSnapshot, errors=(404,))}
 
     def __init__(self, engine: EngineProvider):

@@ -8,8 +8,9 @@
   while the first task's record lives returns the same task.
 * ``GET /api/v1/knowledge/{kb_id}/search?q=…&k=5&distinct=true`` — the best passages, one per
   document unless ``distinct=false``; each names its document (``document_id``, ``source``, ``title``).
-* ``GET /api/v1/conversations/{conversation_id}/messages?limit=50&before=<message id>`` — a page of
-  messages, oldest first; ``next_before`` pages further back (null when there is nothing older).
+* ``GET /api/v1/conversations/{conversation_id}/messages?limit=50&cursor=<next_cursor>`` — a page of
+  messages, oldest first; ``next_cursor`` pages further back (null when there is nothing older).
+  ``before``/``next_before`` are the same under their earlier names.
 
 The knowledge stack (PostgreSQL driver, embedder, numpy) is the ``[knowledge]`` extra: it is
 imported on the first call, so an API installed without it serves every other route and answers
@@ -24,7 +25,18 @@ import falcon
 
 from api.blocking import run_blocking
 from api.errors import ApiError
-from api.models import Accepted, ConversationPath, KbPath, MessagesQuery, NewBase, SearchQuery
+from api.models import (
+    Accepted,
+    ConversationPath,
+    KbPath,
+    KnowledgeBase,
+    KnowledgeBaseList,
+    MessagePage,
+    MessagesQuery,
+    NewBase,
+    SearchQuery,
+    SearchResults,
+)
 from api.resources import EngineProvider, status_url
 from api.validation import Endpoint, validate
 from pipeline import client
@@ -44,9 +56,11 @@ def _knowledge_stack():
 class KnowledgeBasesResource:
     roles = {"GET": "read", "POST": "submit"}
     endpoints = {
-        "GET": Endpoint("Every knowledge base with its embedding model and counts", TAG, errors=(503,)),
+        "GET": Endpoint("Every knowledge base with its embedding model and counts", TAG,
+                        operation_id="listKnowledgeBases", response=KnowledgeBaseList, errors=(503,)),
         "POST": Endpoint("Create a knowledge base for the configured embedder (200 with the existing one)", TAG,
-                         body=NewBase, status=201, also=(200,), errors=(503,)),
+                         operation_id="createKnowledgeBase", body=NewBase, response=KnowledgeBase, status=201,
+                         also=(200,), errors=(503,)),
     }
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -79,6 +93,7 @@ class KnowledgeBasesResource:
 class KnowledgeBaseResource:
     roles = {"DELETE": "submit"}
     endpoints = {"DELETE": Endpoint("Delete a knowledge base as a whole (a delete_knowledge_base task)", TAG,
+                                    operation_id="deleteKnowledgeBase",
                                     response=Accepted, status=202, errors=(404, 503))}
 
     def __init__(self, engine: EngineProvider):
@@ -106,7 +121,7 @@ class KnowledgeBaseResource:
 class KnowledgeSearchResource:
     roles = {"GET": "read"}
     endpoints = {"GET": Endpoint("Search a knowledge base (hybrid of languages, distinct documents)", TAG,
-                                 query=SearchQuery, errors=(404, 409, 503))}
+                                 operation_id="searchKnowledgeBase", query=SearchQuery, response=SearchResults, errors=(404, 409, 503))}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
         path = validate(KbPath, {"kb_id": kb_id}, status=400, title="Invalid path parameter")
@@ -132,7 +147,7 @@ class KnowledgeSearchResource:
 class ConversationMessagesResource:
     roles = {"GET": "read"}
     endpoints = {"GET": Endpoint("A page of a conversation's messages, oldest first", TAG,
-                                 query=MessagesQuery, errors=(404, 503))}
+                                 operation_id="listConversationMessages", query=MessagesQuery, response=MessagePage, errors=(404, 503))}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, conversation_id: str) -> None:
         path = validate(ConversationPath, {"conversation_id": conversation_id}, status=400, title="Invalid path parameter")
@@ -144,7 +159,7 @@ class ConversationMessagesResource:
         db, _, _, store = _knowledge_stack()
         with db.connection() as conn:
             # One extra row tells whether an older page exists.
-            messages = store.list_messages(conn, conversation_id, query.limit + 1, query.before)
+            messages = store.list_messages(conn, conversation_id, query.limit + 1, query.before_id)
         if messages is None:
             raise ApiError(404, "Unknown conversation", f"no conversation {conversation_id!r}",
                            fields={"conversation_id": "no such conversation"})
@@ -153,5 +168,6 @@ class ConversationMessagesResource:
         return {
             "conversation_id": conversation_id,
             "messages": [message.as_json() for message in page],
+            "next_cursor": str(page[0].id) if more else None,
             "next_before": page[0].id if more else None,
         }

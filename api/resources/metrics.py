@@ -111,7 +111,7 @@ class ApiMetrics:
 
 class MetricsResource:
     roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("Prometheus metrics", "health", media_type=CONTENT_TYPE_LATEST.split(";")[0])}
+    endpoints = {"GET": Endpoint("Prometheus metrics", "health", operation_id="getMetrics", media_type=CONTENT_TYPE_LATEST.split(";")[0])}
 
     def __init__(self, metrics: ApiMetrics):
         self.metrics = metrics

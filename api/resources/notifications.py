@@ -1,7 +1,8 @@
 """The in-app inbox over HTTP.
 
-* ``GET  /api/v1/notifications/{user_id}?offset=0&limit=20&unread_only=false`` — unread first
-  (newest first), then read; ``next_offset`` is null on the last page.
+* ``GET  /api/v1/notifications/{user_id}?limit=20&cursor=<next_cursor>&unread_only=false`` — unread
+  first (newest first), then read; ``next_cursor`` is null on the last page (``offset``/``next_offset``
+  are the same under their earlier names).
 * ``POST /api/v1/notifications/{user_id}/read`` with ``{"ids": ["..."]}`` or ``{"all": true}`` —
   returns how many were marked and how many stay unread.
 """
@@ -15,7 +16,7 @@ import redis as redis_lib
 
 from api.blocking import run_blocking
 from api.errors import ApiError
-from api.models import InboxQuery, MarkReadBody
+from api.models import InboxPage, InboxQuery, MarkReadBody, MarkReadOutcome
 from api.validation import Endpoint
 from pipeline.notifications.channels.system import Inbox
 from pipeline.notifications.config import get_notification_settings
@@ -54,21 +55,24 @@ class NotificationListResource(_InboxResource):
     """``GET /api/v1/notifications/{user_id}``: one page of the user's inbox, unread first."""
 
     endpoints = {"GET": Endpoint("One page of a user's in-app inbox, unread first", "notifications",
-                                 query=InboxQuery, errors=(503,))}
+                                 operation_id="listNotifications", query=InboxQuery, response=InboxPage,
+                                 errors=(503,))}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         _check_user(user_id)
         query = self.endpoints["GET"].parse_query(req)
         page = await self.call(
-            lambda inbox: inbox.list(user_id, offset=query.offset, limit=query.limit, unread_only=query.unread_only))
-        resp.media = {"user_id": user_id, **page}
+            lambda inbox: inbox.list(user_id, offset=query.start, limit=query.limit, unread_only=query.unread_only))
+        next_offset = page["next_offset"]
+        resp.media = {"user_id": user_id, **page, "next_cursor": None if next_offset is None else str(next_offset)}
 
 
 class NotificationReadResource(_InboxResource):
     """``POST /api/v1/notifications/{user_id}/read``: mark some or all items read."""
 
     endpoints = {"POST": Endpoint("Mark some (ids) or all of a user's notifications read", "notifications",
-                                  body=MarkReadBody, errors=(503,))}
+                                  operation_id="markNotificationsRead", body=MarkReadBody, response=MarkReadOutcome,
+                                  errors=(503,))}
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         _check_user(user_id)

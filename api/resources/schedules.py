@@ -51,8 +51,8 @@ class _ScheduleResource:
 class ScheduleListResource(_ScheduleResource):
     roles = {"GET": "admin", "POST": "admin"}
     endpoints = {
-        "GET": Endpoint("Every schedule with its next and last run", TAG, response=ScheduleList),
-        "POST": Endpoint("Add a schedule", TAG, body=ScheduleCreateBody, response=ScheduleView, status=201,
+        "GET": Endpoint("Every schedule with its next and last run", TAG, operation_id="listSchedules", response=ScheduleList),
+        "POST": Endpoint("Add a schedule", TAG, operation_id="createSchedule", body=ScheduleCreateBody, response=ScheduleView, status=201,
                          errors=(400, 409, 422)),
     }
 
@@ -74,10 +74,10 @@ class ScheduleListResource(_ScheduleResource):
 class ScheduleItemResource(_ScheduleResource):
     roles = {"GET": "admin", "PATCH": "admin", "DELETE": "admin"}
     endpoints = {
-        "GET": Endpoint("One schedule", TAG, response=ScheduleView, errors=(404,)),
-        "PATCH": Endpoint("Change a schedule; {\"enabled\": false} pauses it", TAG, body=ScheduleChangeBody,
+        "GET": Endpoint("One schedule", TAG, operation_id="getSchedule", response=ScheduleView, errors=(404,)),
+        "PATCH": Endpoint("Change a schedule; {\"enabled\": false} pauses it", TAG, operation_id="updateSchedule", body=ScheduleChangeBody,
                           response=ScheduleView, errors=(400, 404, 422)),
-        "DELETE": Endpoint("Delete a schedule", TAG, status=204, errors=(404,)),
+        "DELETE": Endpoint("Delete a schedule", TAG, operation_id="deleteSchedule", status=204, errors=(404,)),
     }
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, schedule_id: str) -> None:

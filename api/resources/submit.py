@@ -20,7 +20,7 @@ from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import OPTION_FIELDS, Accepted, BulkAccepted, BulkBody, SubmitOptions, submission_model
 from api.resources import EngineProvider, status_url
-from api.validation import Endpoint
+from api.validation import Endpoint, operation_id
 from pipeline import client
 from pipeline.task import REGISTRY
 
@@ -47,7 +47,7 @@ class SubmitResource:
         model = self._model()
         note = "" if model else f" (not available: `{self.actor}` is not declared in this API process)"
         return {"POST": Endpoint(
-            f"Submit {self.actor}{note}", TAG, body=model or SubmitOptions, response=Accepted, status=202,
+            f"Submit {self.actor}{note}", TAG, operation_id=operation_id("submit", self.actor), body=model or SubmitOptions, response=Accepted, status=202,
             errors=(503,),
             description=f"The body holds `{self.actor}`'s keyword arguments and the submission options. "
                         "The same `idempotency_key` within its TTL returns the first task.",
@@ -74,7 +74,7 @@ class SubmitResource:
 class BulkSubmitResource:
     roles = {"POST": "submit"}
     endpoints = {"POST": Endpoint(
-        "Submit up to 1,000 tasks of any actors at once", TAG, body=BulkBody, response=BulkAccepted, status=202,
+        "Submit up to 1,000 tasks of any actors at once", TAG, operation_id="submitBulk", body=BulkBody, response=BulkAccepted, status=202,
         errors=(503,),
         description="All are validated first (errors name `tasks.<index>.<field>`), recorded in one Redis "
                     "pipeline and published in one AMQP transaction: all are accepted, or none.",
@@ -87,7 +87,7 @@ class BulkSubmitResource:
         body = await self.endpoints["POST"].parse_body(req)
         submissions = [
             client.Submission(
-                actor=item.actor, kwargs=item.kwargs, priority=item.priority, eta=item.eta,
+                actor=item.actor, kwargs=item.kwargs, priority=item.priority, eta=item.eta, queue=item.queue,
                 delay_ms=None if item.delay_seconds is None else int(item.delay_seconds * 1000),
             )
             for item in body.tasks

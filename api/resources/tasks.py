@@ -45,7 +45,7 @@ def _page(engine, query, **filters) -> tuple[list[dict], Any]:
 
 class TaskStatusResource:
     roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("A task's record (with its result once finished)", TAG, response=TaskRecord,
+    endpoints = {"GET": Endpoint("A task's record (with its result once finished)", TAG, operation_id="getTaskStatus", response=TaskRecord,
                                  errors=(400, 404))}
 
     def __init__(self, engine: EngineProvider):
@@ -63,7 +63,7 @@ class TaskStatusResource:
 
 class TaskListResource:
     roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("Tasks, newest first, filtered and paged", TAG, query=ListQuery, response=TaskPage)}
+    endpoints = {"GET": Endpoint("Tasks, newest first, filtered and paged", TAG, operation_id="listTasks", query=ListQuery, response=TaskPage)}
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine
@@ -81,7 +81,7 @@ class TaskListResource:
 class TaskCancelResource:
     roles = {"POST": "admin"}
     endpoints = {"POST": Endpoint(
-        "Cancel a task: PENDING/RETRY never run, STARTED is interrupted", TAG, response=CancelOutcome,
+        "Cancel a task: PENDING/RETRY never run, STARTED is interrupted", TAG, operation_id="cancelTask", response=CancelOutcome,
         errors=(400, 404, 409),
     )}
 
@@ -95,7 +95,7 @@ class TaskCancelResource:
 class TaskRetryResource:
     roles = {"POST": "admin"}
     endpoints = {"POST": Endpoint(
-        "Re-run a FAILURE or CANCELLED task as a new task", TAG, response=RetryAccepted, status=202,
+        "Re-run a FAILURE or CANCELLED task as a new task", TAG, operation_id="retryTask", response=RetryAccepted, status=202,
         errors=(400, 404, 409, 503),
     )}
 
@@ -118,7 +118,7 @@ class TaskStatsResource:
     """
 
     roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("Counts per state, actor and queue; runtimes; throughput; queue depths", TAG,
+    endpoints = {"GET": Endpoint("Counts per state, actor and queue; runtimes; throughput; queue depths", TAG, operation_id="getTaskStats",
                                  response=Stats)}
 
     def __init__(self, engine: EngineProvider, queue_stats: QueueStatsCache):
@@ -154,7 +154,7 @@ class TaskStatsResource:
 class DeadLetterResource:
     roles = {"GET": "read"}
     endpoints = {"GET": Endpoint(
-        "Failed tasks (newest first), dead-letter queue depths and undecodable messages", TAG,
+        "Failed tasks (newest first), dead-letter queue depths and undecodable messages", TAG, operation_id="listDeadLetters",
         query=DeadQuery, response=DeadLetters,
     )}
 
@@ -179,7 +179,7 @@ class DeadLetterResource:
 class DeadLetterRequeueResource:
     roles = {"POST": "admin"}
     endpoints = {"POST": Endpoint(
-        "Move dead-lettered messages back to their queue and their tasks back to PENDING", TAG,
+        "Move dead-lettered messages back to their queue and their tasks back to PENDING", TAG, operation_id="requeueDeadLetters",
         body=RequeueBody, response=Requeued, errors=(503,),
         description="Tasks that were retried by hand meanwhile, or that finished otherwise, stay dead-lettered.",
     )}

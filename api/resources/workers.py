@@ -20,7 +20,7 @@ TAG = "workers"
 
 class WorkerListResource:
     roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("Live worker processes (oldest first)", TAG, response=WorkerList)}
+    endpoints = {"GET": Endpoint("Live worker processes (oldest first)", TAG, operation_id="listWorkers", response=WorkerList)}
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine
@@ -35,10 +35,10 @@ class WorkerCommandResource:
 
     roles = {"POST": "admin"}
 
-    def __init__(self, engine: EngineProvider, command: str, summary: str):
+    def __init__(self, engine: EngineProvider, command: str, summary: str, operation_id: str):
         self.engine = engine
         self.command = command
-        self.endpoints = {"POST": Endpoint(summary, TAG, body=WorkerCommandBody, response=WorkerCommandSent,
+        self.endpoints = {"POST": Endpoint(summary, TAG, operation_id=operation_id, body=WorkerCommandBody, response=WorkerCommandSent,
                                            status=202, errors=(404,), body_required=False)}
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:

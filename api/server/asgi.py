@@ -22,6 +22,8 @@ import os
 import time
 from typing import Any, Callable
 
+from api.request_ids import SCOPE_KEY as REQUEST_ID_KEY
+
 access_log = logging.getLogger("api.access")
 
 
@@ -67,4 +69,5 @@ def _log(scope: dict, status: int, sent: int, seconds: float) -> None:
         target += b"?" + scope["query_string"]
     client = scope.get("client")
     access_log.info('%s "%s %s HTTP/%s" %s %s %dms pid=<%d>', client[0] if client else "-", scope["method"],
-                    target.decode("latin-1"), scope["http_version"], status or "-", sent, seconds * 1000, os.getpid())
+                    target.decode("latin-1"), scope["http_version"], status or "-", sent, seconds * 1000, os.getpid(),
+                    extra={"request_id": scope.get(REQUEST_ID_KEY)})

@@ -32,6 +32,21 @@ graceful_timeout = 30
 
 accesslog = "-"
 errorlog = "-"
+if _settings.log_format == "json":
+    # gunicorn's own lines (booting, worker exits) and the access log as JSON too: one format per stream.
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "pipeline.observability.logs.ContextFilter"}},
+        "formatters": {"json": {"()": "pipeline.observability.logs.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"],
+                              "stream": "ext://sys.stderr"}},
+        "root": {"level": _settings.log_level, "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": _settings.log_level, "handlers": ["json"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["json"], "propagate": False},
+        },
+    }
 
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 

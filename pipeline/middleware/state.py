@@ -21,6 +21,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from pipeline.context import TaskContext, set_current, peek_current
 from pipeline.delivery import Delivery, delivery_of, open_delivery
 from pipeline.encoder import to_json
+from pipeline.observability.message import REQUEST_ID_OPTION
 from pipeline.redact import redact
 from pipeline.redis_client import wait_for_redis
 from pipeline.state import NewTask, StateStore, error_fields, exception_result, untracked, worker_identity
@@ -44,6 +45,7 @@ def new_task_from_message(broker, message) -> NewTask:
         max_retries=policy.max_retries,
         args=list(message.args),
         kwargs=dict(message.kwargs),
+        request_id=message.options.get(REQUEST_ID_OPTION),
     )
 
 

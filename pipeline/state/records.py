@@ -215,6 +215,8 @@ class NewTask:
     #: The workflow this task belongs to, and its position there.
     workflow: Optional[str] = None
     wf_index: Optional[int] = None
+    #: The API request that submitted it (X-Request-ID), for logs and support.
+    request_id: Optional[str] = None
 
     def fields(self, now: float) -> dict[str, str]:
         shown_args, shown_kwargs = redact(self.args), redact(self.kwargs)
@@ -246,6 +248,8 @@ class NewTask:
         if self.workflow:
             record["workflow"] = self.workflow
             record["wf_index"] = str(self.wf_index)
+        if self.request_id:
+            record["request_id"] = self.request_id
         return record
 
 

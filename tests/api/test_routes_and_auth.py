@@ -16,7 +16,7 @@ from tests.api.conftest import TOKENS
 from tests.conftest import ROOT
 from tests.app_client import AppClient
 
-PUBLIC_ROUTES = {"/health", "/ready", "/docs", "/docs/assets/{name}"}
+PUBLIC_ROUTES = {"/health", "/ready", "/openapi.json", "/docs", "/docs/assets/{name}"}
 #: The dashboard's HTML pages authenticate with a session cookie instead of a
 #: bearer token; only these two are reachable without one.
 DASHBOARD = "/dashboard"
@@ -70,7 +70,7 @@ def test_every_dashboard_page_but_login_and_assets_refuses_a_visitor_without_a_s
     assert checked >= 15
 
 
-def test_public_routes_are_exactly_health_ready_and_the_docs_page(api):
+def test_public_routes_are_exactly_health_ready_the_api_description_and_the_docs_page(api):
     public = {t for t, _, resource, methods in routes(api.app) for m in methods if resource.roles[m] == PUBLIC}
     assert public == PUBLIC_ROUTES
 
