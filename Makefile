@@ -8,10 +8,11 @@ CLAW := $(VENV)/bin/claw-pipeline
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[knowledge,bench,test]'
+	$(PY) -m pip install -q -e '.[knowledge,bench,test,tracing]'
+	$(PY) -m pip install -q -e clients/python
 	touch $@
 
 services:
