@@ -26,6 +26,11 @@ def format_time(epoch: Optional[float]) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def format_iso(epoch: Optional[float]) -> str:
+    """ISO 8601 in UTC, for ``<time datetime>`` (the browser shows it in its own time zone)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds") if epoch else ""
+
+
 def format_age(epoch: Optional[float], now: Optional[float] = None) -> str:
     """'12 s ago' / 'in 3 min': how far *epoch* is from now, coarsely."""
     if not epoch:
@@ -70,6 +75,6 @@ def make_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(time=format_time, age=format_age, ms=format_ms, pretty=pretty_json, compact=compact_json)
+    env.filters.update(time=format_time, iso=format_iso, age=format_age, ms=format_ms, pretty=pretty_json, compact=compact_json)
     env.globals["static_versions"] = {name: static_version(name) for name in ("dashboard.css", "dashboard.js")}
     return env

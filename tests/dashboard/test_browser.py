@@ -122,3 +122,60 @@ def test_workflow_page_shows_progress_and_an_admin_cancels_it_by_clicking(page, 
     page.goto(f"/dashboard/tasks/{member}")
     page.click('a[data-link="workflow"]')
     expect(page).to_have_url(f"{page.url.split('/dashboard')[0]}/dashboard/workflows/{slow}")
+
+
+@pytest.fixture
+def shanghai_page(chromium, server):
+    """A tab whose browser runs in Asia/Shanghai (UTC+8, no daylight saving)."""
+    context = chromium.new_context(base_url=server.url, viewport={"width": 1280, "height": 860},
+                                   timezone_id="Asia/Shanghai")
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_times_are_in_the_browsers_zone_with_utc_on_hover_and_a_finished_bar_shows_how_it_ended(
+        shanghai_page, engine, start_worker):
+    from datetime import datetime, timedelta, timezone
+
+    start_worker()
+    done = client.submit("cooperative", kwargs={"seconds": 0.5})
+    cancelled = client.submit("cooperative", kwargs={"seconds": 30})
+    record = wait_for_state(engine, done, "SUCCESS")
+    wait_until(lambda: (engine.store.get(cancelled) or {}).get("progress"), 20, message="progress of the long task")
+    client.cancel(cancelled)
+    wait_for_state(engine, cancelled, "CANCELLED")
+    log_in(shanghai_page, "read")
+
+    shanghai_page.goto(f"/dashboard/tasks/{done}")
+    submitted = shanghai_page.locator("dt:text('Submitted') + dd time")
+    local = datetime.fromtimestamp(record["enqueued_at"], timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
+    utc = datetime.fromtimestamp(record["enqueued_at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    expect(submitted).to_have_text(local)
+    assert f"{utc} UTC" in submitted.get_attribute("title") and "Asia/Shanghai" in submitted.get_attribute("title")
+    bar = shanghai_page.locator('progress[data-task-field="progress"]')
+    assert bar.get_attribute("value") == "100" and "progress-success" in bar.get_attribute("class")
+    expect(shanghai_page.locator('[data-task-field="progress_text"]')).to_have_text("SUCCESS")
+
+    shanghai_page.goto(f"/dashboard/tasks/{cancelled}")
+    text = shanghai_page.locator('[data-task-field="progress_text"]').text_content()
+    assert text.startswith("CANCELLED at ") and text.endswith("%") and "step" not in text
+    assert "progress-cancelled" in shanghai_page.locator('progress[data-task-field="progress"]').get_attribute("class")
+
+
+def test_chinese_text_renders_with_a_cjk_font_in_screenshots(page, engine):
+    """Without a CJK font every Han character is the same empty box: two different ones would look alike."""
+    task_id = client.submit("echo", kwargs={"value": "知识库更新完成"})
+    log_in(page, "read")
+    page.goto(f"/dashboard/tasks/{task_id}")
+    expect(page.locator("pre.json").first).to_contain_text("知识库更新完成")
+    page.evaluate("""() => {
+        for (const [id, text] of [["glyph-a", "知"], ["glyph-b", "库"]]) {
+            const span = document.createElement("span");
+            span.id = id; span.textContent = text; span.style.fontSize = "48px";
+            document.body.prepend(span);
+        }
+    }""")
+    first, second = page.locator("#glyph-a").screenshot(), page.locator("#glyph-b").screenshot()
+    assert first != second, "Chinese characters render as identical boxes: install a CJK font (make test-deps)"
+    screenshot(page, "dashboard-task-chinese.png")

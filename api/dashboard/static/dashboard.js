@@ -164,6 +164,23 @@
     });
   }
 
+  // -- times -----------------------------------------------------------------------------
+
+  // The server writes UTC; each <time datetime> is shown in the browser's time zone, UTC stays in the tooltip.
+  function pad(n) { return String(n).padStart(2, "0"); }
+
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach((element) => {
+      const at = new Date(element.getAttribute("datetime"));
+      if (Number.isNaN(at.getTime())) return;
+      const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+      element.textContent = at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) + " " +
+        pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds());
+      element.dataset.zone = zone;
+      element.title = element.title + " · shown in " + zone;
+    });
+  }
+
   // -- lists ------------------------------------------------------------------------------
 
   function selectAll(box) {
@@ -173,6 +190,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    localTimes(document);
     const live = document.querySelector('[data-live="overview"]');
     if (live) overview(live);
     const oneTask = document.querySelector("[data-live-task]");
