@@ -26,7 +26,9 @@ EXPECTED_NORUN = [
     "export PYTHONPATH=. CLAW_TASK_MODULES=examples.report_tasks",
     "cp .env.example .env                       # then set every password and the API tokens",
     "PYTHONPATH=. CLAW_TASK_MODULES=examples.report_tasks .venv/bin/claw-pipeline worker --queues reports --processes 2 --threads 4",
+    "pip install ./clients/python      # into the calling service's environment (make install puts it in .venv)",
     "CLAW_WORKER_METRICS_PORT=9191 .venv/bin/claw-pipeline worker --queues reports &",
+    "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4318 .venv/bin/claw-pipeline run",
     "claw-pipeline worker --queues ai_high_priority --processes 2 --threads 8",
     "kill -TERM <supervisor pid>                       # or Ctrl-C, or `docker compose stop worker-ai`",
 ]
