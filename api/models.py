@@ -717,13 +717,19 @@ class WorkflowRecord(BaseModel):
     percent: float
     result: Any = None
     members: list[WorkflowMember]
+    next_cursor: Optional[str] = Field(None, description="Pass as `cursor` for the next page of tasks; null on the last page.")
 
 
 class WorkflowMembersQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    offset: int = Field(0, ge=0, description="First task position of the page.")
+    offset: int = Field(0, ge=0, description="First task position of the page (or `cursor`).")
     limit: int = Field(100, ge=0, le=MAX_MEMBER_PAGE, description=f"Tasks per page, at most {MAX_MEMBER_PAGE}.")
+    cursor: Optional[str] = Field(None, pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the previous page.")
+
+    @property
+    def start(self) -> int:
+        return int(self.cursor) if self.cursor is not None else self.offset
 
 
 class WorkflowCancelled(BaseModel):

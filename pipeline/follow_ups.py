@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from dramatiq import Message
 
+from pipeline.observability.message import REQUEST_ID_OPTION
 from pipeline.publisher import publish_batch
 from pipeline.state import StateStore, untracked
 
@@ -78,7 +79,9 @@ def publish_due(store: StateStore, broker, task_ids: list[str]) -> int:
                 store.set_payload(task_id, [], kwargs)
         messages.append(Message(
             queue_name=record["queue"], actor_name=record["actor"], args=(), kwargs=kwargs,
-            options={"broker_priority": record["priority"], "claw_workflow": [workflow_id, record.get("wf_index")]},
+            options={"broker_priority": record["priority"], "claw_workflow": [workflow_id, record.get("wf_index")],
+                     # The request that submitted the workflow, for the worker's log lines (its trace ended long ago).
+                     **({REQUEST_ID_OPTION: record["request_id"]} if record.get("request_id") else {})},
             message_id=task_id,
         ))
     if messages:

@@ -55,7 +55,7 @@ def _submit(body: dict, engine) -> tuple[dict, bool]:
 class WorkflowSubmitResource:
     roles = {"POST": "submit"}
     endpoints = {"POST": Endpoint(
-        "Submit a chain, group or chord", TAG, body=WorkflowBody, response=WorkflowAccepted, status=202,
+        "Submit a chain, group or chord", TAG, operation_id="submitWorkflow", body=WorkflowBody, response=WorkflowAccepted, status=202,
         also=(200,), errors=(422, 503),
         description="Every task is validated against its actor's arguments before anything is enqueued. "
                     "200 when the idempotency key named an existing workflow.",
@@ -73,21 +73,23 @@ class WorkflowSubmitResource:
 class WorkflowResource:
     roles = {"GET": "read"}
     endpoints = {"GET": Endpoint("A workflow: state, counts, progress, result and a page of its tasks", TAG,
-                                 query=WorkflowMembersQuery, response=WorkflowRecord, errors=(400, 404))}
+                                 operation_id="getWorkflow", query=WorkflowMembersQuery, response=WorkflowRecord, errors=(400, 404))}
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
         query = self.endpoints["GET"].parse_query(req)
-        resp.media = await run_blocking(workflow.get, check_workflow_id(workflow_id), offset=query.offset,
-                                        limit=query.limit, engine=self.engine())
+        record = await run_blocking(workflow.get, check_workflow_id(workflow_id), offset=query.start,
+                                    limit=query.limit, engine=self.engine())
+        following = query.start + query.limit
+        resp.media = {**record, "next_cursor": str(following) if query.limit and following < record["total"] else None}
 
 
 class WorkflowCancelResource:
     roles = {"POST": "admin"}
     endpoints = {"POST": Endpoint("Cancel every task of a workflow that has not finished", TAG,
-                                  response=WorkflowCancelled, errors=(400, 404, 409), body_required=False)}
+                                  operation_id="cancelWorkflow", response=WorkflowCancelled, errors=(400, 404, 409), body_required=False)}
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine
@@ -99,7 +101,7 @@ class WorkflowCancelResource:
 class WorkflowRetryResource:
     roles = {"POST": "admin"}
     endpoints = {"POST": Endpoint("Re-run the failed tasks of a workflow and what follows them", TAG,
-                                  response=WorkflowRetried, status=202, errors=(400, 404, 409), body_required=False)}
+                                  operation_id="retryWorkflow", response=WorkflowRetried, status=202, errors=(400, 404, 409), body_required=False)}
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine

@@ -27,6 +27,8 @@ from dramatiq import Message
 from pipeline.encoder import to_json
 from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable
+from pipeline.observability import logs
+from pipeline.observability.message import stamp
 from pipeline.publisher import publish_batch
 from pipeline.state import NewTask, new_task_id, new_task_ids, untracked
 from pipeline.registry import policy_of
@@ -95,12 +97,12 @@ def _new_task(engine: Engine, workflow_id: str, position: int, task_id: str, spe
     return NewTask(
         task_id=task_id, actor=spec.name, queue=spec.actor.queue_name,
         priority=policy.priority if priority is None else priority, max_retries=policy.max_retries,
-        args=[], kwargs=kwargs, workflow=workflow_id, wf_index=position,
+        args=[], kwargs=kwargs, workflow=workflow_id, wf_index=position, request_id=logs.request_id(),
     )
 
 
 def message_for(task: NewTask) -> Message:
     """The message of a workflow task (its record names the workflow too)."""
     return Message(queue_name=task.queue, actor_name=task.actor, args=(), kwargs=task.kwargs,
-                   options={"broker_priority": task.priority, "claw_workflow": [task.workflow, task.wf_index]},
+                   options=stamp({"broker_priority": task.priority, "claw_workflow": [task.workflow, task.wf_index]}),
                    message_id=task.task_id)

@@ -33,6 +33,7 @@ def test_every_route_of_the_table_has_a_named_camel_case_operation_id(api, engin
     assert names["GET /api/v1/tasks/status/{task_id}"] == "getTaskStatus"
     assert names["POST /api/v1/tasks/ai/generate"] == "submitGenerateAiResponse"
     assert names["GET /api/v1/tasks/{task_id}/events"] == "streamTaskEvents"
+    assert names["POST /api/v1/workflows"] == "submitWorkflow" and names["GET /api/v1/workflows/{workflow_id}"] == "getWorkflow"
     assert len(set(names.values())) == len(names)
 
 
@@ -56,7 +57,7 @@ def test_every_json_success_answer_has_a_named_schema(api):
 def test_paged_lists_take_limit_and_cursor_and_answer_next_cursor(api):
     spec = api.get("/openapi.json", role=None).json
     paged = ["/api/v1/tasks/list", "/api/v1/tasks/dead", "/api/v1/conversations/{conversation_id}/messages",
-             "/api/v1/notifications/{user_id}"]
+             "/api/v1/notifications/{user_id}", "/api/v1/workflows/{workflow_id}"]
     for path in paged:
         operation = spec["paths"][path]["get"]
         assert {"limit", "cursor"} <= {p["name"] for p in operation["parameters"]}, path

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from claw_client import (
     AsyncClient,
+    Conflict,
     Client,
     NotFound,
     Retries,
@@ -175,3 +176,19 @@ def test_async_client_submits_waits_streams_lists_and_cancels(stack):
     assert followed[-1].data.state == "SUCCESS"
     ids = [int(e.id) for e in followed if e.event == "state"]
     assert ids == sorted(set(ids))
+
+
+def test_workflows_through_the_sdk_submit_follow_and_page_their_tasks(stack):
+    with client(stack) as claw:
+        accepted = claw.submit_workflow(kind="group", members=[{"actor": "echo", "kwargs": {"value": i}} for i in range(5)])
+        assert accepted.total == 5 and accepted.kind == "group"
+        done = wait_until(lambda: (w := claw.get_workflow(accepted.workflow_id)).state == "SUCCESS" and w, 60,
+                          message="the group to finish")
+        assert done.counts["succeeded"] == 5 and done.percent == 100
+        first = claw.get_workflow(accepted.workflow_id, limit=2)
+        second = claw.get_workflow(accepted.workflow_id, limit=2, cursor=first.next_cursor)
+        last = claw.get_workflow(accepted.workflow_id, limit=2, cursor=second.next_cursor)
+        assert [m.index for m in first.members + second.members + last.members] == [0, 1, 2, 3, 4]
+        assert last.next_cursor is None
+        with pytest.raises(Conflict):
+            claw.retry_workflow(accepted.workflow_id)  # nothing failed

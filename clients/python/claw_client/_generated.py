@@ -17,7 +17,8 @@ SUBMIT_PATHS = {
     "submitGenerateAiResponse": "/api/v1/tasks/ai/generate",
     "submitSendNotification": "/api/v1/tasks/notifications/send",
     "submitUpdateKnowledgeBase": "/api/v1/tasks/knowledge/update",
-    "submitVectorizeDocument": "/api/v1/tasks/knowledge/vectorize"
+    "submitVectorizeDocument": "/api/v1/tasks/knowledge/vectorize",
+    "submitWorkflow": "/api/v1/workflows"
 }
 
 
@@ -282,9 +283,10 @@ class RetryAccepted(_Model):
 class ScheduleChangeBody(_Model):
     """Only the fields given change. A new cron replaces an interval and vice versa."""
 
-    actor: Optional[str] = Field(default=None)
+    actor: Optional[str] = Field(default=None, description='Replaces a workflow.')
     kwargs: Optional[dict[str, Any]] = Field(default=None)
     priority: Optional[int] = Field(default=None, description="null: the actor's default.")
+    workflow: Optional[dict[str, Any]] = Field(default=None, description='Replaces an actor.')
     cron: Optional[str] = Field(default=None, description='5-field crontab expression, e.g. "0 2 * * *" (day of week: 0 and 7 = Sunday). Give cron or interval_seconds.')
     timezone: Optional[str] = Field(default=None)
     interval_seconds: Optional[int] = Field(default=None)
@@ -293,9 +295,10 @@ class ScheduleChangeBody(_Model):
 
 class ScheduleCreateBody(_Model):
     id: Optional[str] = Field(default=None, description='Letters, digits, _ . - (default: a random id).')
-    actor: str = Field(description='The task to submit at each fire.')
+    actor: Optional[str] = Field(default=None, description='The task to submit at each fire.')
     kwargs: Optional[dict[str, Any]] = Field(default=None, description="The task's keyword arguments.")
     priority: Optional[int] = Field(default=None, description="0-9; default: the actor's.")
+    workflow: Optional[dict[str, Any]] = Field(default=None, description='Instead of an actor: a workflow to submit at each fire, described as for POST /api/v1/workflows.')
     cron: Optional[str] = Field(default=None, description='5-field crontab expression, e.g. "0 2 * * *" (day of week: 0 and 7 = Sunday). Give cron or interval_seconds.')
     timezone: Optional[str] = Field(default=None, description='Timezone of the cron expression (default CLAW_TIMEZONE).')
     interval_seconds: Optional[int] = Field(default=None, description='Fire every this many seconds.')
@@ -311,9 +314,10 @@ class ScheduleView(_Model):
     """A schedule and its run state. Times are epoch seconds."""
 
     id: str
-    actor: str
+    actor: Optional[str]
     kwargs: dict[str, Any]
     priority: Optional[int]
+    workflow: Optional[dict[str, Any]]
     cron: Optional[str]
     timezone: Optional[str]
     interval_seconds: Optional[int]
@@ -323,6 +327,7 @@ class ScheduleView(_Model):
     next_run: Optional[float] = Field(description='Null when paused.')
     last_run: Optional[float] = Field(description='Scheduled time of the last fire.')
     last_task_id: Optional[str]
+    last_workflow_id: Optional[str]
     run_count: int
     last_error: Optional[dict[str, Any]] = Field(description='Why the last fire could not be submitted, if it could not.')
 
@@ -445,7 +450,7 @@ class TaskRecord(_Model):
 
 
 class UpdateKnowledgeBaseSubmission(_Model):
-    """Re-vectorize the documents of a base that need it (incremental | full | rebuild) and wait for them."""
+    """Re-vectorize the documents of a base that need it (incremental | full | rebuild), as a chord."""
 
     priority: Optional[int] = Field(default=None, description="0 (lowest) to 9; default: the actor's.")
     delay_seconds: Optional[float] = Field(default=None, description='Start no earlier than this many seconds from now.')
@@ -514,6 +519,72 @@ class WorkerList(_Model):
     count: int
 
 
+class WorkflowAccepted(_Model):
+    workflow_id: str
+    kind: Literal['chain', 'group', 'chord']
+    state: Literal['RUNNING', 'SUCCESS', 'FAILURE', 'CANCELLED']
+    total: int = Field(description="Tasks in the workflow (a chord's callback included).")
+    status_url: str
+
+
+class WorkflowBody(_Model):
+    """A chain (`steps`), a group (`members`) or a chord (`members` + `callback`)."""
+
+    kind: Literal['chain', 'group', 'chord']
+    steps: Optional[list[WorkflowStep]] = Field(default=None, description='chain: each step after the first gets `previous`.')
+    members: Optional[list[WorkflowStep]] = Field(default=None, description='group or chord: run at once.')
+    callback: Optional[WorkflowStep] = Field(default=None, description='chord: gets `results` (and `failures`).')
+    on_failure: Optional[Literal['skip', 'run_with_summary']] = Field(default=None, description='chord: `skip` (default) the callback when a member failed, or `run_with_summary`.')
+    name: Optional[str] = Field(default=None, description='A label shown with the workflow.')
+    idempotency_key: Optional[str] = Field(default=None, description='The same key within an hour returns the same workflow.')
+
+
+class WorkflowCancelled(_Model):
+    workflow_id: str
+    state: Literal['CANCELLED']
+    cancelled: int = Field(description='Tasks that will never run.')
+    interrupting: int = Field(description='Running tasks being interrupted.')
+
+
+class WorkflowMember(_Model):
+    index: int
+    task_id: Optional[str]
+    state: Literal['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'CANCELLED', 'WAITING', 'EXPIRED']
+    actor: Optional[str] = Field(default=None)
+
+
+class WorkflowMembersQuery(_Model):
+    offset: int = Field(default=0, description='First task position of the page (or `cursor`).')
+    limit: int = Field(default=100, description='Tasks per page, at most 1000.')
+    cursor: Optional[str] = Field(default=None, description='`next_cursor` of the previous page.')
+
+
+class WorkflowRecord(_Model):
+    """State, counts and percent of all its tasks, its result once SUCCESS, and one page of its tasks."""
+
+    workflow_id: str
+    kind: Literal['chain', 'group', 'chord']
+    state: Literal['RUNNING', 'SUCCESS', 'FAILURE', 'CANCELLED']
+    total: int
+    counts: dict[str, int]
+    percent: float
+    result: Any = Field(default=None)
+    members: list[WorkflowMember]
+    next_cursor: Optional[str] = Field(default=None, description='Pass as `cursor` for the next page of tasks; null on the last page.')
+
+
+class WorkflowRetried(_Model):
+    workflow_id: str
+    state: Literal['RUNNING']
+    retried: dict[str, str] = Field(description='Position -> the new task re-running the one that failed there.')
+
+
+class WorkflowStep(_Model):
+    actor: str = Field(description='A declared task.')
+    kwargs: Optional[dict[str, Any]] = Field(default=None, description='Its keyword arguments (its argument model).')
+    priority: Optional[int] = Field(default=None)
+
+
 class _Operations:
     """Every JSON operation of the API (sync)."""
 
@@ -523,13 +594,17 @@ class _Operations:
         """Cancel a task: PENDING/RETRY never run, STARTED is interrupted"""
         return self._call('POST', f'/api/v1/tasks/cancel/{_quote(task_id)}', 'cancelTask', query={}, body=None, model=CancelOutcome)
 
+    def cancel_workflow(self, workflow_id: str) -> WorkflowCancelled:
+        """Cancel every task of a workflow that has not finished"""
+        return self._call('POST', f'/api/v1/workflows/{_quote(workflow_id)}/cancel', 'cancelWorkflow', query={}, body=None, model=WorkflowCancelled)
+
     def create_knowledge_base(self, *, name: str) -> KnowledgeBase:
         """Create a knowledge base for the configured embedder (200 with the existing one)"""
         return self._call('POST', f'/api/v1/knowledge', 'createKnowledgeBase', query={}, body={'name': name}, model=KnowledgeBase)
 
-    def create_schedule(self, *, actor: str, id: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
+    def create_schedule(self, *, id: Optional[str] = None, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Add a schedule"""
-        return self._call('POST', f'/api/v1/schedules', 'createSchedule', query={}, body={'id': id, 'actor': actor, 'kwargs': kwargs, 'priority': priority, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
+        return self._call('POST', f'/api/v1/schedules', 'createSchedule', query={}, body={'id': id, 'actor': actor, 'kwargs': kwargs, 'priority': priority, 'workflow': workflow, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
 
     def delete_knowledge_base(self, kb_id: str) -> Accepted:
         """Delete a knowledge base as a whole (a delete_knowledge_base task)"""
@@ -566,6 +641,10 @@ class _Operations:
     def get_task_status(self, task_id: str) -> TaskRecord:
         """A task's record (with its result once finished)"""
         return self._call('GET', f'/api/v1/tasks/status/{_quote(task_id)}', 'getTaskStatus', query={}, body=None, model=TaskRecord)
+
+    def get_workflow(self, workflow_id: str, *, offset: Optional[int] = None, limit: Optional[int] = None, cursor: Optional[str] = None) -> WorkflowRecord:
+        """A workflow: state, counts, progress, result and a page of its tasks"""
+        return self._call('GET', f'/api/v1/workflows/{_quote(workflow_id)}', 'getWorkflow', query={'offset': offset, 'limit': limit, 'cursor': cursor}, body=None, model=WorkflowRecord)
 
     def list_conversation_messages(self, conversation_id: str, *, limit: Optional[int] = None, cursor: Optional[str] = None, before: Optional[int] = None) -> MessagePage:
         """A page of a conversation's messages, oldest first"""
@@ -611,6 +690,10 @@ class _Operations:
         """Re-run a FAILURE or CANCELLED task as a new task"""
         return self._call('POST', f'/api/v1/tasks/retry/{_quote(task_id)}', 'retryTask', query={}, body=None, model=RetryAccepted)
 
+    def retry_workflow(self, workflow_id: str) -> WorkflowRetried:
+        """Re-run the failed tasks of a workflow and what follows them"""
+        return self._call('POST', f'/api/v1/workflows/{_quote(workflow_id)}/retry', 'retryWorkflow', query={}, body=None, model=WorkflowRetried)
+
     def search_knowledge_base(self, kb_id: str, *, q: str, k: Optional[int] = None, distinct: Optional[bool] = None) -> SearchResults:
         """Search a knowledge base (hybrid of languages, distinct documents)"""
         return self._call('GET', f'/api/v1/knowledge/{_quote(kb_id)}/search', 'searchKnowledgeBase', query={'q': q, 'k': k, 'distinct': distinct}, body=None, model=SearchResults)
@@ -643,9 +726,13 @@ class _Operations:
         """Submit vectorize_document"""
         return self._call('POST', f'/api/v1/tasks/knowledge/vectorize', 'submitVectorizeDocument', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'document_id': document_id, 'knowledge_base_id': knowledge_base_id, 'source': source, 'title': title, 'text': text, 'metadata': metadata, 'force': force}, model=Accepted)
 
-    def update_schedule(self, schedule_id: str, *, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
+    def submit_workflow(self, *, kind: Literal['chain', 'group', 'chord'], steps: Optional[list[WorkflowStep]] = None, members: Optional[list[WorkflowStep]] = None, callback: Optional[WorkflowStep] = None, on_failure: Optional[Literal['skip', 'run_with_summary']] = None, name: Optional[str] = None, idempotency_key: Optional[str] = None) -> WorkflowAccepted:
+        """Submit a chain, group or chord"""
+        return self._call('POST', f'/api/v1/workflows', 'submitWorkflow', query={}, body={'kind': kind, 'steps': steps, 'members': members, 'callback': callback, 'on_failure': on_failure, 'name': name, 'idempotency_key': idempotency_key}, model=WorkflowAccepted)
+
+    def update_schedule(self, schedule_id: str, *, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Change a schedule; {"enabled": false} pauses it"""
-        return self._call('PATCH', f'/api/v1/schedules/{_quote(schedule_id)}', 'updateSchedule', query={}, body={'actor': actor, 'kwargs': kwargs, 'priority': priority, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
+        return self._call('PATCH', f'/api/v1/schedules/{_quote(schedule_id)}', 'updateSchedule', query={}, body={'actor': actor, 'kwargs': kwargs, 'priority': priority, 'workflow': workflow, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
 
 
 class _AsyncOperations:
@@ -657,13 +744,17 @@ class _AsyncOperations:
         """Cancel a task: PENDING/RETRY never run, STARTED is interrupted"""
         return await self._call('POST', f'/api/v1/tasks/cancel/{_quote(task_id)}', 'cancelTask', query={}, body=None, model=CancelOutcome)
 
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowCancelled:
+        """Cancel every task of a workflow that has not finished"""
+        return await self._call('POST', f'/api/v1/workflows/{_quote(workflow_id)}/cancel', 'cancelWorkflow', query={}, body=None, model=WorkflowCancelled)
+
     async def create_knowledge_base(self, *, name: str) -> KnowledgeBase:
         """Create a knowledge base for the configured embedder (200 with the existing one)"""
         return await self._call('POST', f'/api/v1/knowledge', 'createKnowledgeBase', query={}, body={'name': name}, model=KnowledgeBase)
 
-    async def create_schedule(self, *, actor: str, id: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
+    async def create_schedule(self, *, id: Optional[str] = None, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Add a schedule"""
-        return await self._call('POST', f'/api/v1/schedules', 'createSchedule', query={}, body={'id': id, 'actor': actor, 'kwargs': kwargs, 'priority': priority, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
+        return await self._call('POST', f'/api/v1/schedules', 'createSchedule', query={}, body={'id': id, 'actor': actor, 'kwargs': kwargs, 'priority': priority, 'workflow': workflow, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
 
     async def delete_knowledge_base(self, kb_id: str) -> Accepted:
         """Delete a knowledge base as a whole (a delete_knowledge_base task)"""
@@ -700,6 +791,10 @@ class _AsyncOperations:
     async def get_task_status(self, task_id: str) -> TaskRecord:
         """A task's record (with its result once finished)"""
         return await self._call('GET', f'/api/v1/tasks/status/{_quote(task_id)}', 'getTaskStatus', query={}, body=None, model=TaskRecord)
+
+    async def get_workflow(self, workflow_id: str, *, offset: Optional[int] = None, limit: Optional[int] = None, cursor: Optional[str] = None) -> WorkflowRecord:
+        """A workflow: state, counts, progress, result and a page of its tasks"""
+        return await self._call('GET', f'/api/v1/workflows/{_quote(workflow_id)}', 'getWorkflow', query={'offset': offset, 'limit': limit, 'cursor': cursor}, body=None, model=WorkflowRecord)
 
     async def list_conversation_messages(self, conversation_id: str, *, limit: Optional[int] = None, cursor: Optional[str] = None, before: Optional[int] = None) -> MessagePage:
         """A page of a conversation's messages, oldest first"""
@@ -745,6 +840,10 @@ class _AsyncOperations:
         """Re-run a FAILURE or CANCELLED task as a new task"""
         return await self._call('POST', f'/api/v1/tasks/retry/{_quote(task_id)}', 'retryTask', query={}, body=None, model=RetryAccepted)
 
+    async def retry_workflow(self, workflow_id: str) -> WorkflowRetried:
+        """Re-run the failed tasks of a workflow and what follows them"""
+        return await self._call('POST', f'/api/v1/workflows/{_quote(workflow_id)}/retry', 'retryWorkflow', query={}, body=None, model=WorkflowRetried)
+
     async def search_knowledge_base(self, kb_id: str, *, q: str, k: Optional[int] = None, distinct: Optional[bool] = None) -> SearchResults:
         """Search a knowledge base (hybrid of languages, distinct documents)"""
         return await self._call('GET', f'/api/v1/knowledge/{_quote(kb_id)}/search', 'searchKnowledgeBase', query={'q': q, 'k': k, 'distinct': distinct}, body=None, model=SearchResults)
@@ -777,9 +876,13 @@ class _AsyncOperations:
         """Submit vectorize_document"""
         return await self._call('POST', f'/api/v1/tasks/knowledge/vectorize', 'submitVectorizeDocument', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'document_id': document_id, 'knowledge_base_id': knowledge_base_id, 'source': source, 'title': title, 'text': text, 'metadata': metadata, 'force': force}, model=Accepted)
 
-    async def update_schedule(self, schedule_id: str, *, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
+    async def submit_workflow(self, *, kind: Literal['chain', 'group', 'chord'], steps: Optional[list[WorkflowStep]] = None, members: Optional[list[WorkflowStep]] = None, callback: Optional[WorkflowStep] = None, on_failure: Optional[Literal['skip', 'run_with_summary']] = None, name: Optional[str] = None, idempotency_key: Optional[str] = None) -> WorkflowAccepted:
+        """Submit a chain, group or chord"""
+        return await self._call('POST', f'/api/v1/workflows', 'submitWorkflow', query={}, body={'kind': kind, 'steps': steps, 'members': members, 'callback': callback, 'on_failure': on_failure, 'name': name, 'idempotency_key': idempotency_key}, model=WorkflowAccepted)
+
+    async def update_schedule(self, schedule_id: str, *, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Change a schedule; {"enabled": false} pauses it"""
-        return await self._call('PATCH', f'/api/v1/schedules/{_quote(schedule_id)}', 'updateSchedule', query={}, body={'actor': actor, 'kwargs': kwargs, 'priority': priority, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
+        return await self._call('PATCH', f'/api/v1/schedules/{_quote(schedule_id)}', 'updateSchedule', query={}, body={'actor': actor, 'kwargs': kwargs, 'priority': priority, 'workflow': workflow, 'cron': cron, 'timezone': timezone, 'interval_seconds': interval_seconds, 'enabled': enabled}, model=ScheduleView)
 
 
 Accepted.model_rebuild()
@@ -837,3 +940,11 @@ WorkerCommandBody.model_rebuild()
 WorkerCommandSent.model_rebuild()
 WorkerInfo.model_rebuild()
 WorkerList.model_rebuild()
+WorkflowAccepted.model_rebuild()
+WorkflowBody.model_rebuild()
+WorkflowCancelled.model_rebuild()
+WorkflowMember.model_rebuild()
+WorkflowMembersQuery.model_rebuild()
+WorkflowRecord.model_rebuild()
+WorkflowRetried.model_rebuild()
+WorkflowStep.model_rebuild()
