@@ -182,41 +182,32 @@ class Client(_Shared, _Operations):
     def retry(self, task_id: str) -> models.RetryAccepted:
         return self.retry_task(task_id)
 
-    def list(self, *, page_size: int = 100, **filters: Any) -> Iterator[TaskRecord]:
-        """Every task matching *filters* (state, actor, queue, since, until), newest first, a page at a time."""
+    def _every(self, fetch: Any, items: str) -> Iterator[Any]:
+        """Every item of a paged list: ``fetch(cursor)`` a page at a time, until ``next_cursor`` is null."""
         cursor = None
         while True:
-            page = self.list_tasks(limit=page_size, cursor=cursor, **filters)
-            yield from page.tasks
+            page = fetch(cursor)
+            yield from getattr(page, items)
             if not (cursor := page.next_cursor):
                 return
+
+    def list(self, *, page_size: int = 100, **filters: Any) -> Iterator[TaskRecord]:
+        """Every task matching *filters* (state, actor, queue, since, until), newest first, a page at a time."""
+        return self._every(lambda cursor: self.list_tasks(limit=page_size, cursor=cursor, **filters), "tasks")
 
     def dead_letters(self, *, page_size: int = 100, **filters: Any) -> Iterator[TaskRecord]:
         """Every failed task (actor, queue filters), newest first."""
-        cursor = None
-        while True:
-            page = self.list_dead_letters(limit=page_size, cursor=cursor, **filters)
-            yield from page.tasks
-            if not (cursor := page.next_cursor):
-                return
+        return self._every(lambda cursor: self.list_dead_letters(limit=page_size, cursor=cursor, **filters), "tasks")
 
     def notifications(self, user_id: str, *, page_size: int = 50, unread_only: bool = False) -> Iterator[InboxItem]:
         """Every item of a user's inbox: unread first (newest first), then read."""
-        cursor = None
-        while True:
-            page = self.list_notifications(user_id, limit=page_size, cursor=cursor, unread_only=unread_only)
-            yield from page.items
-            if not (cursor := page.next_cursor):
-                return
+        return self._every(lambda cursor: self.list_notifications(
+            user_id, limit=page_size, cursor=cursor, unread_only=unread_only), "items")
 
     def conversation_messages(self, conversation_id: str, *, page_size: int = 50) -> Iterator[ConversationMessage]:
         """Every message of a conversation, newest page first (oldest first within a page)."""
-        cursor = None
-        while True:
-            page = self.list_conversation_messages(conversation_id, limit=page_size, cursor=cursor)
-            yield from page.messages
-            if not (cursor := page.next_cursor):
-                return
+        return self._every(lambda cursor: self.list_conversation_messages(
+            conversation_id, limit=page_size, cursor=cursor), "messages")
 
     # -- following a task ---------------------------------------------------------------------------
 
@@ -345,43 +336,28 @@ class AsyncClient(_Shared, _AsyncOperations):
     async def retry(self, task_id: str) -> models.RetryAccepted:
         return await self.retry_task(task_id)
 
-    async def list(self, *, page_size: int = 100, **filters: Any) -> AsyncIterator[TaskRecord]:
+    async def _every(self, fetch: Any, items: str) -> AsyncIterator[Any]:
         cursor = None
         while True:
-            page = await self.list_tasks(limit=page_size, cursor=cursor, **filters)
-            for task in page.tasks:
-                yield task
-            if not (cursor := page.next_cursor):
-                return
-
-    async def dead_letters(self, *, page_size: int = 100, **filters: Any) -> AsyncIterator[TaskRecord]:
-        cursor = None
-        while True:
-            page = await self.list_dead_letters(limit=page_size, cursor=cursor, **filters)
-            for task in page.tasks:
-                yield task
-            if not (cursor := page.next_cursor):
-                return
-
-    async def notifications(self, user_id: str, *, page_size: int = 50,
-                            unread_only: bool = False) -> AsyncIterator[InboxItem]:
-        cursor = None
-        while True:
-            page = await self.list_notifications(user_id, limit=page_size, cursor=cursor, unread_only=unread_only)
-            for item in page.items:
+            page = await fetch(cursor)
+            for item in getattr(page, items):
                 yield item
             if not (cursor := page.next_cursor):
                 return
 
-    async def conversation_messages(self, conversation_id: str, *,
-                                    page_size: int = 50) -> AsyncIterator[ConversationMessage]:
-        cursor = None
-        while True:
-            page = await self.list_conversation_messages(conversation_id, limit=page_size, cursor=cursor)
-            for message in page.messages:
-                yield message
-            if not (cursor := page.next_cursor):
-                return
+    def list(self, *, page_size: int = 100, **filters: Any) -> AsyncIterator[TaskRecord]:
+        return self._every(lambda cursor: self.list_tasks(limit=page_size, cursor=cursor, **filters), "tasks")
+
+    def dead_letters(self, *, page_size: int = 100, **filters: Any) -> AsyncIterator[TaskRecord]:
+        return self._every(lambda cursor: self.list_dead_letters(limit=page_size, cursor=cursor, **filters), "tasks")
+
+    def notifications(self, user_id: str, *, page_size: int = 50, unread_only: bool = False) -> AsyncIterator[InboxItem]:
+        return self._every(lambda cursor: self.list_notifications(
+            user_id, limit=page_size, cursor=cursor, unread_only=unread_only), "items")
+
+    def conversation_messages(self, conversation_id: str, *, page_size: int = 50) -> AsyncIterator[ConversationMessage]:
+        return self._every(lambda cursor: self.list_conversation_messages(
+            conversation_id, limit=page_size, cursor=cursor), "messages")
 
     async def stream(self, task_id: str, *, last_event_id: Optional[str] = None) -> AsyncIterator[TaskEvent]:
         """The task's events until its final record, across reconnections (with Last-Event-ID)."""
