@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import redis
 
 from pipeline.amqp import connect, node_urls
@@ -24,7 +26,14 @@ def check_redis(settings: Settings) -> None:
 
 
 def check_rabbitmq(settings: Settings) -> None:
-    """Passes when one node of CLAW_BROKER_URL answers (the others may be down: that is what a cluster is for)."""
+    """Passes when one node of CLAW_BROKER_URL answers (the others may be down: that is what a cluster is for).
+
+    pika logs a failed connection at ERROR, with a traceback, on its way to raising it: during this check
+    the one line below says it all, so pika is quiet meanwhile.
+    """
+    pika_log = logging.getLogger("pika")
+    level = pika_log.level
+    pika_log.setLevel(logging.CRITICAL)
     try:
         connect(settings.broker_url, timeout=3).close()
     except Exception as exc:  # pika raises many unrelated types for one cause
@@ -33,6 +42,8 @@ def check_rabbitmq(settings: Settings) -> None:
             f"CLAW_BROKER_URL: RabbitMQ at {where} does not answer ({type(exc).__name__}); "
             f"start it (locally: {START_RABBITMQ}) or fix the URL"
         ) from None
+    finally:
+        pika_log.setLevel(level)
 
 
 def check_services(settings: Settings) -> None:
