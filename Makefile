@@ -43,6 +43,7 @@ test-ha: install services test-deps
 bench: install services test-deps
 	$(PY) -m bench.run
 	$(PY) -m bench.streams
+	$(PY) -m bench.observability
 
 clean:
 	rm -rf $(VENV) var *.egg-info

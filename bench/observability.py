@@ -33,7 +33,7 @@ import redis
 
 from pipeline.state.keys import Keys
 
-from bench.common import QUEUE_PREFIX, REDIS_URL, ROOT, console, delete_namespace, namespace, purge_queues, stop
+from bench.common import QUEUE_PREFIX, REDIS_URL, ROOT, clean_run, console, delete_namespace, namespace, purge_queues, stop
 
 QUEUE = "bench_claw"
 SUBMIT = """
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 console.log(f"  {results[side][-1]}")
     finally:
         sink.shutdown()
-        purge_queues(QUEUE_PREFIX + QUEUE, delete=True)
+        clean_run()
     table = report(results, args, load, sink.requests)
     console.print(table)
     if args.out:

@@ -123,3 +123,17 @@ def test_tiny_streams_bench_reports_every_figure_met_where_it_is_deterministic_a
     assert rows["stalled connections answered 408 and closed by the header time-out"].endswith("| 10 / 10 | all | met |")
     assert any(name.startswith("streamed AI reply") for name in rows) and "nan" not in report
     assert_nothing_left(run)
+
+
+def test_tiny_observability_bench_reports_every_side_and_leaves_nothing_behind(tmp_path):
+    """Tracing off and on (spans to the bench's own OTLP sink): both rows with numbers, nothing left."""
+    run = f"t{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "BENCH_RUN": run, "CLAW_REDIS_URL": REDIS_URL, "CLAW_BROKER_URL": BROKER_URL}
+    out = tmp_path / "observability.md"
+    done = subprocess.run([sys.executable, "-m", "bench.observability", "--tasks", "40", "--reps", "1", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.read_text().splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"off", "on"} and rows["off"].count("| 1.00 |") == 2
+    assert "export requests" in out.read_text() and "(0 export requests)" not in out.read_text()
+    assert_nothing_left(run)
