@@ -215,6 +215,7 @@ DOCS_PAGE = """<!doctype html>
 <style>
   body { margin: 0; font-family: sans-serif; }
   #token-bar { display: flex; gap: .5em; align-items: center; padding: .6em 1em; background: #1b1b1b; color: #eee; }
+  #token-bar[hidden] { display: none; }
   #token-bar input { flex: 1; max-width: 32em; padding: .3em; }
   #token-message { color: #f6a; }
 </style>

@@ -179,3 +179,21 @@ def test_chinese_text_renders_with_a_cjk_font_in_screenshots(page, engine):
     first, second = page.locator("#glyph-a").screenshot(), page.locator("#glyph-b").screenshot()
     assert first != second, "Chinese characters render as identical boxes: install a CJK font (make test-deps)"
     screenshot(page, "dashboard-task-chinese.png")
+
+
+def test_api_docs_work_before_a_token_and_try_it_out_sends_the_one_given_to_authorize(page):
+    from tests.dashboard.conftest import TOKENS
+
+    page.goto("/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("claw-pipeline API")  # no token yet
+    expect(page.locator("#token-bar")).to_be_hidden()
+    operation = page.locator("#operations-tasks-getTaskStats")
+    expect(operation).to_be_visible()
+    page.click(".swagger-ui .auth-wrapper .authorize")
+    page.fill(".auth-container input", TOKENS["read"])
+    page.click(".auth-btn-wrapper .authorize")
+    page.click(".auth-btn-wrapper .btn-done")
+    operation.locator(".opblock-summary").click()
+    operation.locator(".try-out__btn").click()
+    operation.locator(".execute").click()
+    expect(operation.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200", timeout=15_000)
