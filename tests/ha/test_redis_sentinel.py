@@ -7,7 +7,6 @@ tests/reliability/test_redis_failover.py.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
@@ -21,6 +20,7 @@ from pipeline.redis_client import make_async_redis, make_redis, redis_for
 from pipeline.redis_url import parse_sentinel_url
 from pipeline.settings import load_settings
 from tests.api.conftest import TOKENS, Api
+from tests.app_client import run_async
 from tests.conftest import ROOT, wait_until
 from tests.ha.fixtures import start_workers_on
 from tests.ha.servers import SERVICE
@@ -71,7 +71,7 @@ def test_sync_and_async_clients_reach_the_master_through_the_sentinels(sentinels
         finally:
             await client_.aclose()
 
-    assert asyncio.run(use_async()) == "async"
+    assert run_async(use_async()) == "async"  # a fresh loop: the session's Chromium keeps one running here
     assert redis_for(sentinels.url) is redis_for(sentinels.url)  # one pool per process and URL
     sync.delete("claw-ha:probe")
 
