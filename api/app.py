@@ -5,8 +5,8 @@ connections) is built on the first request that needs it, so the server can
 import the app before the services answer, and ``/health`` works regardless.
 
 Middleware is the extension point for anything every request goes through
-(request ids, tracing, metrics, limits, auth); it runs in the order of
-:func:`middleware`.
+(request ids, tracing, CORS, metrics, limits, audit, auth); it runs in the order
+of :func:`middleware`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import falcon
 import falcon.asgi
 
 from api import errors
-from api.auth import AuthMiddleware, check_auth_config, check_roles
+from api.audit import AuditMiddleware
+from api.auth import AuthMiddleware, check_access, check_auth_config
 from api.request_ids import RequestIdMiddleware
 from api.resources import EngineProvider
 from api.resources.docs import OpenApiResource, build_spec
@@ -44,8 +45,9 @@ def create_app(
     *engine*: the engine to use (default: the process-wide one, on first use).
     *settings*: auth and limits (default: the engine's, else the process's).
     *extra_routes*: more ``(path, resource)`` pairs (tests); each resource needs
-    a ``roles`` entry for every responder, like the others.
-    Raises ConfigError when no API token is configured and auth is not disabled.
+    an ``access`` entry for every responder, like the others.
+    Raises ConfigError when no API token is configured and auth is not disabled,
+    or a token is weak or names an unknown scope.
     """
     settings = settings or (engine.settings if engine is not None else get_settings())
     check_auth_config(settings)
@@ -54,7 +56,7 @@ def create_app(
     provider: EngineProvider = (lambda: engine) if engine is not None else get_engine
     queue_stats = QueueStatsCache(settings)
     metrics = ApiMetrics(provider, queue_stats)
-    app = falcon.asgi.App(middleware=middleware(settings, metrics))
+    app = falcon.asgi.App(middleware=middleware(settings, metrics, provider))
     # JSON only: a form or multipart body is a 415, never parsed into something that looks valid.
     json_handler = falcon.media.JSONHandler(dumps=json_dumps, loads=strict_json_loads)
     app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: json_handler})
@@ -64,23 +66,36 @@ def create_app(
     routes = [*route_table(provider, settings, metrics=metrics, openapi=openapi, queue_stats=queue_stats),
               *(Route(path, resource) for path, resource in extra_routes)]
     for route in routes:
-        check_roles(route.path, route.resource)
+        check_access(route.path, route.resource)
         app.add_route(route.path, route.resource)
     documented = [(route.path, route.resource) for route in routes if route.documented]
     openapi.publish(build_spec(documented, title=API_TITLE, version=API_VERSION))
     return app
 
 
-def middleware(settings: Settings, metrics: ApiMetrics) -> list[Any]:
+def middleware(settings: Settings, metrics: ApiMetrics, engine: EngineProvider) -> list[Any]:
     """Every request passes these in order (responses in reverse).
 
     The request id first, so every answer (a refusal too) names its request
     and every line logged for it carries the id; the request's span next
-    (only when tracing is on), so what follows is inside it; metrics before
-    the refusals, so refused requests (413, 401, 403) are counted and timed
-    too; the body limit before auth, so an oversized body is refused before
-    anything reads it; auth last, because the role it checks belongs to the
-    matched resource.
+    (only when tracing is on), so what follows is inside it; CORS next (only
+    with ``CLAW_CORS_ORIGINS``), so its headers are on every answer, refusals
+    included, and a browser page can read why; metrics before the refusals, so
+    refused requests (413, 401, 403) are counted and timed too; the body limit
+    before auth, so an oversized body is refused before anything reads it; the
+    audit log before auth, so it sees the refusals auth makes; auth last,
+    because the Access it checks belongs to the matched resource.
     """
-    return [RequestIdMiddleware(), *tracing.api_middleware(), metrics, BodyLimitMiddleware(settings.max_body_bytes),
-            AuthMiddleware(settings)]
+    cors = [cors_middleware(settings.cors_origins)] if settings.cors_origins else []
+    return [RequestIdMiddleware(), *tracing.api_middleware(), *cors, metrics, BodyLimitMiddleware(settings.max_body_bytes),
+            AuditMiddleware(engine), AuthMiddleware(settings)]
+
+
+def cors_middleware(origins: list[str]) -> falcon.CORSMiddleware:
+    """Pages of exactly these origins may call the API (with a user token in the Authorization header).
+
+    No credentials: browsers send no cookies or HTTP auth of theirs, so the
+    dashboard's session cookie is never usable from another site.
+    """
+    return falcon.CORSMiddleware(allow_origins=origins, allow_credentials=None,
+                                 expose_headers=["Retry-After", "Location", "WWW-Authenticate", "X-Request-ID"])

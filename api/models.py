@@ -13,13 +13,25 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError
 from pipeline.knowledge.text import StoredText
+from pipeline.owners import OWNER_ID
+from pipeline.state.audit import is_stream_id
 from pipeline.notifications.channels.system import MAX_PAGE as INBOX_MAX_PAGE
 from pipeline.state.keys import STATES, WAITING, WORKFLOW_KINDS, WORKFLOW_STATES
 from pipeline.task import MAX_DELAY_MS, MAX_PRIORITY, TaskSpec
@@ -35,6 +47,7 @@ MAX_PAGE = 500
 TASK_ID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]
+OwnerId = Annotated[str, StringConstraints(pattern=OWNER_ID.pattern)]
 
 
 #: Timestamps (epoch seconds) are finite and within ISO 8601's years 1-9999.
@@ -80,6 +93,8 @@ class ListQuery(_Query):
     until: Optional[Timestamp] = Field(None, description="Enqueued at or before (ISO 8601 or epoch seconds).")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}.")
     cursor: Optional[str] = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+    user_id: Optional[OwnerId] = Field(
+        None, description="Only this user's tasks (from the user's own index). A user token always lists its own.")
 
 
 class DeadQuery(_Query):
@@ -105,11 +120,16 @@ class SubmitOptions(BaseModel):
     )
     idempotency_key: Optional[str] = Field(
         None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
-        description="Submitting the same key again (within the idempotency TTL) returns the first task.",
+        description="Submitting the same key again (within the idempotency TTL) returns the first task; keys are "
+                    "per token and actor.",
     )
     queue: Optional[Name] = Field(
         None, description="Another declared queue for this task (default: the actor's); a worker must consume it.",
     )
+    user_id: Optional[OwnerId] = Field(
+        None, description="The end user the task is for (its owner); a user token's own user when left out, "
+                          "and only that one.")
+    tenant_id: Optional[OwnerId] = Field(None, description="The owner's tenant (needs user_id).")
 
     @pydantic.field_validator("eta")
     @classmethod
@@ -128,6 +148,8 @@ class SubmitOptions(BaseModel):
             "eta": self.eta,
             "idempotency_key": self.idempotency_key,
             "queue": self.queue,
+            "user_id": self.user_id,
+            "tenant_id": self.tenant_id,
         }
 
 
@@ -162,6 +184,8 @@ class BulkItem(BaseModel):
     delay_seconds: Optional[float] = Field(None, ge=0, le=MAX_DELAY_SECONDS)
     eta: Optional[datetime] = None
     queue: Optional[Name] = Field(None, description="Another declared queue for this task (default: the actor's).")
+    user_id: Optional[OwnerId] = Field(None, description="The end user the task is for (its owner).")
+    tenant_id: Optional[OwnerId] = Field(None, description="The owner's tenant (needs user_id).")
 
 
 class BulkBody(BaseModel):
@@ -219,7 +243,9 @@ class TaskProgress(BaseModel):
 
 
 class TaskRecord(BaseModel):
-    """A task's record. Times are epoch seconds; kwargs are redacted."""
+    """A task's record. Times are epoch seconds. The fields its task declares sensitive are `***` unless the
+    caller is its owner, the token that submitted it, or holds `tasks:sensitive`; the error's traceback
+    needs `tasks:control`."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -247,6 +273,10 @@ class TaskRecord(BaseModel):
     idempotency_key: Optional[str] = None
     cancel_requested: Optional[float] = None
     request_id: Optional[str] = Field(None, description="X-Request-ID of the API request that submitted it.")
+    user_id: Optional[str] = Field(None, description="The end user the task is for.")
+    tenant_id: Optional[str] = None
+    submitted_by: Optional[str] = Field(None, description="Who submitted it: a token's name, user:<id>, scheduler, cli, "
+                                                          "python, task:<id>.")
 
 
 class TaskPage(BaseModel):
@@ -307,6 +337,17 @@ class Stats(BaseModel):
     workers_online: int
     throughput: dict[str, dict[str, int]] = Field(..., description="Finished tasks per final state: last_minute, last_hour.")
     broker_error: Optional[str] = None
+
+
+class UserStats(BaseModel):
+    """What a user token sees of the stats: its own user's tasks per state."""
+
+    user_id: str
+    states: dict[str, int]
+
+
+class StatsAnswer(RootModel[Union[Stats, UserStats]]):
+    """`Stats` for a service token, `UserStats` for a user token."""
 
 
 class DeadLetters(TaskPage):
@@ -499,6 +540,9 @@ class NewBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: StoredText = Field(..., min_length=1, max_length=200)
+    tenant_id: Optional[OwnerId] = Field(
+        None, description="The tenant whose user tokens may search it (and ask AI questions over it); "
+                          "without one, user tokens without a tenant may.")
 
 
 class SearchQuery(BaseModel):
@@ -684,7 +728,10 @@ class WorkflowBody(BaseModel):
         None, description="chord: `skip` (default) the callback when a member failed, or `run_with_summary`.")
     name: Optional[str] = Field(None, min_length=1, max_length=200, description="A label shown with the workflow.")
     idempotency_key: Optional[str] = Field(None, min_length=1, max_length=200,
-                                           description="The same key within an hour returns the same workflow.")
+                                           description="The same key within an hour (from the same token) returns "
+                                                       "the same workflow.")
+    user_id: Optional[OwnerId] = Field(None, description="The end user the workflow (and every task of it) is for.")
+    tenant_id: Optional[OwnerId] = Field(None, description="The owner's tenant (needs user_id).")
 
 
 class WorkflowAccepted(BaseModel):
@@ -743,3 +790,51 @@ class WorkflowRetried(BaseModel):
     workflow_id: str
     state: Literal["RUNNING"]
     retried: dict[str, str] = Field(..., description="Position -> the new task re-running the one that failed there.")
+
+
+# -- users and the audit log ------------------------------------------------------------------
+
+class MintBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: OwnerId = Field(..., description="The user the browser acts for.")
+    tenant_id: Optional[OwnerId] = Field(None, description="The user's tenant: which knowledge bases it may search.")
+    ttl_seconds: Optional[int] = Field(None, ge=10, le=86_400,
+                                       description="Lifetime (default 900; at most CLAW_USER_TOKEN_MAX_TTL_SECONDS).")
+
+
+class MintedToken(BaseModel):
+    token: str = Field(..., description="Send it as `Authorization: Bearer <token>`.")
+    expires_at: float = Field(..., description="Epoch seconds.")
+    user_id: str
+    tenant_id: Optional[str] = None
+
+
+class AuditQuery(_Query):
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: Optional[str] = Field(None, pattern=r"^[0-9]{1,20}-[0-9]{1,20}$", description="`next_cursor` of the previous page.")
+    action: Optional[str] = Field(None, min_length=1, max_length=200,
+                                  description="Only entries whose action starts with this, e.g. `POST /api/v1/tasks/cancel`.")
+
+    @field_validator("cursor")
+    @classmethod
+    def _stream_id(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not is_stream_id(value):
+            raise ValueError("is not an entry id of the audit log (next_cursor of a page)")
+        return value
+
+
+class AuditEntry(BaseModel):
+    id: str
+    at: float
+    who: str = Field(..., description="A token's name, user:<id>, dashboard:<token name>, cli:<os user>, or anonymous.")
+    action: str
+    target: str
+    outcome: str = Field(..., description="The HTTP status (or what happened).")
+    address: str
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    next_cursor: Optional[str] = Field(None, description="Pass as `cursor` for older entries; null on the last page.")

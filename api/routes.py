@@ -1,7 +1,9 @@
 """The route table: every path the API serves, in one place.
 
 Each entry pairs a path with its resource. A resource says who may call each
-method (``roles``, checked when the app is built: see :mod:`api.auth`) and
+method (``access``: the scope a service token needs, whether user tokens may
+call it, whether it is audited; checked when the app is built: see
+:mod:`api.auth`) and
 what each method takes and answers (``endpoints``: see
 :class:`api.validation.Endpoint`), from which the OpenAPI document is made.
 A new endpoint is one line here plus its resource (and its models in
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from api.audit import AuditResource
 from api.dashboard import dashboard_routes
 from api.resources import API_PREFIX, EngineProvider
 from api.resources.docs import DocsAssetResource, DocsPageResource, OpenApiResource
@@ -24,6 +27,7 @@ from api.resources.knowledge import (
     KnowledgeBaseResource,
     KnowledgeBasesResource,
     KnowledgeSearchResource,
+    check_ai_submission,
 )
 from api.resources.metrics import ApiMetrics, MetricsResource
 from api.resources.notifications import NotificationListResource, NotificationReadResource
@@ -38,6 +42,7 @@ from api.resources.tasks import (
     TaskStatsResource,
     TaskStatusResource,
 )
+from api.resources.users import UserTokenResource
 from api.resources.workers import WorkerCommandResource, WorkerListResource
 from api.resources.workflows import (
     PREFIX as WORKFLOWS,
@@ -81,7 +86,7 @@ def route_table(engine: EngineProvider, settings: Settings, *, metrics: ApiMetri
         Route(f"{p}/{{task_id}}/events", TaskEventsResource(engine, settings)),
         # submitting: one endpoint per domain task, and bulk for any
         Route(f"{p}/bulk", BulkSubmitResource(engine)),
-        Route(f"{p}/ai/generate", SubmitResource(engine, "generate_ai_response")),
+        Route(f"{p}/ai/generate", SubmitResource(engine, "generate_ai_response", check=check_ai_submission)),
         Route(f"{p}/knowledge/vectorize", SubmitResource(engine, "vectorize_document")),
         Route(f"{p}/knowledge/update", SubmitResource(engine, "update_knowledge_base")),
         Route(f"{p}/knowledge/delete", SubmitResource(engine, "delete_knowledge_vectors")),
@@ -107,6 +112,9 @@ def route_table(engine: EngineProvider, settings: Settings, *, metrics: ApiMetri
         Route("/api/v1/conversations/{conversation_id}/messages", ConversationMessagesResource()),
         Route("/api/v1/notifications/{user_id}", NotificationListResource()),
         Route("/api/v1/notifications/{user_id}/read", NotificationReadResource()),
+        # users and the audit log
+        Route("/api/v1/auth/user-tokens", UserTokenResource(settings)),
+        Route("/api/v1/audit", AuditResource(engine)),
     ]
     # The operators' dashboard: HTML pages with their own cookie session and CSRF.
     routes += [Route(path, resource, documented=False) for path, resource in dashboard_routes(engine)]

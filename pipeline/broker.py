@@ -36,7 +36,7 @@ from pipeline.observability.message import LogContext
 from pipeline.redis_client import make_redis
 from pipeline.settings import Settings
 from pipeline.state import Keys, StateStore
-from pipeline.registry import MAX_PRIORITY, QUEUES, REGISTRY, TaskPolicy
+from pipeline.registry import MAX_PRIORITY, QUEUES, REGISTRY, OwnerOr, TaskPolicy
 
 
 class ClawBroker(RabbitmqBroker):
@@ -228,8 +228,9 @@ def resolve_policies(settings: Settings) -> dict[str, TaskPolicy]:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"CLAW_ACTOR_OVERRIDES: {spec.name}: {exc}") from None
         fields = spec.args_model.model_fields if spec.args_model is not None else None
-        if policy.rate_limit_key and fields is not None and policy.rate_limit_key not in fields:
-            raise ConfigError(f"{spec.name}: rate_limit_key {policy.rate_limit_key!r} is not one of its arguments")
+        argument = policy.rate_limit_key.argument if isinstance(policy.rate_limit_key, OwnerOr) else policy.rate_limit_key
+        if argument and fields is not None and argument not in fields:
+            raise ConfigError(f"{spec.name}: rate_limit_key {argument!r} is not one of its arguments")
         policies[spec.name] = policy
     return policies
 

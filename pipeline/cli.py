@@ -7,7 +7,9 @@ unknown tasks) print one line and exit with code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import secrets
 import socket
 import sys
 from importlib.metadata import version
@@ -27,6 +29,7 @@ from pipeline.registry import queue_names
 from pipeline.services import check_services
 from pipeline.settings import get_settings
 from pipeline.stack import run_stack
+from pipeline.tokens import digest
 from pipeline.worker import WorkerOptions, run_worker
 from scheduler import cli as scheduler_cli
 from scheduler.config import get_scheduler_settings
@@ -106,9 +109,15 @@ def cmd_submit(args) -> int:
     if not isinstance(kwargs, dict):
         raise InvalidArguments("--kwargs must be a JSON object")
     task_id = client.submit(args.actor, kwargs=kwargs, priority=args.priority, delay_ms=args.delay_ms,
-                            idempotency_key=args.idempotency_key)
+                            idempotency_key=args.idempotency_key, user_id=args.user_id, tenant_id=args.tenant_id,
+                            submitted_by="cli")
     print(task_id)
     return 0
+
+
+def _operator() -> str:
+    """Who runs an admin command, for the audit log."""
+    return f"cli:{getpass.getuser()}"
 
 
 @command("status")
@@ -119,13 +128,27 @@ def cmd_status(args) -> int:
 
 @command("cancel")
 def cmd_cancel(args) -> int:
-    _print(client.cancel(args.task_id))
+    outcome = client.cancel(args.task_id)
+    get_engine().store.audit(_operator(), "cancel", target=args.task_id, outcome=outcome["state"])
+    _print(outcome)
     return 0
 
 
 @command("retry")
 def cmd_retry(args) -> int:
-    print(client.retry(args.task_id))
+    new_id = client.retry(args.task_id, submitted_by=_operator())
+    get_engine().store.audit(_operator(), "retry", target=args.task_id, outcome="PENDING", detail={"new_task_id": new_id})
+    print(new_id)
+    return 0
+
+
+@command("token")
+def cmd_token(args) -> int:
+    """A new random token (256 bits), its CLAW_API_TOKENS entry, and the entry with its SHA-256 instead."""
+    token = secrets.token_urlsafe(32)
+    print(f"token:  {token}")
+    print(f"entry:  {args.name}:{token}:{args.grant}")
+    print(f"hashed: {args.name}:sha256={digest(token).hex()}:{args.grant}")
     return 0
 
 
@@ -151,6 +174,7 @@ def cmd_workers(args) -> int:
         _print(registry.list())
     else:
         heard = registry.send_command("pool_restart" if args.action == "restart" else "shutdown", args.worker)
+        get_engine().store.audit(_operator(), f"workers {args.action}", target=args.worker or "all", outcome=f"{heard} heard")
         print(f"{heard} worker process(es) received {args.action}")
     return 0
 
@@ -197,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--priority", type=int)
     submit.add_argument("--delay-ms", type=int)
     submit.add_argument("--idempotency-key")
+    submit.add_argument("--user-id", help="the end user the task is for (its owner)")
+    submit.add_argument("--tenant-id", help="the owner's tenant")
 
     for name, text in (("status", "show a task record"), ("cancel", "cancel a task"), ("retry", "re-run a failed or cancelled task")):
         one = sub.add_parser(name, help=text)
@@ -210,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     workers = sub.add_parser("workers", help="list workers, or restart / shut them down")
     workers.add_argument("action", choices=("list", "restart", "shutdown"), nargs="?", default="list")
     workers.add_argument("--worker", help="one worker id (default: all)")
+    token = sub.add_parser("token", help="generate a service token (or a user-token signing key)")
+    token.add_argument("action", choices=("new",))
+    token.add_argument("--name", default="backend", help="the token's name in CLAW_API_TOKENS (default backend)")
+    token.add_argument("--grant", default="submit", help="a role or scopes joined by + (default submit)")
     kb = sub.add_parser("kb", help="knowledge bases: ingest files, search")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
     ingest = kb_sub.add_parser("ingest", help="vectorize every .txt/.md file under PATH, with a progress bar")

@@ -19,8 +19,10 @@ import pika
 from dramatiq import Message
 from dramatiq.errors import BrokerError
 
+from pipeline.context import running_task
 from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
+from pipeline.owners import LOCAL, Owner
 from pipeline.publisher import publish_batch
 from pipeline.state import WAITING, NewTask, exception_result, new_task_id, new_task_ids, untracked
 from pipeline.observability import logs
@@ -35,7 +37,13 @@ ORPHAN_AFTER_SECONDS = 10.0
 
 @dataclass
 class Submission:
-    """One task to submit. ``delay_ms`` and ``eta`` (a datetime) are alternatives."""
+    """One task to submit. ``delay_ms`` and ``eta`` (a datetime) are alternatives.
+
+    ``user_id``/``tenant_id``: the end user the task is for (see :mod:`pipeline.owners`);
+    ``submitted_by``: who submits it (a token's name; ``python`` by default). A task
+    submitted while another runs belongs to the same user and is ``submitted_by``
+    ``task:<its id>`` unless told otherwise.
+    """
 
     actor: str
     args: Sequence[Any] = ()
@@ -46,6 +54,30 @@ class Submission:
     idempotency_key: Optional[str] = None
     #: One of the declared queues (without CLAW_QUEUE_PREFIX); None: the actor's.
     queue: Optional[str] = None
+    user_id: Optional[str] = None
+    tenant_id: Optional[str] = None
+    submitted_by: Optional[str] = None
+
+    def owner(self) -> Owner:
+        return owner_for(self.user_id, self.tenant_id, self.submitted_by)
+
+
+def owner_for(user_id: Optional[str], tenant_id: Optional[str], submitted_by: Optional[str]) -> Owner:
+    """The owner of a submission (a task's, a workflow's): as given, or, from inside a running task
+    when no submitter is named, the running task's user and ``task:<its id>``."""
+    current = running_task()
+    if submitted_by is None and current.task_id is not None:
+        if user_id is None:
+            return Owner(current.owner.user_id, current.owner.tenant_id, f"task:{current.task_id}").check()
+        return Owner(user_id, tenant_id, f"task:{current.task_id}").check()
+    return Owner(user_id, tenant_id, submitted_by or LOCAL).check()
+
+
+def message_for(record: dict, payload: dict) -> Message:
+    """The message of a recorded task (to publish it again: an orphaned submission, a lost task)."""
+    return Message(record["queue"], record["actor"], tuple(payload["args"]), payload["kwargs"],
+                   {"broker_priority": record["priority"], **Owner.of_record(record).options()},
+                   message_id=record["task_id"])
 
 
 def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[str] = None):
@@ -58,6 +90,7 @@ def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[s
     if not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
         raise InvalidArguments("invalid priority", {"priority": f"must be an integer 0..{MAX_PRIORITY}"})
     delay_ms = _delay(sub)
+    owner = sub.owner()
     now = time.time()
     queue = _queue(engine, sub, spec)
     record = NewTask(
@@ -73,13 +106,14 @@ def _prepare(engine: Engine, sub: Submission, task_id: str, retry_of: Optional[s
         idempotency_key=sub.idempotency_key,
         options={"delay_ms": delay_ms} if delay_ms else None,
         request_id=logs.request_id(),
+        owner=owner,
     )
     message = Message(
         queue_name=queue,
         actor_name=sub.actor,
         args=tuple(sub.args),
         kwargs=kwargs,
-        options=stamp({"broker_priority": priority}),
+        options=stamp({"broker_priority": priority, **owner.options()}),
         message_id=task_id,
     )
     return record, message, delay_ms or None
@@ -124,18 +158,24 @@ def submit(
     eta: Optional[datetime] = None,
     idempotency_key: Optional[str] = None,
     queue: Optional[str] = None,
+    user_id: Optional[str] = None,
+    tenant_id: Optional[str] = None,
+    submitted_by: Optional[str] = None,
     engine: Optional[Engine] = None,
     task_id: Optional[str] = None,
     _retry_of: Optional[str] = None,
 ) -> str:
-    """Submit one task; returns its id (an existing id when *idempotency_key* was seen).
+    """Submit one task; returns its id (an existing id when *idempotency_key* was seen
+    from the same *submitted_by* for the same actor).
 
     *queue* sends this one task to another declared queue than its actor's.
     *task_id* lets a caller choose the id (a UUID it already knows, e.g. to
-    subscribe to the task's events before submitting).
+    subscribe to the task's events before submitting). See :class:`Submission`
+    for the owner.
     """
     engine = engine or get_engine()
-    sub = Submission(actor, args, kwargs or {}, priority, delay_ms, eta, idempotency_key, queue)
+    sub = Submission(actor, args, kwargs or {}, priority, delay_ms, eta, idempotency_key, queue, user_id, tenant_id,
+                     submitted_by)
     task_id = _check_task_id(task_id) if task_id else new_task_id()
     record, message, delay = _prepare(engine, sub, task_id, _retry_of)
     if idempotency_key:
@@ -144,7 +184,7 @@ def submit(
         with engine.store.recording([record]), untracked():
             engine.broker.enqueue(message, delay=delay)
     except (BrokerError, pika.exceptions.AMQPError) as exc:
-        engine.store.forget([task_id], record.actor, record.queue)
+        engine.store.forget([record])
         raise BrokerUnavailable(f"RabbitMQ did not accept the message: {type(exc).__name__}") from None
     return task_id
 
@@ -178,7 +218,7 @@ def _submit_idempotent(engine: Engine, record: NewTask, message: Message, delay:
     try:
         _publish(engine, message, delay)
     except BrokerUnavailable:
-        engine.store.forget([record.task_id], record.actor, record.queue, record.idempotency_key)
+        engine.store.forget([record])
         raise
     engine.store.mark_published(record.task_id)
     return record.task_id
@@ -195,8 +235,7 @@ def _resume(engine: Engine, task_id: str) -> str:
     if not engine.store.claim_unpublished(task_id):
         return task_id  # another retry is publishing it
     record, payload = engine.store.get(task_id), engine.store.payload(task_id)
-    message = Message(record["queue"], record["actor"], tuple(payload["args"]), payload["kwargs"],
-                      {"broker_priority": record["priority"]}, message_id=task_id)
+    message = message_for(record, payload)
     eta = record.get("eta")
     try:
         _publish(engine, message, max(0, int((eta - time.time()) * 1000)) if eta else None)
@@ -230,8 +269,7 @@ def submit_many(submissions: Sequence[Submission | dict], *, engine: Optional[En
         with engine.store.recording(records), untracked():
             publish_batch(engine.broker, [(message, delay) for _, message, delay in prepared])
     except BrokerUnavailable:
-        for record in records:
-            engine.store.forget([record.task_id], record.actor, record.queue)
+        engine.store.forget(records)
         raise
     return [record.task_id for record in records]
 
@@ -271,9 +309,10 @@ def cancel(task_id: str, *, engine: Optional[Engine] = None) -> dict:
     return {"task_id": task_id, "state": "STARTED", "cancel_requested": True}
 
 
-def retry(task_id: str, *, engine: Optional[Engine] = None) -> str:
+def retry(task_id: str, *, engine: Optional[Engine] = None, submitted_by: Optional[str] = None) -> str:
     """Re-run a FAILURE or CANCELLED task as a new task (same actor, original
-    arguments and priority), linked both ways. Returns the new id."""
+    arguments, priority and owner; *submitted_by* the one retrying it), linked
+    both ways. Returns the new id."""
     engine = engine or get_engine()
     record = get_record(task_id, engine=engine)
     if record["state"] not in ("FAILURE", "CANCELLED"):
@@ -287,8 +326,10 @@ def retry(task_id: str, *, engine: Optional[Engine] = None) -> str:
         raise InvalidTransition(f"task was already retried as {earlier}", record["state"])
     payload = engine.store.payload(task_id) or {"args": [], "kwargs": {}}
     try:
+        owner = Owner.of_record(record, submitted_by or LOCAL)
         return submit(
             record["actor"], args=payload["args"], kwargs=payload["kwargs"], priority=record["priority"],
+            user_id=owner.user_id, tenant_id=owner.tenant_id, submitted_by=owner.submitted_by,
             engine=engine, task_id=new_id, _retry_of=task_id,
         )
     except Exception:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pipeline.errors import TaskCancelled
+from pipeline.owners import NOBODY, Owner
 
 logger = logging.getLogger("pipeline.context")
 
@@ -20,6 +21,8 @@ class TaskContext:
     actor: str
     attempt: int
     store: Any
+    #: Whom the task works for, and who submitted it (from the message).
+    owner: Owner = NOBODY
     cancel_event: threading.Event = field(default_factory=threading.Event)
     started_monotonic: float = field(default_factory=time.monotonic)
 
@@ -57,6 +60,7 @@ class NoTask:
     task_id = None
     actor = None
     attempt = 0
+    owner = NOBODY
 
     def report_progress(self, percent: float, message: str = "", **extra: Any) -> None:
         logger.debug("%.0f%% %s", percent, message)

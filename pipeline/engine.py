@@ -52,7 +52,8 @@ def make_store(settings: Settings) -> StateStore:
     grace = max(5.0, 3 * settings.heartbeat_interval_seconds)
     durable = ReplicaWait(settings.wait_replicas, settings.redis_wait_timeout_ms)
     return StateStore(
-        client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds, grace, durable
+        client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds, grace, durable,
+        settings.audit_max_entries,
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from dramatiq import Message
 
 from pipeline.observability.message import REQUEST_ID_OPTION
+from pipeline.owners import Owner
 from pipeline.publisher import publish_batch
 from pipeline.state import StateStore, untracked
 
@@ -81,7 +82,8 @@ def publish_due(store: StateStore, broker, task_ids: list[str]) -> int:
             queue_name=record["queue"], actor_name=record["actor"], args=(), kwargs=kwargs,
             options={"broker_priority": record["priority"], "claw_workflow": [workflow_id, record.get("wf_index")],
                      # The request that submitted the workflow, for the worker's log lines (its trace ended long ago).
-                     **({REQUEST_ID_OPTION: record["request_id"]} if record.get("request_id") else {})},
+                     **({REQUEST_ID_OPTION: record["request_id"]} if record.get("request_id") else {}),
+                     **Owner.of_record(record).options()},
             message_id=task_id,
         ))
     if messages:

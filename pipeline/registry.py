@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import pydantic
 
 from pipeline.errors import InvalidArguments, UnknownActor
+from pipeline.sensitive import sensitive_fields
 
 QUEUES = ("ai_high_priority", "knowledge_default", "notification_default", "default")
 MAX_PRIORITY = 9
@@ -60,6 +61,21 @@ class FromSetting:
 
 
 @dataclasses.dataclass(frozen=True)
+class OwnerOr:
+    """A rate-limit key: the submission's owner (its ``user_id``), else the keyword argument *argument*.
+
+    ``rate_limit_key=OwnerOr("conversation_id")``: a user's tasks share the
+    user's limit, whichever conversation they answer; a task submitted for
+    nobody in particular is limited per conversation.
+    """
+
+    argument: str
+
+    def __str__(self) -> str:
+        return f"the owner, else {self.argument}"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskPolicy:
     """How the engine treats one actor. Times are in seconds unless named ``_ms``."""
 
@@ -74,10 +90,13 @@ class TaskPolicy:
     rate_limit: Optional[str | FromSetting] = None
     #: At most that many starts per window for each key (a user, a conversation), under rate_limit.
     rate_limit_per_key: Optional[str] = None
-    #: Where a task's key comes from: the name of one of its keyword arguments
-    #: (:func:`pipeline.middleware.rate_limits.rate_key` reads it). Tasks of
-    #: different keys share rate_limit fairly, taking turns.
-    rate_limit_key: Optional[str] = None
+    #: Where a task's key comes from: the name of one of its keyword arguments,
+    #: or :class:`OwnerOr` (:func:`pipeline.middleware.rate_limits.rate_key` reads it).
+    #: Tasks of different keys share rate_limit fairly, taking turns.
+    rate_limit_key: Optional[str | OwnerOr] = None
+    #: Whether browsers' user tokens may submit this task (for their own user), and how
+    #: often each user may: at most that many submissions per window ("20/m"; None: never).
+    user_quota: Optional[str | FromSetting] = None
     #: What the health check does with a task STARTED for longer than its hard
     #: limit whose worker is gone: "requeue" it or mark it "fail"ed.
     lost_policy: str = "requeue"
@@ -93,7 +112,7 @@ class TaskPolicy:
             raise ValueError(f"need retry_backoff_ms <= retry_backoff_max_ms <= {MAX_DELAY_MS}")
         if not 0 < self.soft_time_limit <= self.time_limit:
             raise ValueError("need 0 < soft_time_limit <= time_limit")
-        for limit in (self.rate_limit, self.rate_limit_per_key):
+        for limit in (self.rate_limit, self.rate_limit_per_key, self.user_quota):
             if isinstance(limit, str):
                 parse_rate_limit(limit)
         if self.rate_limit_per_key and not self.rate_limit_key:
@@ -112,6 +131,11 @@ class TaskPolicy:
     def key_rate(self) -> Optional[tuple[int, int]]:
         """The per-key limit as (starts, window ms)."""
         return parse_rate_limit(self.rate_limit_per_key) if self.rate_limit_per_key else None
+
+    @property
+    def user_rate(self) -> Optional[tuple[int, int]]:
+        """The per-user submission quota of user tokens as (submissions, window ms); None: user tokens may not submit."""
+        return parse_rate_limit(self.user_quota) if isinstance(self.user_quota, str) else None
 
     def with_settings(self, settings: Any) -> "TaskPolicy":
         """This policy with each :class:`FromSetting` value replaced by the setting's value."""
@@ -147,6 +171,17 @@ class TaskSpec:
     args_model: Optional[type[pydantic.BaseModel]] = None
     description: str = ""
     actor: Any = None
+    #: A scope that lets a service token submit this task besides ``tasks:submit:<name>``
+    #: (e.g. ``notifications:send``); see :mod:`api.scopes`.
+    submit_scope: Optional[str] = None
+    #: Keys of the result and of the progress that hold a user's data (masked like
+    #: the argument fields declared with :func:`pipeline.sensitive.Sensitive`).
+    sensitive_output: tuple[str, ...] = ()
+
+    @property
+    def sensitive_arguments(self) -> frozenset[str]:
+        """The argument fields its model declares sensitive."""
+        return sensitive_fields(self.args_model)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.amqp import node_urls
@@ -22,9 +22,9 @@ from pipeline.errors import ConfigError
 from pipeline.observability.logs import FORMATS, LEVELS
 from pipeline.redis_url import check_url, is_sentinel_url
 from pipeline.registry import parse_rate_limit
+from pipeline.tokens import NAME as KEY_ID, ServiceToken, describe, parse_tokens
 
 ENV_PREFIX = "CLAW_"
-ROLES = ("read", "submit", "admin")
 #: Settings holding URLs that may carry a password (shown redacted).
 URL_FIELDS = ("broker_url", "redis_url", "rabbitmq_management_url")
 
@@ -114,14 +114,47 @@ class Settings(BaseSettings):
         description='Per-actor policy overrides as JSON, e.g. {"generate_ai_response": {"rate_limit": "20/m"}}.',
     )
 
+    user_ai_quota: str = Field(
+        "20/m",
+        description="generate_ai_response submissions each user may make with a user token per window (the one "
+                    "beyond is answered 429 with Retry-After). Like '20/m', '100/h'.",
+    )
+    user_max_priority: int = Field(
+        8, ge=0, le=9,
+        description="Highest priority a user token's submission gets (asked for more: 422; an actor's default "
+                    "above it is lowered to it), so browsers never overtake the backends' urgent work.",
+    )
     ai_global_rate_limit: str = Field(
         "300/m",
         description="Most generate_ai_response tasks started per window across all users (each user also has "
                     "10/m of their own): protects the model provider's quota. Like '300/m', '20/s', '5000/h'.",
     )
 
-    api_tokens: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=dict, description="API bearer tokens as `token:role` pairs, comma-separated (roles: read, submit, admin)."
+    api_tokens: Annotated[list[ServiceToken], NoDecode] = Field(
+        default_factory=list,
+        description="Service tokens, comma-separated `name:token:grant` entries; grant: a role (read, submit, admin) or "
+                    "scopes joined by + (e.g. tasks:read+users:mint); token: the secret or sha256=<hex of its SHA-256>. "
+                    "Weak tokens (placeholders, under 128 bits) stop the API. See docs/usage.md, Security.",
+    )
+    user_token_keys: Annotated[list[tuple[str, SecretStr]], NoDecode] = Field(
+        default_factory=list,
+        description="Keys signing user tokens (HS256), comma-separated `key_id:secret` (secret: at least 32 characters); "
+                    "the first signs, every one verifies: put a new key first and keep the old one until the tokens "
+                    "it signed expired. Unset: no user tokens.",
+    )
+    user_token_max_ttl_seconds: int = Field(
+        3600, ge=60, le=86_400, description="Longest lifetime a minted user token may be given (the default is 15 minutes)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port], exact, comma-separated) whose pages may call the API with user "
+                    "tokens; no cookies or credentials are allowed. Unset: no CORS headers.",
+    )
+    audit_max_entries: int = Field(
+        100_000, ge=100, description="Entries the audit log keeps (the oldest go first)."
+    )
+    dashboard_login_limit: str = Field(
+        "10/5m", description="Failed dashboard logins allowed per client address per window; more are answered 429."
     )
     api_workers: int = Field(2, ge=1, le=64, description="API worker processes of `claw-pipeline api` (gunicorn restarts any that dies).")
     api_threads: int = Field(
@@ -175,7 +208,9 @@ class Settings(BaseSettings):
             if name in URL_FIELDS:
                 value = ";".join(redact_url(url) for url in value.split(";"))
             elif name == "api_tokens":
-                value = f"<{len(value)} token(s)>"
+                value = describe(value)
+            elif name == "user_token_keys":
+                value = [key_id for key_id, _ in value]
             yield name, value
 
     @field_validator("broker_url")
@@ -199,7 +234,7 @@ class Settings(BaseSettings):
             return self.redis_wait_replicas
         return 1 if is_sentinel_url(self.redis_url) else 0
 
-    @field_validator("ai_global_rate_limit")
+    @field_validator("ai_global_rate_limit", "user_ai_quota", "dashboard_login_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         parse_rate_limit(value)
@@ -215,19 +250,34 @@ class Settings(BaseSettings):
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _parse_tokens(cls, value: Any) -> Any:
+        return parse_tokens(value) if isinstance(value, str) else value
+
+    @field_validator("user_token_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        tokens: dict[str, str] = {}
-        for pair in filter(None, (p.strip() for p in value.split(","))):
-            token, sep, role = pair.rpartition(":")
-            if not sep or not token:
-                raise ValueError("each entry must be token:role")
-            if role not in ROLES:
-                raise ValueError(f"unknown role {role!r} (use one of {', '.join(ROLES)})")
-            if len(token) < 16:
-                raise ValueError("tokens must be at least 16 characters")
-            tokens[token] = role
-        return tokens
+        keys = []
+        for number, entry in enumerate(filter(None, (e.strip() for e in value.split(","))), start=1):
+            key_id, sep, secret = entry.partition(":")
+            if not sep or not KEY_ID.match(key_id):
+                raise ValueError(f"entry {number}: use key_id:secret (key_id: letters, digits, _ . -)")
+            if len(secret) < 32:
+                raise ValueError(f"entry {number} ({key_id}): the secret must be at least 32 characters")
+            keys.append((key_id, SecretStr(secret)))
+        if len({key_id for key_id, _ in keys}) != len(keys):
+            raise ValueError("key ids must be unique")
+        return keys
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [origin.strip() for origin in value.split(",") if origin.strip()]
+        for origin in value:
+            if not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$", origin):
+                raise ValueError(f"{origin!r} is not an exact origin like https://app.example.com (no path, no *)")
+        return value
 
     @field_validator("data_dir")
     @classmethod

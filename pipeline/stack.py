@@ -24,17 +24,17 @@ from pipeline.settings import Settings, redact_url
 STOP_TIMEOUT_SECONDS = 30
 
 
-def token_file(settings: Settings) -> Path:
-    return settings.data_dir / "dev-admin-token"
+def token_file(settings: Settings, name: str = "dev-admin-token") -> Path:
+    return settings.data_dir / name
 
 
-def dev_token(settings: Settings) -> str:
-    """A stable development admin token, generated once and kept in CLAW_DATA_DIR."""
-    path = token_file(settings)
+def dev_token(settings: Settings, name: str = "dev-admin-token") -> str:
+    """A stable development secret (the admin token, the user-token key), generated once and kept in CLAW_DATA_DIR."""
+    path = token_file(settings, name)
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(32)
     path.write_text(token + "\n")
     path.chmod(0o600)
     return token
@@ -46,7 +46,9 @@ def run_stack(settings: Settings, bind: str = "127.0.0.1:8000") -> int:
     token = None
     if not settings.api_tokens and not settings.auth_disabled:
         token = dev_token(settings)
-        env["CLAW_API_TOKENS"] = f"{token}:admin"
+        env["CLAW_API_TOKENS"] = f"dev:{token}:admin"
+    if not settings.user_token_keys:  # so that the chat example's backend can mint user tokens
+        env["CLAW_USER_TOKEN_KEYS"] = f"dev:{dev_token(settings, 'dev-user-token-key')}"
     cli = [sys.executable, "-m", "pipeline.cli"]
     commands = {
         "api": [*cli, "api", "--bind", bind],

@@ -33,6 +33,7 @@ from pipeline.registry import (  # noqa: F401  (what task modules and the API re
     MAX_DELAY_MS,
     FromSetting,
     MAX_PRIORITY,
+    OwnerOr,
     QUEUES,
     REGISTRY,
     TaskPolicy,
@@ -124,9 +125,12 @@ def task(
     *,
     name: Optional[str] = None,
     args_model: Optional[type[pydantic.BaseModel]] = None,
+    submit_scope: Optional[str] = None,
+    sensitive_output: tuple[str, ...] = (),
     **policy: Any,
 ):
-    """Declare a task. ``policy`` takes the fields of :class:`TaskPolicy`."""
+    """Declare a task. ``policy`` takes the fields of :class:`TaskPolicy`; *submit_scope* and
+    *sensitive_output* are :class:`TaskSpec`'s."""
 
     def decorate(func: Callable[..., Any]) -> Task:
         spec = Task(
@@ -135,6 +139,8 @@ def task(
             policy=TaskPolicy(**policy),
             args_model=args_model,
             description=(func.__doc__ or "").strip().split("\n")[0],
+            submit_scope=submit_scope,
+            sensitive_output=tuple(sensitive_output),
         )
         if spec.name in REGISTRY and REGISTRY[spec.name].fn is not func:
             raise ValueError(f"a task named {spec.name!r} is already declared")

@@ -249,9 +249,10 @@ class SchedulerRunner:
             try:
                 if schedule.workflow is not None:
                     return workflow.from_description(schedule.workflow).submit(
-                        idempotency_key=key, name=f"schedule {schedule.id}", engine=self.engine)
+                        idempotency_key=key, name=f"schedule {schedule.id}", submitted_by="scheduler", engine=self.engine)
                 return client.submit(
-                    schedule.actor, kwargs=schedule.kwargs, priority=schedule.priority, idempotency_key=key, engine=self.engine
+                    schedule.actor, kwargs=schedule.kwargs, priority=schedule.priority, idempotency_key=key,
+                    submitted_by="scheduler", engine=self.engine,
                 )
             except BrokerUnavailable:
                 if attempt >= SUBMIT_ATTEMPTS or not self.lock.held():

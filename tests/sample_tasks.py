@@ -16,6 +16,7 @@ import pydantic
 from pipeline.context import current_task
 from pipeline.errors import PermanentError, SoftTimeLimitExceeded
 from pipeline.redis_client import get_redis, redis_for
+from pipeline.sensitive import Sensitive
 from pipeline.task import task
 
 RUN = os.environ.setdefault("CLAW_TEST_RUN", str(os.getpid()))
@@ -27,7 +28,7 @@ FAST = dict(queue=QUEUE, retry_backoff_ms=50, retry_backoff_max_ms=200)
 class EchoArgs(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     value: object = None
-    password: str | None = None
+    password: str | None = Sensitive(None)
 
 
 @task(args_model=EchoArgs, **FAST)
@@ -35,7 +36,13 @@ def echo(value=None, password=None):
     return {"value": value, "had_password": password is not None}
 
 
-@task(max_retries=2, **FAST)
+class FailArgs(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    message: str = "boom"
+    api_key: str | None = Sensitive(None)
+
+
+@task(max_retries=2, args_model=FailArgs, **FAST)
 def always_fails(message: str = "boom", api_key: str | None = None):
     raise ValueError(message)
 

@@ -1,7 +1,7 @@
 """The operators' web dashboard, served by the API under ``/dashboard``.
 
 Server-rendered pages (Jinja2), one stylesheet and one small script, no
-build step and nothing fetched from elsewhere. Visitors log in with an API
+build step and nothing fetched from elsewhere. Visitors log in with a service
 token; see :mod:`api.dashboard.sessions` for the cookie and CSRF design and
 :mod:`api.dashboard.web` for how each route is guarded.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from api.dashboard.audit import AuditPage
 from api.dashboard.login import LoginPage, LogoutPage
 from api.dashboard.overview import OverviewJson, OverviewPage
 from api.dashboard.queues import QueueListPage, QueuePage
@@ -48,6 +49,7 @@ def dashboard_routes(engine: Union[Engine, EngineProvider]) -> list[tuple[str, A
         (PREFIX + "/workers/command", WorkerCommandPage(ui)),
         (PREFIX + "/schedules", SchedulesPage(ui)),
         (PREFIX + "/schedules/{schedule_id}/{action}", ScheduleActionPage(ui)),
+        (PREFIX + "/audit", AuditPage(ui)),
         (PREFIX + "/api/overview", OverviewJson(ui)),
         (PREFIX + "/api/tasks/{task_id}", TaskJson(ui)),
         (PREFIX + "/api/workers", WorkersJson(ui)),

@@ -66,7 +66,7 @@ def overview_data(ui: Dashboard) -> dict[str, Any]:
 
 
 class OverviewPage(Resource):
-    @responder("read")
+    @responder("tasks:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session) -> None:
         self.dashboard.render(req, resp, session, "overview.html", section="overview", data=overview_data(self.dashboard),
                               states=STATES, final_states=FINAL_STATES)
@@ -75,6 +75,6 @@ class OverviewPage(Resource):
 class OverviewJson(Resource):
     """What the overview's script polls."""
 
-    @responder("read", json_api=True)
+    @responder("tasks:read", json_api=True)
     def on_get(self, req: falcon.Request, resp: falcon.Response, session) -> None:
         resp.media = overview_data(self.dashboard)

@@ -37,7 +37,7 @@ TABS = ("standard", "delayed", "failed")
 
 
 class QueueListPage(Resource):
-    @responder("read")
+    @responder("tasks:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session) -> None:
         engine = self.dashboard.engine()
         counts = engine.store.count_by_state([], known_queues(engine))["queues"]
@@ -46,11 +46,11 @@ class QueueListPage(Resource):
 
 
 class QueuePage(Resource):
-    @responder("read")
+    @responder("tasks:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session, queue: str) -> None:
         self.show(req, resp, session, queue)
 
-    @responder("admin")
+    @responder("tasks:control")
     def on_post(self, req: falcon.Request, resp: falcon.Response, session, form: dict, queue: str) -> None:
         engine = self.dashboard.engine()
         if queue not in known_queues(engine):

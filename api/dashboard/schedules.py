@@ -30,7 +30,7 @@ class SchedulesResource(Resource):
 
 
 class SchedulesPage(SchedulesResource):
-    @responder("read")
+    @responder("schedules:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session) -> None:
         self.dashboard.render(req, resp, session, "schedules.html", section="schedules", schedules=self.store.list())
 
@@ -38,7 +38,7 @@ class SchedulesPage(SchedulesResource):
 class ScheduleActionPage(SchedulesResource):
     """POST pause or resume one schedule."""
 
-    @responder("admin")
+    @responder("schedules:write")
     def on_post(self, req: falcon.Request, resp: falcon.Response, session, form: dict, schedule_id: str,
                 action: str) -> None:
         change = {"pause": self.store.pause, "resume": self.store.resume}.get(action)

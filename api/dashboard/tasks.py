@@ -90,7 +90,7 @@ def matches(record: dict, needle: str) -> bool:
 
 
 class TaskListPage(Resource):
-    @responder("read")
+    @responder("tasks:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session) -> None:
         engine = self.dashboard.engine()
         queues = known_queues(engine)
@@ -102,9 +102,9 @@ class TaskListPage(Resource):
         wanted = filters.store_filters(time.time())
         search = None
         try:
-            if filters.q:
+            if filters.q:  # matched against what this token may see, so masked values cannot be probed
                 window, _ = engine.store.list(limit=SEARCH_WINDOW, **wanted)
-                tasks, next_cursor = [r for r in window if matches(r, filters.q)], None
+                tasks, next_cursor = [r for r in map(session.caller.view, window) if matches(r, filters.q)], None
                 search = {"window": len(window), "limit": SEARCH_WINDOW}
             else:
                 tasks, next_cursor = engine.store.list(limit=PAGE_SIZE, cursor=filters.cursor or None, **wanted)
@@ -119,7 +119,7 @@ class TaskListPage(Resource):
 
 
 class TaskPage(Resource):
-    @responder("read")
+    @responder("tasks:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session, task_id: str) -> None:
         show_task(self.dashboard, req, resp, session, task_id)
 
@@ -138,7 +138,7 @@ def show_task(ui, req, resp, session, task_id: str, status: int = 200, problem: 
 class TaskActionPage(Resource):
     """POST cancel or retry; then back to the task (or to the new task, for a retry)."""
 
-    @responder("admin")
+    @responder("tasks:control")
     def on_post(self, req: falcon.Request, resp: falcon.Response, session, form, task_id: str, action: str) -> None:
         engine = self.dashboard.engine()
         try:
@@ -147,7 +147,7 @@ class TaskActionPage(Resource):
                 notice = "cancelled" if outcome["state"] == "CANCELLED" else "interrupting"
                 redirect(resp, f"{PREFIX}/tasks/{task_id}?notice={notice}")
             elif action == "retry":
-                new_id = client.retry(task_id, engine=engine)
+                new_id = client.retry(task_id, engine=engine, submitted_by=f"dashboard:{session.name}")
                 redirect(resp, f"{PREFIX}/tasks/{new_id}?notice=retried")
             else:
                 self.dashboard.error(req, resp, session, 404, "Unknown action", f"There is no task action {action!r}.")
@@ -160,11 +160,11 @@ class TaskActionPage(Resource):
 class TaskJson(Resource):
     """One task's record, for the task page's live refresh."""
 
-    @responder("read", json_api=True)
+    @responder("tasks:read", json_api=True)
     def on_get(self, req: falcon.Request, resp: falcon.Response, session, task_id: str) -> None:
         record = self.dashboard.engine().store.get(task_id)
         if record is None:
             resp.status = falcon.HTTP_404
             resp.media = {"error": {"status": 404, "title": "Task not found", "description": f"no task {task_id!r}"}}
             return
-        resp.media = record
+        resp.media = session.caller.view(record)

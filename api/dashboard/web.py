@@ -1,11 +1,12 @@
 """What every dashboard resource shares, and the one decorator that guards them.
 
-The API's bearer-token middleware skips dashboard resources (``public = True``;
-``roles`` marks every method public for the API's own route check), so each
-responder here states the role it needs with :func:`responder`, which checks
-the session cookie, the CSRF token of every POST and the role before the
-responder runs, and turns an unreachable Redis or RabbitMQ into an HTML page
-rather than the API's JSON error.
+The API's bearer-token middleware skips dashboard resources (their ``access``
+is public for the API's own route check), so each responder here states the
+scope it needs with :func:`responder`, which checks the session cookie, the
+CSRF token of every POST and the scope before the responder runs, appends
+every action (a POST) to the audit log, and turns an unreachable Redis or
+RabbitMQ into an HTML page rather than the API's JSON error. Pages show task
+records as the logged-in token may see them (:meth:`api.caller.Caller.view`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import falcon
 import redis
 
-from api.auth import PUBLIC, RANK
+from api.auth import PUBLIC
 from api.blocking import run_blocking
 from api.dashboard.sessions import Session, Sessions
 from api.dashboard.templating import make_environment
@@ -49,7 +50,7 @@ NOTICES = {
     "command_sent": "The command was sent; the worker list shows its effect within a few seconds.",
     "paused": "The schedule is paused.",
     "resumed": "The schedule is running again.",
-    "logged_out": "You are logged out.",
+    "logged_out": "You are logged out; this session cannot be used again.",
 }
 
 
@@ -93,6 +94,11 @@ class Dashboard:
             count = req.get_param("count") or ""
             notice = notice.format(count=int(count) if count.isdigit() else 0)
         context.setdefault("notice", notice)
+        if session.caller is not None:  # task records as this token may see them
+            if context.get("task") is not None:
+                context["task"] = session.caller.view(context["task"])
+            if context.get("tasks") is not None:
+                context["tasks"] = [session.caller.view(task) for task in context["tasks"]]
         resp.text = page.render(
             prefix=PREFIX, session=session, csrf=self.sessions.csrf_token(session),
             management_url=self.management_url(), **context,
@@ -107,8 +113,7 @@ class Resource:
     """Base of every dashboard resource."""
 
     #: The API's auth middleware leaves this resource alone; the session is checked here.
-    public = True
-    roles = {"GET": PUBLIC, "POST": PUBLIC}
+    access = {"GET": PUBLIC, "POST": PUBLIC}
 
     def __init__(self, dashboard: Dashboard):
         self.dashboard = dashboard
@@ -124,8 +129,8 @@ def secure_headers(resp: falcon.Response) -> None:
     resp.set_headers(SECURITY_HEADERS)
 
 
-def responder(role: Optional[str], *, json_api: bool = False) -> Callable:
-    """Guard a responder: session, CSRF on POST, then *role* (None: anyone, e.g. the login page).
+def responder(scope: Optional[str], *, json_api: bool = False) -> Callable:
+    """Guard a responder: session, CSRF on POST, then *scope* (None: anyone, e.g. the login page).
 
     The responder is written as plain (blocking) code: it reads Redis and
     renders a template. The guard reads a POST's form on the event loop, then
@@ -138,14 +143,14 @@ def responder(role: Optional[str], *, json_api: bool = False) -> Callable:
         @functools.wraps(fn)
         async def guarded(self: Resource, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
             form = await _form(req) if req.method == "POST" else None
-            await run_blocking(_guard, fn, role, json_api, self, req, resp, form, params)
+            await run_blocking(_guard, fn, scope, json_api, self, req, resp, form, params)
 
         return guarded
 
     return decorate
 
 
-def _guard(fn: Callable, role: Optional[str], json_api: bool, resource: Resource, req: falcon.Request,
+def _guard(fn: Callable, scope: Optional[str], json_api: bool, resource: Resource, req: falcon.Request,
            resp: falcon.Response, form: Optional[dict[str, Any]], params: dict[str, Any]) -> None:
     ui = resource.dashboard
     secure_headers(resp)
@@ -162,14 +167,16 @@ def _guard(fn: Callable, role: Optional[str], json_api: bool, resource: Resource
                          "Reload the page and try again.")
                 return
             params["form"] = form
-        if role is not None and session.role is None:
+        if scope is not None and session.caller is None:
             _login_required(req, resp, json_api)
             return
-        if role is not None and RANK[session.role] < RANK[role]:
+        if scope is not None and not session.can(scope):
             ui.error(req, resp, session, 403, "Not allowed",
-                     f"This needs the {role!r} role; you are logged in as {session.role!r}.")
+                     f"This needs the {scope!r} scope; token {session.name!r} does not have it.")
             return
         fn(resource, req, resp, session=session, **params)
+        if form is not None and scope is not None:
+            audit(ui, req, resp, session, {"action": form.get("action")} if form.get("action") else {})
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         _unavailable(ui, req, resp, json_api, "Redis", exc)
     except BrokerUnavailable as exc:
@@ -186,6 +193,16 @@ async def _form(req: falcon.Request) -> dict[str, Any]:
         return {}
     body = (await req.stream.read()).decode("utf-8", errors="replace")
     return falcon.uri.parse_query_string(body, keep_blank=True)
+
+
+def audit(ui: Dashboard, req: falcon.Request, resp: falcon.Response, session: Session, detail: dict) -> None:
+    """Append a dashboard action (or login attempt) to the audit log; a failure to do so is only logged."""
+    who = f"dashboard:{session.name}" if session.caller is not None else "anonymous"
+    try:
+        ui.engine().store.audit(who, f"{req.method} {req.uri_template}", target=req.path, outcome=str(resp.status_code),
+                                address=req.remote_addr or "", detail=detail)
+    except redis.RedisError as exc:
+        logger.warning("audit entry for %s %s not written: %s", req.method, req.path, exc)
 
 
 def _login_required(req: falcon.Request, resp: falcon.Response, json_api: bool) -> None:

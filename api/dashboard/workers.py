@@ -29,7 +29,7 @@ def by_node(workers: list[dict]) -> dict[str, list[dict]]:
 
 
 class WorkersPage(Resource):
-    @responder("read")
+    @responder("workers:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session) -> None:
         workers = self.dashboard.engine().workers.list()
         self.dashboard.render(req, resp, session, "workers.html", section="workers", nodes=by_node(workers),
@@ -39,7 +39,7 @@ class WorkersPage(Resource):
 class WorkerCommandPage(Resource):
     """POST ``command`` and ``target`` (a worker id, a node, or ``*``); with ``confirm=yes`` it is sent."""
 
-    @responder("admin")
+    @responder("workers:control")
     def on_post(self, req: falcon.Request, resp: falcon.Response, session, form: dict) -> None:
         ui = self.dashboard
         command, target = form.get("command"), form.get("target") or ""
@@ -63,7 +63,7 @@ class WorkerCommandPage(Resource):
 class WorkersJson(Resource):
     """The live worker ids, for the workers page's script (it reloads when they change)."""
 
-    @responder("read", json_api=True)
+    @responder("workers:read", json_api=True)
     def on_get(self, req: falcon.Request, resp: falcon.Response, session) -> None:
         workers = self.dashboard.engine().workers.list()
         resp.media = {"workers": sorted(w["id"] for w in workers), "count": len(workers)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import falcon
 
 from api.dashboard.web import PREFIX, Resource, redirect, responder
+from api.resources.workflows import shown_to
 from pipeline import workflow
 from pipeline.errors import InvalidTransition, TaskNotFound
 
@@ -17,7 +18,7 @@ PAGE_SIZE = 100
 
 
 class WorkflowPage(Resource):
-    @responder("read")
+    @responder("tasks:read")
     def on_get(self, req: falcon.Request, resp: falcon.Response, session, workflow_id: str) -> None:
         show_workflow(self.dashboard, req, resp, session, workflow_id)
 
@@ -33,7 +34,8 @@ def show_workflow(ui, req, resp, session, workflow_id: str, status: int = 200, p
         ui.error(req, resp, session, 404, "Workflow not found",
                  f"No workflow {workflow_id!r}: it was never submitted, or its record expired.")
         return
-    ui.render(req, resp, session, "workflow.html", status=status, section="tasks", wf=record, problem=problem,
+    ui.render(req, resp, session, "workflow.html", status=status, section="tasks", wf=shown_to(record, session.caller),
+              problem=problem,
               offset=offset, page_size=PAGE_SIZE, can_cancel=record["state"] == "RUNNING",
               can_retry=record["state"] in ("FAILURE", "CANCELLED"))
 
@@ -41,7 +43,7 @@ def show_workflow(ui, req, resp, session, workflow_id: str, status: int = 200, p
 class WorkflowActionPage(Resource):
     """POST cancel or retry; then back to the workflow."""
 
-    @responder("admin")
+    @responder("tasks:control")
     def on_post(self, req: falcon.Request, resp: falcon.Response, session, form, workflow_id: str, action: str) -> None:
         engine = self.dashboard.engine()
         try:

@@ -2,8 +2,8 @@
 
 The document is built from the same :class:`~api.validation.Endpoint`
 declarations the responders validate with, and from each resource's
-``roles``; a mounted resource without declarations (another team's) still
-appears, with its path parameters, role and error answers, so every route is
+``access``; a mounted resource without declarations (another team's) still
+appears, with its path parameters, scope and error answers, so every route is
 documented.
 
 ``/openapi.json`` is public unless ``CLAW_OPENAPI_PUBLIC=false``: it
@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
-from api.auth import PUBLIC, responders
+from api.auth import PUBLIC, Access, access_of, responders
 from api.errors import ApiError
 from api.models import TASK_ID, ErrorBody, OpenApiDocument
 from api.validation import Endpoint
@@ -40,7 +40,9 @@ PATH_SCHEMAS = {"task_id": {"type": "string", "format": "uuid", "pattern": TASK_
 
 DESCRIPTION = """Background tasks on Dramatiq/RabbitMQ with task state in Redis.
 
-**Authentication.** Send `Authorization: Bearer <token>` (the Authorize button, above); roles: read < submit < admin.
+**Authentication.** Send `Authorization: Bearer <token>` (the Authorize button, above): a service token (scopes, or a
+role: read < submit < admin) or a user token (one user's own records). Fields marked `x-sensitive` are masked for
+callers who may not see them.
 
 **Errors.** Every error answers `{"error": {"status", "title", "description", "fields"}}`; `fields` names the
 input that was wrong. 503 and 429 carry `Retry-After`: the request was not accepted, send it again then.
@@ -98,7 +100,7 @@ def _schemas(endpoints: Iterable[Endpoint]) -> tuple[dict, dict]:
 
 
 def _operation(path: str, method: str, resource: Any, endpoint: Optional[Endpoint], refs: dict, schemas: dict) -> dict:
-    role = getattr(resource, "roles", {}).get(method)
+    access = access_of(resource, method)
     path_params = _FIELD.findall(path)
     summary = endpoint.summary if endpoint else _first_line(type(resource).__doc__) or type(resource).__name__
     description = endpoint.description if endpoint else ""
@@ -120,9 +122,11 @@ def _operation(path: str, method: str, resource: Any, endpoint: Optional[Endpoin
         operation["requestBody"] = {"required": endpoint.body_required,
                                     "content": {falcon.MEDIA_JSON: {"schema": refs[(endpoint.body, "validation")]}}}
         errors.update((400, 413, 415, 422))
-    if role != PUBLIC:
+    if access is not None and not access.public:
         operation["security"] = [{"bearerAuth": []}]
-        description = f"{description}\n\nRole: `{role}`.".strip()
+        needs = f"Scope: `{access.scope}`." if access.scope else "Any valid token."
+        users = "User tokens: their own user's records only." if access.users else "Not for user tokens."
+        description = f"{description}\n\n{needs} {users}".strip()
         errors.update((401, 403))
     if description:
         operation["description"] = description
@@ -194,7 +198,8 @@ class OpenApiResource:
     endpoints = {"GET": Endpoint("This OpenAPI document", TAG, operation_id="getOpenApi", response=OpenApiDocument)}
 
     def __init__(self, public: bool = True) -> None:
-        self.roles = {"GET": PUBLIC if public else "read"}
+        # Public, or any valid token (a user token too): the document holds nobody's data.
+        self.access = {"GET": PUBLIC if public else Access(None, users=True)}
         self.spec: dict[str, Any] = {}
 
     def publish(self, spec: dict[str, Any]) -> None:
@@ -267,7 +272,7 @@ load("");
 
 
 class DocsPageResource:
-    roles = {"GET": PUBLIC}
+    access = {"GET": PUBLIC}
     endpoints = {"GET": Endpoint("Interactive API documentation (Swagger UI)", TAG, operation_id="getDocsPage", media_type=falcon.MEDIA_HTML)}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -289,7 +294,7 @@ def _asset(name: str) -> bytes:
 
 
 class DocsAssetResource:
-    roles = {"GET": PUBLIC}
+    access = {"GET": PUBLIC}
     endpoints = {"GET": Endpoint("A Swagger UI file of the docs page", TAG, operation_id="getDocsAsset", media_type="application/octet-stream",
                                  errors=(404,))}
 

@@ -19,6 +19,11 @@ stream subscribes before it reads the record, so nothing falls between the
 two; pub/sub can still drop a message (a slow subscriber, a reconnect), so a
 gap in the numbers, and every keep-alive, makes it read the history again.
 
+Records and progress are shown as the caller may see them (see
+:meth:`api.caller.Caller.view`): a user token streams its own user's tasks
+only (another's is a 404 before the stream starts), and a service token
+without ``tasks:sensitive`` sees the reply being written as ``***``.
+
 A stream holds no thread: it waits on the process's one Redis subscription
 (:mod:`api.streams.hub`). Each process holds at most ``CLAW_API_MAX_STREAMS``;
 one more is answered 503 with Retry-After at once, never left hanging.
@@ -35,13 +40,17 @@ from typing import Any, AsyncIterator, Optional
 import falcon
 from falcon.asgi import SSEvent
 
+from api.auth import Access, caller_of
 from api.blocking import run_blocking
+from api.caller import Caller
 from api.errors import ApiError
 from api.models import TaskEvents
 from api.resources import EngineProvider
 from api.streams.hub import END, EventHub
 from api.validation import Endpoint, check_task_id, json_dumps
 from pipeline import client
+from pipeline.registry import REGISTRY
+from pipeline.sensitive import mask
 from pipeline.settings import Settings
 from pipeline.state.keys import FINAL_STATES
 
@@ -65,7 +74,7 @@ def _state(event: dict) -> SSEvent:
 
 
 class TaskEventsResource:
-    roles = {"GET": "read"}
+    access = {"GET": Access("tasks:read", users=True)}
     endpoints = {"GET": Endpoint(
         "Server-sent events of one task until it finishes", TAG, operation_id="streamTaskEvents",
         media_type="text/event-stream", events=TaskEvents,
@@ -88,27 +97,31 @@ class TaskEventsResource:
             raise ApiError(503, "Too many streams",
                            f"this API process holds its maximum of {self.max_streams} open event streams "
                            "(CLAW_API_MAX_STREAMS); retry shortly", headers={"Retry-After": str(CAP_RETRY_AFTER_SECONDS)})
-        await run_blocking(client.get_record, task_id, engine=self.engine())  # 404 before the stream starts
+        caller = caller_of(req)
+        if not caller.may_read(await run_blocking(self.engine().store.get, task_id)):  # 404 before the stream starts
+            raise client.not_found(task_id)
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")  # nginx: pass events on at once
         gone = req.scope.get("claw.client_gone")
-        resp.sse = self.events(task_id, _last_event_id(req.get_header("Last-Event-ID")), gone)
+        resp.sse = self.events(task_id, _last_event_id(req.get_header("Last-Event-ID")), gone, caller=caller)
 
     async def events(self, task_id: str, last_seen: Optional[int] = None,
-                     gone: Optional[asyncio.Future] = None) -> AsyncIterator[SSEvent]:
-        """The stream; *last_seen* is the client's Last-Event-ID, *gone* resolves when it disconnects.
+                     gone: Optional[asyncio.Future] = None, *, caller: Caller) -> AsyncIterator[SSEvent]:
+        """The stream as *caller* may see it; *last_seen* is the client's Last-Event-ID, *gone* resolves
+        when it disconnects.
 
         The first event carries the reconnection delay (``retry``), so that a
         stream of one event (a finished task) is one write.
         """
         first = True
-        async with contextlib.aclosing(self._events(task_id, last_seen, gone)) as events:
+        async with contextlib.aclosing(self._events(task_id, last_seen, gone, _Shown(caller))) as events:
             async for event in events:
                 if first:
                     event.retry, first = RECONNECT_MS, False
                 yield event
 
-    async def _events(self, task_id: str, last_seen: Optional[int], gone: Optional[asyncio.Future]) -> AsyncIterator[SSEvent]:
+    async def _events(self, task_id: str, last_seen: Optional[int], gone: Optional[asyncio.Future],
+                      shown: "_Shown") -> AsyncIterator[SSEvent]:
         store = self.engine().store
         subscription = await self.hub.subscribe(store.keys.events_channel(task_id))
         if gone is not None:
@@ -117,25 +130,26 @@ class TaskEventsResource:
             gone.add_done_callback(lambda _: subscription.release())
         try:
             record, history = await run_blocking(store.get_with_history, task_id)
+            shown.learn(record)
             if record is None or last_seen is None or last_seen > len(history):
-                yield _record(record, len(history))
+                yield _record(shown.record(record), len(history))
                 sent = len(history)
             else:  # a reconnect: the changes it missed, then where a running task stands
                 for event in history[last_seen:]:
                     yield _state(event)
                 sent = len(history)
                 if record["state"] == "STARTED" and record.get("progress"):
-                    yield SSEvent(event="progress", data=_json({"type": "progress", "progress": record["progress"]}))
+                    yield SSEvent(event="progress", data=_json({"type": "progress", "progress": shown.progress(record["progress"])}))
                 if record["state"] in FINAL_STATES:
-                    yield _record(record, sent)
+                    yield _record(shown.record(record), sent)
             if record is None or record["state"] in FINAL_STATES:
                 return
-            async for event in self._follow(task_id, subscription, sent):
+            async for event in self._follow(task_id, subscription, sent, shown):
                 yield event
         finally:
             await subscription.close()
 
-    async def _follow(self, task_id: str, subscription, sent: int) -> AsyncIterator[SSEvent]:
+    async def _follow(self, task_id: str, subscription, sent: int, shown: "_Shown") -> AsyncIterator[SSEvent]:
         store = self.engine().store
         deadline = time.monotonic() + self.max_seconds
         while (remaining := deadline - time.monotonic()) > 0:
@@ -149,7 +163,7 @@ class TaskEventsResource:
                     yield _state(missed)
                 sent = max(sent, len(history))
                 if record is None or record["state"] in FINAL_STATES:
-                    yield _record(record, sent)
+                    yield _record(shown.record(record), sent)
                     return
                 if message is None:
                     yield SSEvent(comment="keep-alive")
@@ -161,10 +175,35 @@ class TaskEventsResource:
                 yield _state(event) if "seq" in event else SSEvent(event="state", data=message)
                 if event.get("state") in FINAL_STATES:
                     record = await run_blocking(store.get, task_id)
-                    yield _record(record, sent)
+                    yield _record(shown.record(record), sent)
                     return
+            elif event.get("type") == "progress" and shown.masks_output:
+                yield SSEvent(event="progress", data=_json({**event, "progress": shown.progress(event.get("progress"))}))
             else:
                 yield SSEvent(event=event.get("type", "message"), data=message)
+
+
+class _Shown:
+    """What one stream's caller sees of the task: decided once, from the record's owner and actor."""
+
+    def __init__(self, caller: Caller):
+        self.caller = caller
+        self.output: tuple[str, ...] = ()
+
+    def learn(self, record: Optional[dict]) -> None:
+        if record is not None and not self.caller.sees_sensitive(record):
+            spec = REGISTRY.get(record.get("actor", ""))
+            self.output = spec.sensitive_output if spec is not None else ()
+
+    @property
+    def masks_output(self) -> bool:
+        return bool(self.output)
+
+    def record(self, record: Optional[dict]) -> Optional[dict]:
+        return self.caller.view(record)
+
+    def progress(self, progress: Any) -> Any:
+        return mask(progress, self.output)
 
 
 def _last_event_id(header: Optional[str]) -> Optional[int]:

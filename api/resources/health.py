@@ -33,7 +33,7 @@ READY_CACHE_SECONDS = 1.5
 
 
 class HealthResource:
-    roles = {"GET": PUBLIC}
+    access = {"GET": PUBLIC}
     endpoints = {"GET": Endpoint("Liveness: the process answers", TAG, operation_id="getHealth", response=Health)}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -41,7 +41,7 @@ class HealthResource:
 
 
 class ReadyResource:
-    roles = {"GET": PUBLIC}
+    access = {"GET": PUBLIC}
     endpoints = {"GET": Endpoint("Readiness: Redis and RabbitMQ answer (cached 1.5 s)", TAG, operation_id="getReadiness", response=Health,
                                  errors=(503,))}
 

@@ -12,6 +12,7 @@ import time
 
 import falcon
 
+from api.auth import Access
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import HealthSnapshot
@@ -20,7 +21,7 @@ from api.validation import Endpoint
 
 
 class HealthSnapshotResource:
-    roles = {"GET": "read"}
+    access = {"GET": Access("tasks:read", users=False)}
     endpoints = {"GET": Endpoint("The latest health check: backlogs, workers, failure rates, lost tasks", "tasks", operation_id="getHealthSnapshot",
                                  response=HealthSnapshot, errors=(404,))}
 

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from api.auth import Access
 from api.blocking import run_blocking
 from api.resources import EngineProvider, known_actors, known_queues
 from api.validation import Endpoint
@@ -110,7 +111,7 @@ class ApiMetrics:
 
 
 class MetricsResource:
-    roles = {"GET": "read"}
+    access = {"GET": Access("metrics:read", users=False)}
     endpoints = {"GET": Endpoint("Prometheus metrics", "health", operation_id="getMetrics", media_type=CONTENT_TYPE_LATEST.split(";")[0])}
 
     def __init__(self, metrics: ApiMetrics):

@@ -5,6 +5,9 @@
   are the same under their earlier names).
 * ``POST /api/v1/notifications/{user_id}/read`` with ``{"ids": ["..."]}`` or ``{"all": true}`` —
   returns how many were marked and how many stay unread.
+
+A user token reads and marks its own user's inbox only (another user's is a
+404); a service token needs ``notifications:inbox``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, Callable, Optional
 import falcon
 import redis as redis_lib
 
+from api.auth import Access, caller_of
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import InboxPage, InboxQuery, MarkReadBody, MarkReadOutcome
@@ -25,14 +29,17 @@ from pipeline.redis_client import get_redis
 from pipeline.settings import get_settings
 
 
-def _check_user(user_id: str) -> None:
+def _check_user(req: falcon.Request, user_id: str) -> None:
     if not USER_ID_RE.match(user_id or ""):
         raise ApiError(400, "Invalid user_id", "user_id: must be letters, digits, _ . @ : - (at most 128 characters)",
                        fields={"user_id": "must be letters, digits, _ . @ : - (at most 128 characters)"})
+    caller = caller_of(req)
+    if caller.is_user and caller.user_id != user_id:
+        raise ApiError(404, "Not Found", f"no inbox {user_id!r} for this user")
 
 
 class _InboxResource:
-    roles = {"GET": "read", "POST": "submit"}
+    access = {"GET": Access("notifications:inbox", users=True), "POST": Access("notifications:inbox", users=True)}
 
     def __init__(self, inbox: Optional[Inbox] = None):
         self._inbox_obj = inbox
@@ -56,10 +63,10 @@ class NotificationListResource(_InboxResource):
 
     endpoints = {"GET": Endpoint("One page of a user's in-app inbox, unread first", "notifications",
                                  operation_id="listNotifications", query=InboxQuery, response=InboxPage,
-                                 errors=(503,))}
+                                 errors=(404, 503))}
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        _check_user(user_id)
+        _check_user(req, user_id)
         query = self.endpoints["GET"].parse_query(req)
         page = await self.call(
             lambda inbox: inbox.list(user_id, offset=query.start, limit=query.limit, unread_only=query.unread_only))
@@ -72,10 +79,10 @@ class NotificationReadResource(_InboxResource):
 
     endpoints = {"POST": Endpoint("Mark some (ids) or all of a user's notifications read", "notifications",
                                   operation_id="markNotificationsRead", body=MarkReadBody, response=MarkReadOutcome,
-                                  errors=(503,))}
+                                  errors=(404, 503))}
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        _check_user(user_id)
+        _check_user(req, user_id)
         body = await self.endpoints["POST"].parse_body(req)
         outcome = await self.call(lambda inbox: inbox.mark_read(user_id, body.ids, all=bool(body.all)))
         resp.media = {"user_id": user_id, **outcome}

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import falcon
 
 import scheduler.builtin  # noqa: F401  (declares the built-in schedules' actors, so they validate)
+from api.auth import Access
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import ScheduleChangeBody, ScheduleCreateBody, ScheduleList, ScheduleView
@@ -49,7 +50,7 @@ class _ScheduleResource:
 
 
 class ScheduleListResource(_ScheduleResource):
-    roles = {"GET": "admin", "POST": "admin"}
+    access = {"GET": Access("schedules:read", users=False), "POST": Access("schedules:write", users=False, audit=True)}
     endpoints = {
         "GET": Endpoint("Every schedule with its next and last run", TAG, operation_id="listSchedules", response=ScheduleList),
         "POST": Endpoint("Add a schedule", TAG, operation_id="createSchedule", body=ScheduleCreateBody, response=ScheduleView, status=201,
@@ -72,7 +73,8 @@ class ScheduleListResource(_ScheduleResource):
 
 
 class ScheduleItemResource(_ScheduleResource):
-    roles = {"GET": "admin", "PATCH": "admin", "DELETE": "admin"}
+    access = {"GET": Access("schedules:read", users=False), "PATCH": Access("schedules:write", users=False, audit=True),
+              "DELETE": Access("schedules:write", users=False, audit=True)}
     endpoints = {
         "GET": Endpoint("One schedule", TAG, operation_id="getSchedule", response=ScheduleView, errors=(404,)),
         "PATCH": Endpoint("Change a schedule; {\"enabled\": false} pauses it", TAG, operation_id="updateSchedule", body=ScheduleChangeBody,

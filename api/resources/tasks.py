@@ -3,6 +3,8 @@
 Every read is O(1) or O(page) in Redis round trips whatever the number of
 stored tasks (see :mod:`pipeline.state.store`); queue depths come from
 RabbitMQ through a short cache (:class:`pipeline.queues.QueueStatsCache`).
+A user token sees its own user's tasks only: the status of another's is a
+404, its list and counts come from its user's own index.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import falcon
 
 from api.async_redis import LoopRedis
+from api.auth import Access, caller_of
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import (
@@ -22,9 +25,10 @@ from api.models import (
     RequeueBody,
     Requeued,
     RetryAccepted,
-    Stats,
+    StatsAnswer,
     TaskPage,
     TaskRecord,
+    UserStats,
 )
 from api.resources import EngineProvider, known_actors, known_queues, queue_of, status_url
 from api.validation import Endpoint, check_task_id
@@ -44,7 +48,7 @@ def _page(engine, query, **filters) -> tuple[list[dict], Any]:
 
 
 class TaskStatusResource:
-    roles = {"GET": "read"}
+    access = {"GET": Access("tasks:read", users=True)}
     endpoints = {"GET": Endpoint("A task's record (with its result once finished)", TAG, operation_id="getTaskStatus", response=TaskRecord,
                                  errors=(400, 404))}
 
@@ -55,31 +59,38 @@ class TaskStatusResource:
     async def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         task_id = check_task_id(task_id)
         engine = self.engine()
+        caller = caller_of(req)
         record = await engine.store.get_async(self.redis.client(engine.settings.redis_url), task_id)
-        if record is None:
-            raise client.not_found(task_id)
-        resp.media = record
+        if not caller.may_read(record):
+            raise client.not_found(task_id)  # another user's task: as if there were none
+        resp.media = caller.view(record)
 
 
 class TaskListResource:
-    roles = {"GET": "read"}
-    endpoints = {"GET": Endpoint("Tasks, newest first, filtered and paged", TAG, operation_id="listTasks", query=ListQuery, response=TaskPage)}
+    access = {"GET": Access("tasks:read", users=True)}
+    endpoints = {"GET": Endpoint("Tasks, newest first, filtered and paged", TAG, operation_id="listTasks", query=ListQuery, response=TaskPage,
+                                 description="A user token lists its own user's tasks (user_id is set for it).")}
 
     def __init__(self, engine: EngineProvider):
         self.engine = engine
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = self.endpoints["GET"].parse_query(req)
+        caller = caller_of(req)
         if query.since is not None and query.until is not None and query.since > query.until:
             raise ApiError(400, "Invalid query parameter", "since: must not be after until",
                            fields={"since": "must not be after until"})
+        if caller.is_user and query.user_id not in (None, caller.user_id):
+            raise ApiError(403, "Forbidden", "user_id: a user token lists its own user's tasks only",
+                           fields={"user_id": "must be your own (or left out)"})
+        user_id = caller.user_id if caller.is_user else query.user_id
         tasks, cursor = await run_blocking(_page, self.engine(), query, state=query.state, actor=query.actor,
-                                           queue=query.queue, since=query.since, until=query.until)
-        resp.media = {"tasks": tasks, "next_cursor": cursor}
+                                           queue=query.queue, since=query.since, until=query.until, user_id=user_id)
+        resp.media = {"tasks": [caller.view(task) for task in tasks], "next_cursor": cursor}
 
 
 class TaskCancelResource:
-    roles = {"POST": "admin"}
+    access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint(
         "Cancel a task: PENDING/RETRY never run, STARTED is interrupted", TAG, operation_id="cancelTask", response=CancelOutcome,
         errors=(400, 404, 409),
@@ -93,7 +104,7 @@ class TaskCancelResource:
 
 
 class TaskRetryResource:
-    roles = {"POST": "admin"}
+    access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint(
         "Re-run a FAILURE or CANCELLED task as a new task", TAG, operation_id="retryTask", response=RetryAccepted, status=202,
         errors=(400, 404, 409, 503),
@@ -104,7 +115,8 @@ class TaskRetryResource:
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         original = check_task_id(task_id)
-        new_id = await run_blocking(client.retry, original, engine=self.engine())
+        new_id = await run_blocking(client.retry, original, engine=self.engine(), submitted_by=caller_of(req).name)
+        req.context.audit = {"new_task_id": new_id}
         resp.status = falcon.HTTP_202
         resp.media = {"task_id": new_id, "state": "PENDING", "status_url": status_url(new_id), "retry_of": original}
 
@@ -117,15 +129,21 @@ class TaskStatsResource:
     null and ``broker_error`` says why), since that is when operators look.
     """
 
-    roles = {"GET": "read"}
+    access = {"GET": Access("tasks:read", users=True)}
     endpoints = {"GET": Endpoint("Counts per state, actor and queue; runtimes; throughput; queue depths", TAG, operation_id="getTaskStats",
-                                 response=Stats)}
+                                 response=StatsAnswer, description="A user token gets its own user's counts per state "
+                                                                   "(`UserStats`: `user_id`, `states`).")}
 
     def __init__(self, engine: EngineProvider, queue_stats: QueueStatsCache):
         self.engine = engine
         self.queue_stats = queue_stats
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        caller = caller_of(req)
+        if caller.is_user:
+            states = await run_blocking(self.engine().store.count_for_owner, caller.user_id)
+            resp.media = UserStats(user_id=caller.user_id, states=states).model_dump()
+            return
         resp.media = await run_blocking(self.stats)
 
     def stats(self) -> dict[str, Any]:
@@ -152,7 +170,7 @@ class TaskStatsResource:
 
 
 class DeadLetterResource:
-    roles = {"GET": "read"}
+    access = {"GET": Access("tasks:read", users=False)}
     endpoints = {"GET": Endpoint(
         "Failed tasks (newest first), dead-letter queue depths and undecodable messages", TAG, operation_id="listDeadLetters",
         query=DeadQuery, response=DeadLetters,
@@ -163,7 +181,12 @@ class DeadLetterResource:
         self.queue_stats = queue_stats
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = await run_blocking(self.page, self.endpoints["GET"].parse_query(req))
+        page = await run_blocking(self.page, self.endpoints["GET"].parse_query(req))
+        caller = caller_of(req)
+        page["tasks"] = [caller.view(task) for task in page["tasks"]]
+        if not caller.has("tasks:sensitive"):  # the first bytes of a body nobody could decode may be anyone's data
+            page["undecodable"] = [{k: v for k, v in entry.items() if k != "head"} for entry in page["undecodable"]]
+        resp.media = page
 
     def page(self, query: DeadQuery) -> dict[str, Any]:
         engine = self.engine()
@@ -177,7 +200,7 @@ class DeadLetterResource:
 
 
 class DeadLetterRequeueResource:
-    roles = {"POST": "admin"}
+    access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint(
         "Move dead-lettered messages back to their queue and their tasks back to PENDING", TAG, operation_id="requeueDeadLetters",
         body=RequeueBody, response=Requeued, errors=(503,),
@@ -194,4 +217,6 @@ class DeadLetterRequeueResource:
         if body.queue not in queues:
             raise ApiError(422, "Invalid request body", f"queue: unknown queue {body.queue!r}",
                            fields={"queue": f"must be one of {', '.join(queues)}"})
-        resp.media = {"queue": body.queue, "requeued": await run_blocking(requeue_dead, engine, body.queue, body.task_ids)}
+        requeued = await run_blocking(requeue_dead, engine, body.queue, body.task_ids)
+        req.context.audit = {"queue": body.queue, "requeued": requeued}
+        resp.media = {"queue": body.queue, "requeued": requeued}

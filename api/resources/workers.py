@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import falcon
 
+from api.auth import Access
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import WorkerCommandBody, WorkerCommandSent, WorkerList
@@ -19,7 +20,7 @@ TAG = "workers"
 
 
 class WorkerListResource:
-    roles = {"GET": "read"}
+    access = {"GET": Access("workers:read", users=False)}
     endpoints = {"GET": Endpoint("Live worker processes (oldest first)", TAG, operation_id="listWorkers", response=WorkerList)}
 
     def __init__(self, engine: EngineProvider):
@@ -33,7 +34,7 @@ class WorkerListResource:
 class WorkerCommandResource:
     """POST sends *command* to one worker (``{"worker": id}``) or to all (no body)."""
 
-    roles = {"POST": "admin"}
+    access = {"POST": Access("workers:control", users=False, audit=True)}
 
     def __init__(self, engine: EngineProvider, command: str, summary: str, operation_id: str):
         self.engine = engine

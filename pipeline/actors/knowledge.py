@@ -24,7 +24,11 @@ from pipeline import workflow
 from pipeline.context import running_task
 from pipeline.knowledge import extra
 from pipeline.knowledge.text import MAX_TEXT_CHARS, StoredJson, StoredText
+from pipeline.sensitive import Sensitive
 from pipeline.task import task
+
+#: Any token with this scope may submit the knowledge tasks (see api.scopes).
+SCOPE = "knowledge:write"
 
 
 class VectorizeArgs(pydantic.BaseModel):
@@ -36,7 +40,7 @@ class VectorizeArgs(pydantic.BaseModel):
     knowledge_base_id: Optional[uuid.UUID] = None
     source: Optional[StoredText] = Field(None, min_length=1, max_length=500, description="Unique within the base, e.g. a path.")
     title: Optional[StoredText] = Field(None, min_length=1, max_length=200)
-    text: Optional[StoredText] = Field(None, max_length=MAX_TEXT_CHARS)
+    text: Optional[StoredText] = Sensitive(None, max_length=MAX_TEXT_CHARS)
     metadata: Optional[StoredJson] = None
     force: bool = Field(False, description="Chunk again even when content and model are unchanged.")
 
@@ -86,7 +90,7 @@ class DeleteBaseArgs(pydantic.BaseModel):
     soft_time_limit=300,
     time_limit=600,
     rate_limit="5/m",
-    args_model=VectorizeArgs,
+    args_model=VectorizeArgs, submit_scope=SCOPE,
 )
 def vectorize_document(
     *,
@@ -119,7 +123,7 @@ class FinishUpdateArgs(pydantic.BaseModel):
     failures: list[dict] = Field(default_factory=list)
 
 
-@task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=180, time_limit=300, args_model=UpdateArgs)
+@task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=180, time_limit=300, args_model=UpdateArgs, submit_scope=SCOPE)
 def update_knowledge_base(*, knowledge_base_id: str, mode: str = "incremental") -> dict:
     """Re-vectorize the documents of a base that need it (incremental | full | rebuild), as a chord."""
     (indexing,) = extra.modules("indexing")
@@ -136,7 +140,7 @@ def finish_knowledge_update(*, knowledge_base_id: str, mode: str, documents: int
                                   failures=failures or [])
 
 
-@task(queue="knowledge_default", priority=5, max_retries=2, args_model=DeleteArgs)
+@task(queue="knowledge_default", priority=5, max_retries=2, args_model=DeleteArgs, submit_scope=SCOPE)
 def delete_knowledge_vectors(
     *, knowledge_base_id: str, document_ids: Optional[list[str]] = None, all_documents: bool = False
 ) -> dict:
@@ -149,7 +153,7 @@ def delete_knowledge_vectors(
 
 
 @task(queue="knowledge_default", priority=5, max_retries=2, soft_time_limit=1500, time_limit=1800,
-      args_model=DeleteBaseArgs)
+      args_model=DeleteBaseArgs, submit_scope=SCOPE)
 def delete_knowledge_base(*, knowledge_base_id: str) -> dict:
     """Delete a knowledge base as a whole: its index, documents, chunks and vectors.
 

@@ -47,6 +47,7 @@ def _validated(model: type[pydantic.BaseModel], kwargs: dict[str, Any]) -> Any:
     soft_time_limit=90,
     time_limit=120,
     args_model=NotificationArgs,
+    submit_scope="notifications:send",
 )
 def send_notification(
     *,
@@ -65,7 +66,8 @@ def send_notification(
     return deliver(args, args.dedup_key or running_task().task_id or uuid.uuid4().hex)
 
 
-@task(queue="default", max_retries=3, soft_time_limit=120, time_limit=180, args_model=NotificationBatchArgs)
+@task(queue="default", max_retries=3, soft_time_limit=120, time_limit=180, args_model=NotificationBatchArgs,
+      submit_scope="notifications:send")
 def send_notification_batch(
     *,
     channel: str,

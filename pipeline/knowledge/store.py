@@ -67,6 +67,12 @@ class KnowledgeBase:
     status: str
     created_at: datetime
     updated_at: datetime
+    #: Whose users may search it (None: users without a tenant).
+    tenant_id: Optional[str] = None
+
+    def readable_by(self, tenant_id: Optional[str]) -> bool:
+        """Whether a user of *tenant_id* may search this base."""
+        return self.tenant_id == tenant_id
 
     def check_embedder(self, model_name: str, dim: int) -> None:
         """Refuse an embedder whose vectors cannot be compared with this base's."""
@@ -78,7 +84,7 @@ class KnowledgeBase:
             )
 
 
-_KB_COLUMNS = "id, name, embedder_model, embedding_dim, status, created_at, updated_at"
+_KB_COLUMNS = "id, name, embedder_model, embedding_dim, status, created_at, updated_at, tenant_id"
 
 
 def get_knowledge_base(conn: psycopg.Connection, kb_id: str | uuid.UUID, *, for_update: bool = False) -> KnowledgeBase:
@@ -96,27 +102,33 @@ def find_knowledge_base(conn: psycopg.Connection, name: str) -> Optional[Knowled
         return cur.execute(f"SELECT {_KB_COLUMNS} FROM knowledge_bases WHERE name = %s", (name,)).fetchone()
 
 
-def list_knowledge_bases(conn: psycopg.Connection) -> list[dict]:
-    """Every base with its document and chunk counts, by name."""
+#: ``list_knowledge_bases(conn, tenant=ANY_TENANT)``: every base (a service's view).
+ANY_TENANT = object()
+
+
+def list_knowledge_bases(conn: psycopg.Connection, tenant: Any = ANY_TENANT) -> list[dict]:
+    """Every base (or those of one tenant; None: those without) with its document and chunk counts, by name."""
+    where, params = ("", ()) if tenant is ANY_TENANT else (" WHERE kb.tenant_id IS NOT DISTINCT FROM %s", (tenant,))
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT kb.id::text AS id, kb.name, kb.embedder_model, kb.embedding_dim, kb.status,"
+            "SELECT kb.id::text AS id, kb.name, kb.embedder_model, kb.embedding_dim, kb.status, kb.tenant_id,"
             " (SELECT count(*) FROM documents d WHERE d.knowledge_base_id = kb.id) AS documents,"
             " (SELECT count(*) FROM chunks c WHERE c.knowledge_base_id = kb.id) AS chunks"
-            " FROM knowledge_bases kb ORDER BY kb.name"
+            f" FROM knowledge_bases kb{where} ORDER BY kb.name", params
         ).fetchall()
 
 
-def ensure_knowledge_base(conn: psycopg.Connection, name: str, model_name: str, dim: int) -> KnowledgeBase:
-    """The base called ``name``, created for this embedder if it does not exist yet.
+def ensure_knowledge_base(conn: psycopg.Connection, name: str, model_name: str, dim: int,
+                          tenant_id: Optional[str] = None) -> KnowledgeBase:
+    """The base called ``name``, created for this embedder (and tenant) if it does not exist yet.
 
     Call :func:`ensure_index` after committing, to give a new base its index.
     """
     with conn.cursor(row_factory=class_row(KnowledgeBase)) as cur:
         cur.execute(
-            f"INSERT INTO knowledge_bases (name, embedder_model, embedding_dim) VALUES (%s, %s, %s) "
+            f"INSERT INTO knowledge_bases (name, embedder_model, embedding_dim, tenant_id) VALUES (%s, %s, %s, %s) "
             f"ON CONFLICT (name) DO NOTHING RETURNING {_KB_COLUMNS}",
-            (name, model_name, dim),
+            (name, model_name, dim, tenant_id),
         )
         created = cur.fetchone()
     return created or find_knowledge_base(conn, name)
@@ -518,11 +530,17 @@ def recent_messages(conn: psycopg.Connection, conversation_id: str, limit: int) 
     return rows[::-1]
 
 
+#: ``list_messages(..., user_id=ANY_USER)``: whoever's conversation it is (a service's view).
+ANY_USER = object()
+
+
 def list_messages(
-    conn: psycopg.Connection, conversation_id: str, limit: int, before: Optional[int] = None
+    conn: psycopg.Connection, conversation_id: str, limit: int, before: Optional[int] = None, user_id: Any = ANY_USER,
 ) -> Optional[list[Message]]:
-    """A page of messages (oldest first) ending before message id ``before``; None for an unknown conversation."""
-    if conn.execute("SELECT 1 FROM conversations WHERE id = %s", (conversation_id,)).fetchone() is None:
+    """A page of messages (oldest first) ending before message id ``before``; None for an unknown
+    conversation, or one that is not *user_id*'s."""
+    owner = conversation_owner(conn, conversation_id)
+    if owner is None or (user_id is not ANY_USER and owner[0] != user_id):
         return None
     with conn.cursor(row_factory=class_row(Message)) as cur:
         rows = cur.execute(
@@ -531,6 +549,21 @@ def list_messages(
             (conversation_id, before, before, limit),
         ).fetchall()
     return rows[::-1]
+
+
+def conversation_owner(conn: psycopg.Connection, conversation_id: str) -> Optional[tuple[Optional[str], Optional[str]]]:
+    """(user_id, tenant_id) of the conversation's owner (each None when started for nobody); None when there is none."""
+    return conn.execute("SELECT user_id, tenant_id FROM conversations WHERE id = %s", (conversation_id,)).fetchone()
+
+
+def claim_conversation(conn: psycopg.Connection, conversation_id: str, user_id: Optional[str],
+                       tenant_id: Optional[str]) -> bool:
+    """Start the conversation for *user_id* if it is new; whether it is *user_id*'s (the first to start it owns it)."""
+    with conn.transaction():
+        conn.execute("INSERT INTO conversations (id, user_id, tenant_id) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                     (conversation_id, user_id, tenant_id))
+        owner = conversation_owner(conn, conversation_id)
+    return owner is not None and owner[0] == user_id
 
 
 def exchange_for_task(conn: psycopg.Connection, task_id: str) -> Optional[Message]:

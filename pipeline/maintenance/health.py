@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 import pika
-from dramatiq import Message
 from dramatiq.errors import ActorNotFound, BrokerError
 
 from pipeline import client
@@ -190,8 +189,7 @@ def _requeue(engine: Engine, record: dict[str, Any]) -> Optional[str]:
     if previous is None:
         return None
     payload = engine.store.payload(task_id) or {"args": [], "kwargs": record.get("kwargs", {})}
-    message = Message(queue_name=queue, actor_name=actor, args=tuple(payload["args"]), kwargs=payload["kwargs"],
-                      options={"broker_priority": record.get("priority", 0)}, message_id=task_id)
+    message = client.message_for({**record, "priority": record.get("priority", 0)}, payload)
     try:
         with untracked():
             engine.broker.enqueue(message)

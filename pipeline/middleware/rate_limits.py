@@ -21,10 +21,11 @@ from typing import Optional
 from dramatiq.middleware import Middleware, SkipMessage
 
 from pipeline.delivery import open_delivery
+from pipeline.owners import Owner
 from pipeline.redis_client import wait_for_redis
 from pipeline.state import StateStore, untracked
 from pipeline.state.admission import Limits
-from pipeline.registry import TaskPolicy, policy_of
+from pipeline.registry import OwnerOr, TaskPolicy, policy_of
 
 #: Longest key kept as it is; longer ones are hashed (a key is part of Redis key names).
 MAX_KEY_CHARS = 128
@@ -33,15 +34,20 @@ LOST_AFTER_MS = 60_000
 
 
 def rate_key(policy: TaskPolicy, message) -> str:
-    """The key a task is limited and shared under: the keyword argument its policy names.
+    """The key a task is limited and shared under: the keyword argument its policy names, or with
+    :class:`OwnerOr` the submission's owner (``user:<user_id>``) when it has one.
 
-    This is the one place the key is read: a policy can take it from
-    somewhere else (e.g. the submission's owner) by changing this function
-    and ``rate_limit_key``. Tasks without the argument share the key "".
+    This is the one place the key is read. Tasks without the argument share the key "".
     """
-    if not policy.rate_limit_key:
+    source = policy.rate_limit_key
+    if not source:
         return ""
-    value = message.kwargs.get(policy.rate_limit_key)
+    if isinstance(source, OwnerOr):
+        user_id = Owner.of_message(message).user_id
+        if user_id is not None:
+            return "user:" + user_id
+        source = source.argument
+    value = message.kwargs.get(source)
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)

@@ -22,11 +22,12 @@ from pipeline.context import TaskContext, set_current, peek_current
 from pipeline.delivery import Delivery, delivery_of, open_delivery
 from pipeline.encoder import to_json
 from pipeline.observability.message import REQUEST_ID_OPTION
-from pipeline.redact import redact
+from pipeline.owners import Owner
 from pipeline.redis_client import wait_for_redis
+from pipeline.sensitive import mask
 from pipeline.state import NewTask, StateStore, error_fields, exception_result, untracked, worker_identity
 from pipeline.state.records import is_untracked, now_field
-from pipeline.registry import policy_of
+from pipeline.registry import REGISTRY, policy_of
 
 logger = logging.getLogger("pipeline.state")
 
@@ -46,6 +47,7 @@ def new_task_from_message(broker, message) -> NewTask:
         args=list(message.args),
         kwargs=dict(message.kwargs),
         request_id=message.options.get(REQUEST_ID_OPTION),
+        owner=Owner.of_message(message),
     )
 
 
@@ -81,7 +83,7 @@ class TaskState(Middleware):
 
         if outcome == "STARTED":
             delivery.attempt, delivery.started = attempts, time.monotonic()
-            set_current(TaskContext(message.message_id, message.actor_name, attempts, self.store))
+            set_current(TaskContext(message.message_id, message.actor_name, attempts, self.store, Owner.of_message(message)))
             return
         self._drop(message, delivery, outcome, attempts)
 
@@ -174,8 +176,8 @@ class TaskState(Middleware):
 class QuietWorkerLog(logging.Filter):
     """Dramatiq's worker log, fitted to this engine.
 
-    - Messages in log lines show their arguments redacted (Dramatiq prints
-      them whole, secrets included, when a task fails).
+    - Messages in log lines show their arguments with the fields their task
+      declares sensitive masked (Dramatiq prints them whole when a task fails).
     - "was skipped" is dropped for the skips the engine makes on purpose
       (rate-limited, cancelled, already finished): the task records them.
     - "haven't added the Results middleware" is dropped: results are stored
@@ -190,10 +192,12 @@ class QuietWorkerLog(logging.Filter):
         if "haven't added the Results middleware" in str(record.msg):
             return False
         if any(hasattr(arg, "actor_name") and hasattr(arg, "kwargs") for arg in args):
-            record.args = tuple(_redacted(arg) if hasattr(arg, "actor_name") else arg for arg in args)
+            record.args = tuple(_masked(arg) if hasattr(arg, "actor_name") else arg for arg in args)
         return True
 
 
-def _redacted(message) -> str:
-    return f"{message.actor_name}(*{redact(list(message.args))}, **{redact(dict(message.kwargs))}) [{message.message_id}]"
+def _masked(message) -> str:
+    spec = REGISTRY.get(message.actor_name)
+    kwargs = mask(dict(message.kwargs), spec.sensitive_arguments) if spec is not None else dict(message.kwargs)
+    return f"{message.actor_name}(*{list(message.args)}, **{kwargs}) [{message.message_id}]"
 

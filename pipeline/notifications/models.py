@@ -14,6 +14,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from pipeline.sensitive import Sensitive
+
 from pipeline.notifications.registry import CHANNEL_NAMES, E164_RE, EMAIL_RE, USER_ID_RE, channel_list, only_for  # noqa: F401  (E164_RE, EMAIL_RE, USER_ID_RE: read here by the API and settings)
 from pipeline.notifications.registry import CHANNELS as CHANNEL_SPECS
 
@@ -46,12 +48,12 @@ class _Content(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     channel: Channel = Field(description=f"{channel_list()}.")
-    subject: str = Field(
+    subject: str = Sensitive(
         "", max_length=MAX_SUBJECT, validate_default=True, description="Email subject / push and inbox title; none for sms."
     )
-    body: str = Field(min_length=1, max_length=max(MAX_BODY.values()), description="Plain-text content.")
-    html_body: Optional[str] = Field(None, max_length=MAX_HTML, description="HTML alternative (email only).")
-    data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON data (push payload, sms template params, inbox).")
+    body: str = Sensitive(min_length=1, max_length=max(MAX_BODY.values()), description="Plain-text content.")
+    html_body: Optional[str] = Sensitive(None, max_length=MAX_HTML, description="HTML alternative (email only).")
+    data: dict[str, Any] = Sensitive(default_factory=dict, description="Extra JSON data (push payload, sms template params, inbox).")
     app: Optional[str] = Field(None, description="Push app (CLAW_PUSH_APPS key); default CLAW_PUSH_DEFAULT_APP.")
     dedup_key: Optional[str] = Field(
         None, description="De-duplication key; a second send with the same key (per channel and recipient) is skipped."
@@ -124,7 +126,7 @@ class _Content(BaseModel):
 class NotificationArgs(_Content):
     """One notification to one recipient (arguments of ``send_notification``)."""
 
-    recipient: str = Field(
+    recipient: str = Sensitive(
         min_length=1, max_length=320, description="Email address, E.164 phone number or user id, per channel."
     )
 
@@ -140,7 +142,7 @@ class NotificationArgs(_Content):
 class NotificationBatchArgs(_Content):
     """The same notification to many recipients (arguments of ``send_notification_batch``)."""
 
-    recipients: list[str] = Field(min_length=1, max_length=MAX_BATCH, description="Recipients, per channel.")
+    recipients: list[str] = Sensitive(min_length=1, max_length=MAX_BATCH, description="Recipients, per channel.")
 
     @field_validator("recipients")
     @classmethod

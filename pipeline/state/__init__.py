@@ -7,8 +7,10 @@
 * :mod:`.housekeeping` — expiry, dead-letter resets and deletes, lost-task repair, cleanup;
 * :mod:`.admission` — rate limits and fair share: which waiting task starts next;
 * :mod:`.workflows` — chains, groups and chords, counted as their tasks finish;
+* :mod:`.quotas` — how many tasks a user token may submit per window;
+* :mod:`.audit` — the audit log (a capped stream);
 * :mod:`.workers` — worker heartbeats and the control channel;
-* :mod:`.store` — :class:`StateStore`, the five parts as one object;
+* :mod:`.store` — :class:`StateStore`, the seven parts as one object;
 * :mod:`.batching` — the worker threads' shared Redis round trips.
 """
 

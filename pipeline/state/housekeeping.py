@@ -23,12 +23,11 @@ from pipeline.state.lua import script
 TRIM = script(r"""
 local due = redis.call('ZRANGEBYSCORE', expiry_key(), '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, member in ipairs(due) do
-  local id, actor, queue, state = string.match(member, '^(.-)\31(.-)\31(.-)\31(.-)$')
+  -- id, actor, queue, state[, user]
+  local id, actor, queue, state, owner = string.match(member, '^(.-)\31(.-)\31(.-)\31([^\31]*)\31?(.*)$')
   if id then
-    redis.call('ZREM', index_all(), id)
-    redis.call('ZREM', index_actor(actor), id)
-    redis.call('ZREM', index_queue(queue), id)
-    for _, k in ipairs(state_keys(state, actor, queue)) do redis.call('ZREM', k, id) end
+    for _, k in ipairs(entry_keys(actor, queue, owner)) do redis.call('ZREM', k, id) end
+    for _, k in ipairs(state_keys(state, actor, queue, owner)) do redis.call('ZREM', k, id) end
   end
   redis.call('ZREM', expiry_key(), member)
 end
@@ -54,7 +53,7 @@ redis.call('HDEL', key, 'finished_at', 'error', 'result', 'runtime_ms', 'started
            'wait_reason', 'cancel_requested')
 redis.call('HSET', key, 'state', 'PENDING', 'attempts', '0')
 move(id, r[4], r[2], r[3], 'FAILURE', 'PENDING')
-for _, k in ipairs({index_all(), index_actor(r[2]), index_queue(r[3])}) do redis.call('ZADD', k, r[4], id) end
+for _, k in ipairs(entry_keys(r[2], r[3], owner_of(id))) do redis.call('ZADD', k, r[4], id) end
 redis.call('DEL', ARGV[4])
 event(id, 'PENDING', now)
 return {'RESET', r[6] or ''}
@@ -67,8 +66,9 @@ DELETE_FAILED = script(r"""
 local key, id = KEYS[1], ARGV[2]
 local r = redis.call('HMGET', key, 'state', 'actor', 'queue')
 if r[1] ~= 'FAILURE' then return 0 end
-for _, k in ipairs(state_keys('FAILURE', r[2], r[3])) do redis.call('ZREM', k, id) end
-for _, k in ipairs({index_all(), index_actor(r[2]), index_queue(r[3])}) do redis.call('ZREM', k, id) end
+local owner = owner_of(id)
+for _, k in ipairs(state_keys('FAILURE', r[2], r[3], owner)) do redis.call('ZREM', k, id) end
+for _, k in ipairs(entry_keys(r[2], r[3], owner)) do redis.call('ZREM', k, id) end
 redis.call('ZREM', expiry_key(), expiry_member(id, r[2], r[3], 'FAILURE'))
 redis.call('DEL', key, ARGV[3])
 return 1
@@ -213,6 +213,25 @@ class Housekeeping:
                     gone = [task_id for task_id, exists in zip(ids, pipe.execute()) if not exists]
                 if gone:
                     self._remove_from_indexes(gone, state, actors, queues)
+                    removed += len(gone)
+                offset += len(ids) - len(gone)
+        return removed + self._remove_orphaned_owner_entries()
+
+    def _remove_orphaned_owner_entries(self) -> int:
+        """The same for the users' indexes, found by SCAN (the cleanup is not a request path)."""
+        removed, prefix = 0, self.keys.index_owner("")
+        for name in self.redis.scan_iter(match=self.keys.index_owner_pattern, count=1000):
+            user_id, offset = name[len(prefix):], 0
+            while ids := self.redis.zrange(name, offset, offset + PAGE - 1):
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for task_id in ids:
+                        pipe.exists(self.keys.task(task_id))
+                    gone = [task_id for task_id, exists in zip(ids, pipe.execute()) if not exists]
+                if gone:
+                    with self.redis.pipeline(transaction=False) as pipe:
+                        for index in (name, *(self.keys.index_owner_state(user_id, state) for state in STATES)):
+                            pipe.zrem(index, *gone)
+                        pipe.execute()
                     removed += len(gone)
                 offset += len(ids) - len(gone)
         return removed

@@ -68,10 +68,26 @@ class Keys:
     def index_state_queue(self, state: str, queue: str) -> str:
         return f"{self.prefix}:i:sq:{state}:{queue}"
 
-    def indexes(self, actor: str, queue: str, state: str) -> list[str]:
-        """The six indexes a task of *actor* on *queue* in *state* is listed in."""
-        return [self.index_all, self.index_actor(actor), self.index_queue(queue), self.index_state(state),
-                self.index_state_actor(state, actor), self.index_state_queue(state, queue)]
+    def index_owner(self, user_id: str) -> str:
+        """One user's tasks (score = enqueue time in µs): what a user token lists, O(log N + page)."""
+        return f"{self.prefix}:i:u:{user_id}"
+
+    def index_owner_state(self, user_id: str, state: str) -> str:
+        """One user's tasks in one state: a user's counts are ZCARDs, and filtered lists pages."""
+        return f"{self.prefix}:i:us:{state}:{user_id}"
+
+    @property
+    def index_owner_pattern(self) -> str:
+        """A SCAN pattern matching every user's index (for the daily cleanup only)."""
+        return self.index_owner("*")
+
+    def indexes(self, actor: str, queue: str, state: str, user_id: str | None = None) -> list[str]:
+        """The indexes a task of *actor* on *queue* in *state* (of *user_id*, if any) is listed in."""
+        names = [self.index_all, self.index_actor(actor), self.index_queue(queue), self.index_state(state),
+                 self.index_state_actor(state, actor), self.index_state_queue(state, queue)]
+        if user_id:
+            names += [self.index_owner(user_id), self.index_owner_state(user_id, state)]
+        return names
 
     @property
     def expiry(self) -> str:
@@ -79,7 +95,19 @@ class Keys:
         return f"{self.prefix}:exp"
 
     def idempotency(self, key: str) -> str:
+        """*key* is scoped to its caller and actor (see :meth:`pipeline.state.records.NewTask.idempotency_claim`)."""
         return f"{self.prefix}:idem:{key}"
+
+    def submit_quota(self, actor: str, user_id: str) -> str:
+        """Sorted set of one user's recent submissions of *actor* (user tokens' quota)."""
+        return f"{self.prefix}:quota:{actor}:{user_id}"
+
+    # -- audit -----------------------------------------------------------------------------
+
+    @property
+    def audit(self) -> str:
+        """The audit stream (a Redis stream, capped): admin actions and failed authentications."""
+        return f"{self.prefix}:audit"
 
     def runtimes(self, actor: str) -> str:
         return f"{self.prefix}:rt:{actor}"
@@ -217,3 +245,11 @@ class Keys:
     @property
     def dashboard_secret(self) -> str:
         return f"{self.prefix}:dashboard:secret"
+
+    def dashboard_revoked(self, nonce: str) -> str:
+        """Set at logout; the session with this nonce is refused until it would have expired."""
+        return f"{self.prefix}:dashboard:revoked:{nonce}"
+
+    def dashboard_login_failures(self, address: str) -> str:
+        """Failed logins from one client address in the current window."""
+        return f"{self.prefix}:dashboard:login-failures:{address}"

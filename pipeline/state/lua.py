@@ -29,6 +29,8 @@ KEY_FUNCTIONS = {
     "index_state": ("index_state", ("state",)),
     "index_state_actor": ("index_state_actor", ("state", "actor")),
     "index_state_queue": ("index_state_queue", ("state", "queue")),
+    "index_owner": ("index_owner", ("user",)),
+    "index_owner_state": ("index_owner_state", ("user", "state")),
     "expiry_key": ("expiry", None),
     "idempotency_key": ("idempotency", ("key",)),
     "runtimes_key": ("runtimes", ("actor",)),
@@ -70,16 +72,34 @@ def key_function(lua_name: str, attribute: str, params: tuple[str, ...] | None) 
 PARTS: dict[str, str] = {
     "FINAL": "local FINAL = {" + ", ".join(f"{state}=true" for state in FINAL_STATES) + "}",
     **{name: key_function(name, attribute, params) for name, (attribute, params) in KEY_FUNCTIONS.items()},
+    "owner_of": r"""
+-- The user a task is for ('' for nobody's), read from its record: every
+-- script that moves or finishes a task keeps the user's indexes in step
+-- without having to pass the owner along.
+local function owner_of(id)
+  return redis.call('HGET', task_key(id), 'user_id') or ''
+end""",
+    "entry_keys": r"""
+-- The indexes listing a task whatever its state (+ its user's, if it has one).
+local function entry_keys(actor, queue, owner)
+  local keys = {index_all(), index_actor(actor), index_queue(queue)}
+  if owner and owner ~= '' then keys[#keys + 1] = index_owner(owner) end
+  return keys
+end""",
     "state_keys": r"""
-local function state_keys(state, actor, queue)
-  return {index_state(state), index_state_actor(state, actor), index_state_queue(state, queue)}
+-- The indexes of one state (+ its user's, if it has one).
+local function state_keys(state, actor, queue, owner)
+  local keys = {index_state(state), index_state_actor(state, actor), index_state_queue(state, queue)}
+  if owner and owner ~= '' then keys[#keys + 1] = index_owner_state(owner, state) end
+  return keys
 end""",
     "move": r"""
 local function move(id, score, actor, queue, from, to)
+  local owner = owner_of(id)
   if from and from ~= '' then
-    for _, k in ipairs(state_keys(from, actor, queue)) do redis.call('ZREM', k, id) end
+    for _, k in ipairs(state_keys(from, actor, queue, owner)) do redis.call('ZREM', k, id) end
   end
-  for _, k in ipairs(state_keys(to, actor, queue)) do redis.call('ZADD', k, score, id) end
+  for _, k in ipairs(state_keys(to, actor, queue, owner)) do redis.call('ZADD', k, score, id) end
 end""",
     "event": r"""
 -- Each state change is numbered (seq) and kept in the record's history
@@ -93,9 +113,12 @@ local function event(id, state, now)
   redis.call('PUBLISH', events_channel(id), '{"type":"state","state":"'..state..'","at":'..now..',"seq":'..seq..'}')
 end""",
     "expiry_member": r"""
--- The expiry entry of a finished task names everything TRIM needs to find its index entries.
+-- The expiry entry of a finished task names everything TRIM needs to find its index entries
+-- (the record may be gone by then): id, actor, queue, state and, for a user's task, the user.
 local function expiry_member(id, actor, queue, state)
-  return id..'\31'..actor..'\31'..queue..'\31'..state
+  local member, owner = id..'\31'..actor..'\31'..queue..'\31'..state, owner_of(id)
+  if owner ~= '' then member = member..'\31'..owner end
+  return member
 end""",
     "finalize": r"""
 -- A finished record lives result_ttl (+ grace so index entries are trimmed

@@ -119,14 +119,20 @@ class RecordQueries:
         until: Optional[float] = None,
         limit: int = 50,
         cursor: Optional[str] = None,
+        user_id: Optional[str] = None,
     ) -> tuple[list[dict], Optional[str]]:
         """One page of tasks, newest first, and the cursor of the next page.
 
         The cursor is (score, ties): the last score seen and how many entries
         with that score were already returned, so equal timestamps never make
-        a page repeat or skip a task.
+        a page repeat or skip a task. With *user_id*, the page comes from that
+        user's own index (by state, if given): O(page) however many tasks others
+        have; an actor or queue filter then applies to that page.
         """
-        key = self.keys.index(state=state, actor=actor, queue=None if actor else queue)
+        if user_id is not None:
+            key = self.keys.index_owner_state(user_id, state) if state else self.keys.index_owner(user_id)
+        else:
+            key = self.keys.index(state=state, actor=actor, queue=None if actor else queue)
         high = f"{int(until * 1_000_000)}" if until is not None else "+inf"
         low = f"{int(since * 1_000_000)}" if since is not None else "-inf"
         offset = 0
@@ -135,7 +141,9 @@ class RecordQueries:
             high = str(cursor_score)
         entries = self.redis.zrevrangebyscore(key, high, low, start=offset, num=limit, withscores=True)
         records = [r for r in self.get_many([task_id for task_id, _ in entries]) if r is not None]
-        if actor and queue:
+        if user_id is not None and (actor or queue):
+            records = [r for r in records if r["actor"] == (actor or r["actor"]) and r["queue"] == (queue or r["queue"])]
+        elif actor and queue:
             records = [r for r in records if r["queue"] == queue]
         if len(entries) < limit:
             return records, None
@@ -162,6 +170,13 @@ class RecordQueries:
         per_actor = {actor: {state: next(counts) for state in STATES} for actor in actors}
         per_queue = {queue: {state: next(counts) for state in STATES} for queue in queues}
         return {"states": per_state, "actors": per_actor, "queues": per_queue}
+
+    def count_for_owner(self, user_id: str) -> dict[str, int]:
+        """One user's task counts per state (ZCARDs of the user's indexes)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for state in STATES:
+                pipe.zcard(self.keys.index_owner_state(user_id, state))
+            return dict(zip(STATES, pipe.execute()))
 
     def runtimes(self, actors: Iterable[str]) -> dict[str, dict[str, Optional[float]]]:
         """p50/p95 runtime (ms) per actor over its last 500 finished tasks (sorted in Redis)."""

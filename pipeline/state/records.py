@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, Optional
 import redis
 
 from pipeline.encoder import to_json
-from pipeline.redact import redact
+from pipeline.owners import NOBODY, Owner
 from pipeline.redis_client import unavailable
 from pipeline.state.keys import FINAL_STATES
 from pipeline.state.lua import script
@@ -53,15 +53,13 @@ if ARGV[7] then
   if bound then return bound end
   redis.call('SET', idem, id, 'EX', tonumber(ARGV[8]))
 end
-local flat = {}
-for name, value in pairs(cjson.decode(ARGV[6])) do
+local fields, flat = cjson.decode(ARGV[6]), {}
+for name, value in pairs(fields) do
   flat[#flat + 1] = name
   flat[#flat + 1] = value
 end
 redis.call('HSET', key, unpack(flat))
-redis.call('ZADD', index_all(), score, id)
-redis.call('ZADD', index_actor(actor), score, id)
-redis.call('ZADD', index_queue(queue), score, id)
+for _, k in ipairs(entry_keys(actor, queue, fields['user_id'])) do redis.call('ZADD', k, score, id) end
 move(id, score, actor, queue, nil, 'PENDING')
 return 1
 """)
@@ -210,6 +208,7 @@ class NewTask:
     kwargs: dict
     eta: Optional[float] = None
     retry_of: Optional[str] = None
+    #: As the caller gave it (the record shows it); it binds per caller and actor (:meth:`idempotency_claim`).
     idempotency_key: Optional[str] = None
     options: Optional[dict] = None
     #: The workflow this task belongs to, and its position there.
@@ -217,9 +216,16 @@ class NewTask:
     wf_index: Optional[int] = None
     #: The API request that submitted it (X-Request-ID), for logs and support.
     request_id: Optional[str] = None
+    owner: Owner = NOBODY
+
+    def idempotency_claim(self) -> str:
+        """The name the idempotency key is bound under: the same key from another caller, or for
+        another actor, is another submission (a token cannot find, or block, another's tasks)."""
+        caller = self.owner.submitted_by or ""
+        return f"{len(caller)}:{caller}:{self.actor}:{self.idempotency_key}"
 
     def fields(self, now: float) -> dict[str, str]:
-        shown_args, shown_kwargs = redact(self.args), redact(self.kwargs)
+        """The record as written: arguments as submitted (masked when shown, see :mod:`pipeline.sensitive`)."""
         record = {
             "task_id": self.task_id,
             "actor": self.actor,
@@ -228,14 +234,12 @@ class NewTask:
             "max_retries": str(self.max_retries),
             "state": "PENDING",
             "attempts": "0",
-            "args": to_json(shown_args),
-            "kwargs": to_json(shown_kwargs),
+            "args": to_json(self.args),
+            "kwargs": to_json(self.kwargs),
             "enqueued_at": f"{now:.6f}",
             "score": str(int(now * 1_000_000)),
+            **self.owner.fields(),
         }
-        if shown_args != self.args or shown_kwargs != self.kwargs:
-            # The unredacted arguments, for a manual retry of this task.
-            record["payload"] = to_json({"args": self.args, "kwargs": self.kwargs})
         if self.eta is not None:
             record["eta"] = f"{self.eta:.3f}"
             record["wait_reason"] = "delay"
@@ -313,7 +317,7 @@ class RecordWrites:
         fields = task.fields(time.time())
         fields["unpublished"] = now_field()
         argv = [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields),
-                task.idempotency_key, self.idempotency_ttl]
+                task.idempotency_claim(), self.idempotency_ttl]
         bound = self._create(keys=[self.keys.task(task.task_id)], args=argv)
         return bound if isinstance(bound, str) else None
 
@@ -420,17 +424,16 @@ class RecordWrites:
                 raise
             logger.warning("Redis went away while %d published task(s) were recorded; their worker records them.", len(tasks))
 
-    def forget(self, task_ids: list[str], actor: str, queue: str, idempotency_key: Optional[str] = None) -> None:
+    def forget(self, tasks: list[NewTask]) -> None:
         """Remove records that were never accepted (the broker refused the message), with
-        their idempotency key, in one transaction: no key may outlive its record."""
-        indexes = self.keys.indexes(actor, queue, "PENDING")
+        their idempotency keys, in one transaction: no key may outlive its record."""
         with self.redis.pipeline(transaction=True) as pipe:
-            for task_id in task_ids:
-                pipe.delete(self.keys.task(task_id))
-                for key in indexes:
-                    pipe.zrem(key, task_id)
-            if idempotency_key:
-                pipe.delete(self.keys.idempotency(idempotency_key))
+            for task in tasks:
+                pipe.delete(self.keys.task(task.task_id))
+                for key in self.keys.indexes(task.actor, task.queue, "PENDING", task.owner.user_id):
+                    pipe.zrem(key, task.task_id)
+                if task.idempotency_key:
+                    pipe.delete(self.keys.idempotency(task.idempotency_claim()))
             pipe.execute()
 
     # -- transitions (workers) -------------------------------------------------------------
@@ -545,8 +548,8 @@ class RecordWrites:
         return outcome, previous
 
     def set_payload(self, task_id: str, args: list, kwargs: dict) -> None:
-        """The arguments the task runs with, kept unredacted for a manual retry (a workflow's
-        follow-up gets what earlier members passed on)."""
+        """The arguments the task runs with, when they differ from those it was recorded with (a
+        workflow's follow-up gets what earlier members passed on): what a retry of it runs with."""
         self.redis.hset(self.keys.task(task_id), "payload", to_json({"args": args, "kwargs": kwargs}))
 
     def claim_retry(self, original_id: str, new_id: str) -> Optional[str]:

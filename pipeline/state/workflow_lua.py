@@ -41,7 +41,7 @@ local function make_due(id, now)
   if r[1] ~= 'WAITING' then return false end
   local score = now_score()
   redis.call('HSET', key, 'state', 'PENDING', 'enqueued_at', now, 'score', score)
-  for _, k in ipairs({index_all(), index_actor(r[2]), index_queue(r[3])}) do redis.call('ZADD', k, score, id) end
+  for _, k in ipairs(entry_keys(r[2], r[3], owner_of(id))) do redis.call('ZADD', k, score, id) end
   move(id, score, r[2], r[3], nil, 'PENDING')
   redis.call('ZADD', follow_ups_due_key(), now, id)
   event(id, 'PENDING', now)
@@ -56,7 +56,7 @@ local function skip_waiting(wf, id, reason, now, ttl, grace)
   if r[1] ~= 'WAITING' then return false end
   redis.call('HSET', key, 'state', 'CANCELLED', 'finished_at', now, 'skipped', '1',
              'error', cjson.encode({type = 'WorkflowSkipped', message = reason}))
-  for _, k in ipairs({index_all(), index_actor(r[2]), index_queue(r[3])}) do redis.call('ZADD', k, r[4], id) end
+  for _, k in ipairs(entry_keys(r[2], r[3], owner_of(id))) do redis.call('ZADD', k, r[4], id) end
   move(id, r[4], r[2], r[3], nil, 'CANCELLED')
   finalize(key, id, r[2], r[3], 'CANCELLED', now, ttl, grace)
   event(id, 'CANCELLED', now)

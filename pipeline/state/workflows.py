@@ -33,6 +33,7 @@ from typing import Any, Optional
 import redis
 
 from pipeline.encoder import to_json
+from pipeline.owners import Owner
 from pipeline.state.lua import script
 from pipeline.state.workflow_lua import WORKFLOW_LUA
 from pipeline.state.records import NewTask, now_field
@@ -81,8 +82,8 @@ local function rearm(id)  -- a skipped follow-up waits again
   if r[1] ~= 'CANCELLED' or not r[5] then return end
   redis.call('PERSIST', key)
   redis.call('ZREM', expiry_key(), expiry_member(id, r[2], r[3], 'CANCELLED'))
-  for _, k in ipairs({index_all(), index_actor(r[2]), index_queue(r[3])}) do redis.call('ZREM', k, id) end
-  for _, k in ipairs(state_keys('CANCELLED', r[2], r[3])) do redis.call('ZREM', k, id) end
+  for _, k in ipairs(entry_keys(r[2], r[3], owner_of(id))) do redis.call('ZREM', k, id) end
+  for _, k in ipairs(state_keys('CANCELLED', r[2], r[3], owner_of(id))) do redis.call('ZREM', k, id) end
   redis.call('HDEL', key, 'skipped', 'finished_at', 'error')
   redis.call('HSET', key, 'state', 'WAITING')
   redis.call('HINCRBY', wkey, 'cancelled', -1)
@@ -219,11 +220,8 @@ class WorkflowRecords:
             return 0
         ids = [i for i in self.redis.hvals(self.keys.workflow_members(workflow_id))]
         records = [r for r in self.get_many(ids) if r is not None]
-        by_route: dict[tuple[str, str], list[str]] = {}
-        for record in records:
-            by_route.setdefault((record["actor"], record["queue"]), []).append(record["task_id"])
-        for (actor, queue), route_ids in by_route.items():
-            self.forget(route_ids, actor, queue)
+        self.forget([NewTask(record["task_id"], record["actor"], record["queue"], 0, 0, [], {}, owner=Owner.of_record(record))
+                     for record in records])
         with self.redis.pipeline(transaction=True) as pipe:
             if ids:
                 pipe.zrem(self.keys.follow_ups_due, *ids)
@@ -235,11 +233,7 @@ class WorkflowRecords:
     def forget_workflow(self, workflow_id: str, tasks: list[NewTask], idempotency_key: Optional[str] = None) -> None:
         """Remove a workflow none of whose messages was published (RabbitMQ refused the first batch, or its
         idempotency key turned out to be bound to another workflow when it was sealed)."""
-        by_route: dict[tuple[str, str], list[str]] = {}
-        for task in tasks:
-            by_route.setdefault((task.actor, task.queue), []).append(task.task_id)
-        for (actor, queue), ids in by_route.items():
-            self.forget(ids, actor, queue)
+        self.forget(tasks)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.keys.follow_ups_due, *[t.task_id for t in tasks])
             pipe.delete(self.keys.workflow(workflow_id), self.keys.workflow_members(workflow_id),

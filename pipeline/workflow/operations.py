@@ -8,6 +8,7 @@ from pipeline.engine import Engine, get_engine
 from pipeline.errors import InvalidTransition, WorkflowNotFound
 from pipeline.state import FINAL_STATES, NewTask, exception_result, new_task_ids
 from pipeline.follow_ups import FollowUpPublisher
+from pipeline.owners import Owner
 
 #: Members shown per page by :func:`get`.
 MEMBER_PAGE = 100
@@ -27,6 +28,8 @@ def get(workflow_id: str, *, offset: int = 0, limit: int = MEMBER_PAGE, engine: 
         "state": record["state"],
         "name": record.get("name"),
         "submitted_by": record.get("submitted_by"),
+        "user_id": record.get("user_id"),
+        "tenant_id": record.get("tenant_id"),
         "created_at": record["created_at"],
         "finished_at": record.get("finished_at"),
         "total": total,
@@ -118,7 +121,7 @@ def retry(workflow_id: str, *, engine: Optional[Engine] = None) -> dict[str, Any
         payload = engine.store.payload(old["task_id"]) or {"args": [], "kwargs": {}}
         task = NewTask(task_id=new_id, actor=old["actor"], queue=old["queue"], priority=old["priority"],
                        max_retries=old["max_retries"], args=[], kwargs=payload["kwargs"], retry_of=old["task_id"],
-                       workflow=workflow_id, wf_index=old["wf_index"])
+                       workflow=workflow_id, wf_index=old["wf_index"], owner=Owner.of_record(old))
         replacements.append((old["wf_index"], old["task_id"], task))
     status, due = engine.store.retry_workflow(workflow_id, replacements)
     if status != "RETRIED":

@@ -92,9 +92,10 @@ class Workflow:
         return validate(self)
 
     def submit(self, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
-               name: Optional[str] = None, engine=None) -> str:
+               name: Optional[str] = None, engine=None, user_id: Optional[str] = None,
+               tenant_id: Optional[str] = None) -> str:
         return submission.submit(self, idempotency_key=idempotency_key, submitted_by=submitted_by, name=name,
-                                 engine=engine)
+                                 engine=engine, user_id=user_id, tenant_id=tenant_id)
 
 
 @dataclass

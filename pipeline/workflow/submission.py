@@ -24,11 +24,13 @@ from typing import Any, Optional
 
 from dramatiq import Message
 
+from pipeline.client import owner_for
 from pipeline.encoder import to_json
 from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable
 from pipeline.observability import logs
 from pipeline.observability.message import stamp
+from pipeline.owners import Owner
 from pipeline.publisher import publish_batch
 from pipeline.state import NewTask, new_task_id, new_task_ids, untracked
 from pipeline.registry import policy_of
@@ -39,22 +41,26 @@ BATCH = 1000
 
 
 def submit(shape, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
-           name: Optional[str] = None, engine: Optional[Engine] = None) -> str:
+           name: Optional[str] = None, engine: Optional[Engine] = None, user_id: Optional[str] = None,
+           tenant_id: Optional[str] = None) -> str:
     """Validate and enqueue *shape* (a :class:`pipeline.workflow.shapes.Workflow`); return the workflow id
-    (the existing one for a known idempotency key)."""
+    (the existing one for a known idempotency key of the same *submitted_by*). The workflow and every task
+    of it belong to *user_id* (see :func:`pipeline.client.owner_for`)."""
     return submit_checked(shape, idempotency_key=idempotency_key, submitted_by=submitted_by, name=name,
-                          engine=engine)[0]
+                          engine=engine, user_id=user_id, tenant_id=tenant_id)[0]
 
 
 def submit_checked(shape, *, idempotency_key: Optional[str] = None, submitted_by: Optional[str] = None,
-                   name: Optional[str] = None, engine: Optional[Engine] = None) -> tuple[str, bool]:
+                   name: Optional[str] = None, engine: Optional[Engine] = None, user_id: Optional[str] = None,
+                   tenant_id: Optional[str] = None) -> tuple[str, bool]:
     """:func:`submit`, also saying whether the workflow is new (False: the idempotency key's)."""
     engine = engine or get_engine()
+    owner = owner_for(user_id, tenant_id, submitted_by)
     validated = shape.validated()
     workflow_id = new_task_id()
     ids = new_task_ids(len(validated))
     sigs = shape.tasks()
-    tasks = [_new_task(engine, workflow_id, position, task_id, spec, kwargs, sigs[position].priority)
+    tasks = [_new_task(engine, workflow_id, position, task_id, spec, kwargs, sigs[position].priority, owner)
              for position, (task_id, (spec, kwargs)) in enumerate(zip(ids, validated))]
     first = shape.first()
     chord = shape.kind == "chord"
@@ -64,10 +70,12 @@ def submit_checked(shape, *, idempotency_key: Optional[str] = None, submitted_by
         fields.update(policy=shape.on_failure, callback=ids[-1])
     if name:
         fields["name"] = name
-    if submitted_by:
-        fields["submitted_by"] = submitted_by
+    fields.update(owner.fields())
     if idempotency_key:
         fields["idempotency_key"] = idempotency_key
+        # Bound per caller, like a task's: another token's key never finds (or blocks) this workflow.
+        caller = owner.submitted_by or ""
+        idempotency_key = f"{len(caller)}:{caller}:workflow:{idempotency_key}"
     if idempotency_key and (bound := engine.store.bound_workflow(idempotency_key)):
         return bound, False
     engine.store.record_workflow_tasks(workflow_id, ids, tasks[:first], tasks[first:])
@@ -92,17 +100,18 @@ def submit_checked(shape, *, idempotency_key: Optional[str] = None, submitted_by
 
 
 def _new_task(engine: Engine, workflow_id: str, position: int, task_id: str, spec, kwargs: dict[str, Any],
-              priority: Optional[int]) -> NewTask:
+              priority: Optional[int], owner: Owner) -> NewTask:
     policy = policy_of(engine.broker, spec.name)
     return NewTask(
         task_id=task_id, actor=spec.name, queue=spec.actor.queue_name,
         priority=policy.priority if priority is None else priority, max_retries=policy.max_retries,
-        args=[], kwargs=kwargs, workflow=workflow_id, wf_index=position, request_id=logs.request_id(),
+        args=[], kwargs=kwargs, workflow=workflow_id, wf_index=position, request_id=logs.request_id(), owner=owner,
     )
 
 
 def message_for(task: NewTask) -> Message:
     """The message of a workflow task (its record names the workflow too)."""
     return Message(queue_name=task.queue, actor_name=task.actor, args=(), kwargs=task.kwargs,
-                   options=stamp({"broker_priority": task.priority, "claw_workflow": [task.workflow, task.wf_index]}),
+                   options=stamp({"broker_priority": task.priority, "claw_workflow": [task.workflow, task.wf_index],
+                                  **task.owner.options()}),
                    message_id=task.task_id)

@@ -12,6 +12,8 @@ import pytest
 import requests
 from falcon import testing
 
+from pipeline.settings import load_settings
+from pipeline.tokens import parse_tokens
 from tests import sample_tasks
 from tests.conftest import QUEUE_PREFIX, Subprocess, free_port, wait_until
 from tests.app_client import AppClient
@@ -19,7 +21,11 @@ from tests.app_client import AppClient
 #: The sample tasks' queue as RabbitMQ and the task records name it.
 QUEUE = QUEUE_PREFIX + sample_tasks.QUEUE
 TOKENS = {role: f"{role}-token-{uuid.uuid4().hex}" for role in ("read", "submit", "admin")}
-TOKENS_ENV = ",".join(f"{token}:{role}" for role, token in TOKENS.items())
+TOKENS_ENV = ",".join(f"{role}:{token}:{role}" for role, token in TOKENS.items())
+#: The same, as the settings hold them (for settings.model_copy, which does not parse).
+SERVICE_TOKENS = parse_tokens(TOKENS_ENV)
+#: Keys signing user tokens (the first signs).
+USER_TOKEN_KEYS_ENV = f"k2:{uuid.uuid4().hex}{uuid.uuid4().hex},k1:{uuid.uuid4().hex}{uuid.uuid4().hex}"
 
 
 def auth(role: str | None) -> dict[str, str]:
@@ -45,7 +51,8 @@ class Api:
 
 @pytest.fixture
 def api_settings(settings):
-    return settings.model_copy(update={"api_tokens": {token: role for role, token in TOKENS.items()}})
+    return settings.model_copy(update={"api_tokens": SERVICE_TOKENS,
+                                       "user_token_keys": load_settings(user_token_keys=USER_TOKEN_KEYS_ENV).user_token_keys})
 
 
 @pytest.fixture
@@ -101,6 +108,6 @@ class Server(Subprocess):
 @pytest.fixture
 def server(env, engine):
     """The real API under gunicorn (2 uvicorn workers) on this test's namespace and queues."""
-    started = Server({**env, "CLAW_API_TOKENS": TOKENS_ENV})
+    started = Server({**env, "CLAW_API_TOKENS": TOKENS_ENV, "CLAW_USER_TOKEN_KEYS": USER_TOKEN_KEYS_ENV})
     yield started
     started.close()

@@ -6,6 +6,7 @@ import uuid
 import pytest
 import redis
 
+from api.auth import Access
 from api.resources.submit import BulkSubmitResource, SubmitResource
 from api.resources.tasks import TaskStatusResource
 from pipeline import client
@@ -76,7 +77,7 @@ def test_conflicts_carry_the_current_state(api, engine):
 
 def test_engine_errors_raised_anywhere_map_to_their_status(make_api):
     class Raises:
-        roles = {"GET": "read"}
+        access = {"GET": Access("tasks:read", users=False)}
 
         def __init__(self, exc):
             self.exc = exc

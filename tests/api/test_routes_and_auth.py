@@ -1,4 +1,4 @@
-"""Every route is protected, documented and valid OpenAPI; tokens and roles work as specified."""
+"""Every route is protected, documented and valid OpenAPI; tokens, roles and scopes work as specified."""
 
 import re
 import subprocess
@@ -10,7 +10,8 @@ from falcon.inspect import inspect_app
 from openapi_spec_validator import validate
 
 from api.app import create_app
-from api.auth import PUBLIC, RANK
+from api.auth import access_of
+from api.scopes import ROLES
 from pipeline.errors import ConfigError
 from tests.api.conftest import TOKENS
 from tests.conftest import ROOT
@@ -35,12 +36,12 @@ def routes(app, dashboard: bool = False):
         yield route.path, path, resource, methods
 
 
-def test_every_non_public_route_refuses_no_token_a_wrong_token_and_a_lower_role(api):
+def test_every_non_public_route_refuses_no_token_a_wrong_token_and_a_role_without_its_scope(api):
     checked = 0
     for template, path, resource, methods in routes(api.app):
         for method in methods:
-            needed = resource.roles[method]
-            if needed == PUBLIC:
+            access = access_of(resource, method)
+            if access.public:
                 assert template in PUBLIC_ROUTES, f"{method} {template} is public but not on the public list"
                 continue
             missing = api.request(method, path, role=None)
@@ -48,12 +49,13 @@ def test_every_non_public_route_refuses_no_token_a_wrong_token_and_a_lower_role(
             assert missing.headers["WWW-Authenticate"] == "Bearer"
             wrong = api.request(method, path, role=None, headers={"Authorization": "Bearer not-a-token-at-all"})
             assert wrong.status_code == 401, f"{method} {template} with a wrong token"
-            for role in (r for r in RANK if RANK[r] < RANK[needed]):
+            for role in (r for r in ROLES if access.scope and access.scope not in ROLES[r]
+                         and not (access.scope.startswith("tasks:submit:") and "tasks:submit:*" in ROLES[r])):
                 low = api.request(method, path, role=role)
                 assert low.status_code == 403, f"{method} {template} as {role}: {low.status_code}"
-                assert needed in low.json["error"]["description"]
+                assert access.scope in low.json["error"]["description"]
             checked += 1
-    assert checked >= 23
+    assert checked >= 25
 
 
 def test_every_dashboard_page_but_login_and_assets_refuses_a_visitor_without_a_session(api):
@@ -71,7 +73,7 @@ def test_every_dashboard_page_but_login_and_assets_refuses_a_visitor_without_a_s
 
 
 def test_public_routes_are_exactly_health_ready_the_api_description_and_the_docs_page(api):
-    public = {t for t, _, resource, methods in routes(api.app) for m in methods if resource.roles[m] == PUBLIC}
+    public = {t for t, _, resource, methods in routes(api.app) for m in methods if access_of(resource, m).public}
     assert public == PUBLIC_ROUTES
 
 
@@ -82,8 +84,10 @@ def test_every_route_and_method_is_in_a_valid_openapi_document(api):
         for method in methods:
             assert method.lower() in spec["paths"].get(template, {}), f"{method} {template} is not documented"
     listing = spec["paths"]["/api/v1/tasks/list"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"state", "actor", "queue", "since", "until", "limit", "cursor"}
-    assert listing["security"] == [{"bearerAuth": []}] and "Role: `read`" in listing["description"]
+    assert {p["name"] for p in listing["parameters"]} == {"state", "actor", "queue", "since", "until", "limit", "cursor",
+                                                         "user_id"}
+    assert listing["security"] == [{"bearerAuth": []}] and "Scope: `tasks:read`" in listing["description"]
+    assert "their own user's records only" in listing["description"]
     cancel = spec["paths"]["/api/v1/tasks/cancel/{task_id}"]["post"]
     assert {"401", "403", "404", "409"} <= set(cancel["responses"])
 
@@ -95,7 +99,7 @@ def test_a_submit_endpoint_documents_its_actors_arguments_and_the_options(make_a
     body = api.get("/openapi.json").json["paths"]["/x/echo"]["post"]["requestBody"]["content"]["application/json"]
     name = body["schema"]["$ref"].rsplit("/", 1)[1]
     schema = api.get("/openapi.json").json["components"]["schemas"][name]
-    assert {"value", "password", "priority", "delay_seconds", "eta", "idempotency_key"} <= set(schema["properties"])
+    assert {"value", "password", "priority", "delay_seconds", "eta", "idempotency_key", "user_id", "tenant_id"} <= set(schema["properties"])
 
 
 def test_each_role_reaches_what_it_may(api):
@@ -103,18 +107,22 @@ def test_each_role_reaches_what_it_may(api):
     assert api.post("/api/v1/tasks/bulk", role="submit", json={"tasks": [{"actor": "echo"}]}).status_code == 202
     assert api.get("/api/v1/tasks/list", role="admin").status_code == 200  # higher roles include lower ones
     assert api.post(f"/api/v1/tasks/cancel/{uuid.uuid4()}", role="admin").status_code == 404
+    refused = api.post("/api/v1/tasks/bulk", role="read", json={"tasks": [{"actor": "echo"}]})
+    assert refused.status_code == 403 and refused.json["error"]["fields"] == {"tasks.0.actor": "needs tasks:submit:echo (or tasks:submit:*)"}
 
 
 def test_the_app_refuses_to_start_without_tokens_unless_auth_is_disabled(engine, settings):
     with pytest.raises(ConfigError, match="CLAW_API_TOKENS"):
-        create_app(engine, settings.model_copy(update={"api_tokens": {}}))
-    open_app = create_app(engine, settings.model_copy(update={"api_tokens": {}, "auth_disabled": True}))
+        create_app(engine, settings.model_copy(update={"api_tokens": []}))
+    open_app = create_app(engine, settings.model_copy(update={"api_tokens": [], "auth_disabled": True}))
     assert AppClient(open_app).simulate_get("/api/v1/tasks/stats").status_code == 200
 
 
-def test_a_resource_with_a_responder_but_no_role_cannot_be_mounted(make_api):
+def test_a_resource_with_a_responder_but_no_access_decision_cannot_be_mounted(make_api):
+    from api.auth import Access
+
     class Forgetful:
-        roles = {"GET": "read"}
+        access = {"GET": Access("tasks:read", users=False)}
 
         async def on_get(self, req, resp): ...
 
@@ -125,10 +133,12 @@ def test_a_resource_with_a_responder_but_no_role_cannot_be_mounted(make_api):
 
 
 def test_extra_routes_are_mounted_with_auth_and_documented(make_api):
+    from api.auth import Access
+
     class Reports:
         """The operators' reports."""
 
-        roles = {"GET": "admin"}
+        access = {"GET": Access("audit:read", users=False)}
 
         async def on_get(self, req, resp):
             resp.media = {"ok": True}

@@ -9,6 +9,7 @@ import uuid
 import redis
 
 from api.app import create_app
+from api.caller import OPEN
 from api.resources.events import TaskEventsResource
 from pipeline import client
 from pipeline.engine import make_engine
@@ -162,7 +163,7 @@ def test_event_stream_sends_keep_alives_relays_events_and_ends_by_itself(engine)
     task_id = client.submit("echo")
 
     async def scenario():
-        stream = _stream(engine, api_stream_max_seconds=1.0).events(task_id)
+        stream = _stream(engine, api_stream_max_seconds=1.0).events(task_id, caller=OPEN)
         opening = (await anext(stream)).serialize()
         assert b"\nretry: 3000\n" in opening and b'"state":"PENDING"' in opening
         await asyncio.to_thread(engine.store.report_progress, task_id, {"percent": 50.0, "message": "half"})
@@ -178,7 +179,7 @@ def test_event_stream_ends_with_the_final_record_even_if_the_event_was_missed(en
     task_id = client.submit("echo")
 
     async def scenario():
-        stream = _stream(engine, api_stream_max_seconds=30).events(task_id)
+        stream = _stream(engine, api_stream_max_seconds=30).events(task_id, caller=OPEN)
         await anext(stream)
         engine.store.redis.hset(engine.store.keys.task(task_id), "state", "SUCCESS")  # no event published
         return [event.serialize() async for event in stream][-1]
@@ -192,12 +193,12 @@ def test_a_reconnect_with_last_event_id_replays_every_state_change_it_missed(eng
     engine.store.start(task_id, "host:1", 1, redelivered=False)  # state change 1: STARTED
 
     async def scenario():
-        first = _stream(engine).events(task_id)
+        first = _stream(engine).events(task_id, caller=OPEN)
         opening = (await anext(first)).serialize()
         await first.aclose()
         seen = int(re.search(rb"^id: (\d+)$", opening, re.M).group(1))
         await asyncio.to_thread(engine.store.finish, task_id, "SUCCESS", {"result": "1"})
-        resumed = [event.serialize() async for event in _stream(engine).events(task_id, last_seen=seen)]
+        resumed = [event.serialize() async for event in _stream(engine).events(task_id, last_seen=seen, caller=OPEN)]
         return seen, resumed
 
     seen, resumed = _run(scenario())

@@ -26,7 +26,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 @pytest.fixture
 def env(env):
     """The shared test environment plus this module's API tokens."""
-    return {**env, "CLAW_API_TOKENS": ",".join(f"{token}:{role}" for role, token in TOKENS.items())}
+    return {**env, "CLAW_API_TOKENS": ",".join(f"{role}:{token}:{role}" for role, token in TOKENS.items())}
 
 
 def build_app(engine):

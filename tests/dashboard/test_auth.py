@@ -58,7 +58,7 @@ def test_read_role_sees_every_page_but_cannot_act(as_role, engine):
     page = reader.get(f"/dashboard/tasks/{task_id}")
     assert "Cancel task" not in page.text
     result = reader.post(f"/dashboard/tasks/{task_id}/cancel")
-    assert result.status_code == 403 and "admin" in result.text
+    assert result.status_code == 403 and "tasks:control" in result.text
     assert engine.store.get(task_id)["state"] == "PENDING"
     assert reader.post("/dashboard/workers/command", {"command": "shutdown", "target": "*", "confirm": "yes"}).status_code == 403
 
@@ -104,12 +104,54 @@ def test_login_issues_a_new_session_so_a_planted_one_is_worthless(browser):
     assert browser.last_csrf != before_csrf
 
 
-def test_logout_ends_the_session(as_role):
+def test_logout_revokes_the_session_server_side_so_a_copy_of_the_cookie_is_worthless(as_role, app):
     admin = as_role("admin")
     admin.get("/dashboard/")
+    stolen = Browser(app)
+    stolen.cookies = dict(admin.cookies)
+    assert stolen.get("/dashboard/").status_code == 200
     result = admin.post("/dashboard/logout")
     assert result.status_code == 303
     assert admin.get("/dashboard/").status_code == 303
+    assert stolen.get("/dashboard/").status_code == 303  # the copy kept from before the logout is refused too
+    assert stolen.get("/dashboard/api/overview").status_code == 401
+
+
+def test_failed_logins_are_throttled_per_client_address_and_written_to_the_audit_log(browser, app, engine):
+    browser.get("/dashboard/login")
+    answers = [browser.post("/dashboard/login", {"token": f"guess-{i:02d}-" + "x" * 30}).status_code for i in range(11)]
+    assert answers == [401] * 10 + [429]  # CLAW_DASHBOARD_LOGIN_LIMIT: 10 per 5 minutes
+    blocked = browser.post("/dashboard/login", {"token": TOKENS["admin"]})  # even the right token, for now
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 200 and "Too many failed logins" in blocked.text
+    entries, _ = engine.store.audit_page(20, action="POST /dashboard/login")
+    assert [e["outcome"] for e in entries[:3]] == ["429", "429", "401"] or [e["outcome"] for e in entries[:2]] == ["401", "401"]
+    assert all(e["who"] == "anonymous" and e["detail"].get("refused") == "unknown token" for e in entries if e["outcome"] == "401")
+    engine.store.redis.delete(engine.store.keys.dashboard_login_failures(entries[0]["address"]))
+    assert browser.post("/dashboard/login", {"token": TOKENS["admin"]}).status_code == 303  # the window has passed
+
+
+def test_the_audit_page_lists_dashboard_actions_for_tokens_with_audit_read(as_role, engine):
+    admin = as_role("admin")
+    task_id = client.submit("record_order", kwargs={"list_key": "k", "tag": "a"})
+    admin.get(f"/dashboard/tasks/{task_id}")
+    assert admin.post(f"/dashboard/tasks/{task_id}/cancel").status_code == 303
+    page = admin.get("/dashboard/audit")
+    assert page.status_code == 200 and "dashboard:admin" in page.text and f"/dashboard/tasks/{task_id}/cancel" in page.text
+    assert as_role("submit").get("/dashboard/audit").status_code == 403
+    assert 'href="/dashboard/audit"' in page.text and 'href="/dashboard/audit"' not in as_role("read").get("/dashboard/").text
+
+
+def test_pages_mask_a_users_data_for_tokens_that_may_not_see_it(as_role, engine):
+    task_id = client.submit("echo", kwargs={"value": "shown", "password": "only-for-its-owner"}, user_id="una",
+                            submitted_by="backend")
+    admin = as_role("admin")
+    for path in (f"/dashboard/tasks/{task_id}", "/dashboard/tasks", f"/dashboard/api/tasks/{task_id}"):
+        page = admin.get(path)
+        assert page.status_code == 200 and "only-for-its-owner" not in page.text, path
+    assert "shown" in admin.get(f"/dashboard/tasks/{task_id}").text
+    # A masked value cannot be probed for with the search box either.
+    assert f'href="/dashboard/tasks/{task_id}"' not in admin.get("/dashboard/tasks?q=only-for-its").text
+    assert f'href="/dashboard/tasks/{task_id}"' in admin.get("/dashboard/tasks?q=shown").text
 
 
 def test_a_removed_token_ends_its_sessions(as_role, engine, settings):
@@ -118,8 +160,8 @@ def test_a_removed_token_ends_its_sessions(as_role, engine, settings):
     reader = as_role("read")
     cookie = reader.cookies["claw_dashboard"]
     now = Sessions(engine.settings, lambda: engine.store.redis)
-    assert now.decode(cookie).role == "read"
-    without_read = {token: role for token, role in engine.settings.api_tokens.items() if role != "read"}
+    assert now.decode(cookie).caller.name == "read"
+    without_read = [token for token in engine.settings.api_tokens if token.name != "read"]
     later = Sessions(engine.settings.model_copy(update={"api_tokens": without_read}), lambda: engine.store.redis)
     assert later.decode(cookie) is None
 
@@ -127,7 +169,7 @@ def test_a_removed_token_ends_its_sessions(as_role, engine, settings):
 def test_with_auth_disabled_everyone_is_admin_but_csrf_still_applies(engine):
     from pipeline.engine import Engine
 
-    open_engine = Engine(engine.settings.model_copy(update={"auth_disabled": True, "api_tokens": {}}),
+    open_engine = Engine(engine.settings.model_copy(update={"auth_disabled": True, "api_tokens": []}),
                          engine.store, engine.workers, engine.broker)
     visitor = Browser(build_app(open_engine))
     page = visitor.get("/dashboard/")

@@ -82,12 +82,14 @@ def test_retry_of_a_failed_task_reruns_it_with_original_arguments_linked_both_wa
         client.retry(failed)  # already retried
 
 
-def test_retry_of_a_cancelled_task_uses_the_unredacted_arguments(engine, start_worker):
-    cancelled = client.submit("echo", kwargs={"value": 1, "password": "s3cret"})
+def test_retry_of_a_cancelled_task_uses_its_arguments_and_keeps_its_owner(engine, start_worker):
+    cancelled = client.submit("echo", kwargs={"value": 1, "password": "s3cret"}, user_id="alice", tenant_id="acme",
+                              submitted_by="backend")
     client.cancel(cancelled)
     start_worker()
-    new = wait_for_state(engine, client.retry(cancelled), "SUCCESS")
-    assert new["result"]["had_password"] is True and new["kwargs"]["password"] == "***"
+    new = wait_for_state(engine, client.retry(cancelled, submitted_by="ops"), "SUCCESS")
+    assert new["result"]["had_password"] is True and new["kwargs"]["password"] == "s3cret"
+    assert (new["user_id"], new["tenant_id"], new["submitted_by"]) == ("alice", "acme", "ops")
 
 
 def test_retry_is_refused_for_tasks_that_did_not_fail(engine, start_worker):

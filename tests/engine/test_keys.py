@@ -4,14 +4,14 @@ import re
 
 import pytest
 
-from pipeline.state import admission, housekeeping, lua, queries, records, workflow_lua, workflows
+from pipeline.state import admission, housekeeping, lua, queries, quotas, records, workflow_lua, workflows
 from pipeline.state.keys import Keys
 
 SAMPLE = {"id": "3f1c-task", "actor": "send_notification", "queue": "t1_default", "state": "FAILURE",
-          "key": "idem-7", "bucket": "178230", "wf": "9a2e-workflow"}
+          "key": "idem-7", "bucket": "178230", "wf": "9a2e-workflow", "user": "alice@acme"}
 SCRIPTS = {
     name: source
-    for module in (records, queries, housekeeping, admission, workflows, workflow_lua)
+    for module in (records, queries, housekeeping, admission, workflows, workflow_lua, quotas)
     for name, source in vars(module).items()
     if name.isupper() and isinstance(source, str) and "redis.call" in source
 }

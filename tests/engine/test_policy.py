@@ -17,7 +17,7 @@ import pytest
 
 import pipeline.actors  # noqa: F401  (declares the built-in tasks)
 from pipeline.middleware.retries import backoff_ms
-from pipeline.registry import MAX_PRIORITY, QUEUES, REGISTRY, policy_of
+from pipeline.registry import MAX_PRIORITY, QUEUES, REGISTRY, OwnerOr, policy_of
 from pipeline.settings import Settings
 from scheduler.builtin import BUILTIN_SCHEDULES
 from scheduler.triggers import cron_trigger, first_fire_after
@@ -27,8 +27,9 @@ MINUTE = 60
 #: actor: (queue, priority, max_retries, soft limit s, hard limit s, rate limit, per-key rate limit and its key)
 ORIGINAL_DESIGN = {
     # design: ai_high_priority (high priority), 10/min, 3 retries, soft 2 min / hard 3 min. The 10/min is per
-    # conversation (fair to every user under load), with an operator-set cap over all conversations (CLAW_AI_GLOBAL_RATE_LIMIT).
-    "generate_ai_response": ("ai_high_priority", 9, 3, 2 * MINUTE, 3 * MINUTE, "ai_global_rate_limit", ("10/m", "conversation_id")),
+    # user (the submission's owner; per conversation for a task submitted for nobody), fair to every user under
+    # load, with an operator-set cap over all users (CLAW_AI_GLOBAL_RATE_LIMIT).
+    "generate_ai_response": ("ai_high_priority", 9, 3, 2 * MINUTE, 3 * MINUTE, "ai_global_rate_limit", ("10/m", OwnerOr("conversation_id"))),
     # design: knowledge_default, 5/min, 3 retries, soft 5 min / hard 10 min. Priority 5: the design gives none.
     "vectorize_document": ("knowledge_default", 5, 3, 5 * MINUTE, 10 * MINUTE, "5/m", (None, None)),
     # design: knowledge_default, 2 retries, soft 3 min / hard 5 min.

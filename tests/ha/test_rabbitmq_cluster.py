@@ -18,7 +18,7 @@ from pipeline import client
 from pipeline.errors import ConfigError
 from pipeline.services import check_rabbitmq
 from pipeline.task import MAX_PRIORITY, queue_names
-from tests.api.conftest import TOKENS, Api
+from tests.api.conftest import SERVICE_TOKENS, Api
 from tests.conftest import BROKER_URL, QUEUE_PREFIX, ROOT, free_port, wait_until
 from tests.ha.fixtures import start_workers_on
 
@@ -44,8 +44,7 @@ def test_a_node_that_does_not_answer_is_skipped_by_publishers_consumers_and_chec
     nodes = f"{dead_node_url()};{BROKER_URL}"
     engine = engine_on(broker_url=nodes)
     check_rabbitmq(engine.settings)  # one node answering is enough
-    tokens = {token: role for role, token in TOKENS.items()}
-    api = Api(create_app(engine, engine.settings.model_copy(update={"api_tokens": tokens})))
+    api = Api(create_app(engine, engine.settings.model_copy(update={"api_tokens": SERVICE_TOKENS})))
     assert api.get("/ready", role=None).status_code == 200
     ids = client.submit_many([{"actor": "echo", "kwargs": {"value": i}} for i in range(20)], engine=engine)
     ids.append(client.submit("echo", engine=engine))

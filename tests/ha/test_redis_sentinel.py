@@ -19,7 +19,7 @@ from pipeline.errors import ConfigError
 from pipeline.redis_client import make_async_redis, make_redis, redis_for
 from pipeline.redis_url import parse_sentinel_url
 from pipeline.settings import load_settings
-from tests.api.conftest import TOKENS, Api
+from tests.api.conftest import SERVICE_TOKENS, Api
 from tests.app_client import run_async
 from tests.conftest import ROOT, wait_until
 from tests.ha.fixtures import start_workers_on
@@ -116,8 +116,7 @@ def test_after_the_master_is_killed_every_client_reconnects_to_the_new_master_an
     own_sentinels, engine_on, settings
 ):
     engine = engine_on(own_sentinels.url, redis_wait_timeout_ms=10_000)  # a loaded machine may be slow to replicate
-    tokens = {token: role for role, token in TOKENS.items()}
-    api = Api(create_app(engine, engine.settings.model_copy(update={"api_tokens": tokens})))
+    api = Api(create_app(engine, engine.settings.model_copy(update={"api_tokens": SERVICE_TOKENS})))
     task_id = client.submit("echo", engine=engine)
     assert engine.store.replica_wait.shortfalls == 0  # accepted once the replica had it: it must survive the kill
     old = own_sentinels.master()
@@ -143,8 +142,7 @@ def test_after_the_master_is_killed_every_client_reconnects_to_the_new_master_an
 
 def test_a_master_refusing_writes_for_want_of_replicas_gets_a_503_not_a_500(sentinels, engine_on):
     engine = engine_on(sentinels.url)
-    tokens = {token: role for role, token in TOKENS.items()}
-    api = Api(create_app(engine, engine.settings.model_copy(update={"api_tokens": tokens})))
+    api = Api(create_app(engine, engine.settings.model_copy(update={"api_tokens": SERVICE_TOKENS})))
     task_id = client.submit("echo", engine=engine)
     master = sentinels.master().client()
     master.config_set("min-replicas-to-write", 2)  # it has one: every write is refused with NOREPLICAS

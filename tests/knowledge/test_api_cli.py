@@ -16,11 +16,20 @@ from .conftest import CORPUS
 from tests.app_client import AppClient
 
 
+class AsEveryone:
+    """What the API's auth middleware does for an admin with every scope (these resources read the caller)."""
+
+    async def process_request(self, req, resp):
+        from api.caller import OPEN
+
+        req.context.caller = OPEN
+
+
 @pytest.fixture
 def api():
     from api.resources.knowledge import ConversationMessagesResource, KnowledgeBasesResource, KnowledgeSearchResource
 
-    app = falcon.asgi.App()
+    app = falcon.asgi.App(middleware=[AsEveryone()])
     app.add_route("/api/v1/knowledge", KnowledgeBasesResource())
     app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
     app.add_route("/api/v1/conversations/{conversation_id}/messages", ConversationMessagesResource())
@@ -146,7 +155,7 @@ def test_delete_endpoint_removes_a_whole_base_through_a_worker_task(kb_engine, s
 
     from .conftest import wait_for_task
 
-    app = falcon.asgi.App()
+    app = falcon.asgi.App(middleware=[AsEveryone()])
     app.add_route("/api/v1/knowledge/{kb_id}", KnowledgeBaseResource(lambda: kb_engine))
     app.add_route("/api/v1/knowledge/{kb_id}/search", KnowledgeSearchResource())
     api = AppClient(app)

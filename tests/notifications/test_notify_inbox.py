@@ -101,17 +101,28 @@ def test_system_channel_adapter_adds_to_the_inbox(redis_ns, make_settings):
 
 
 # --- HTTP resources -------------------------------------------------------------------------------
+class AsEveryone:
+    """What the API's auth middleware does for a token with every scope (the resources read the caller)."""
+
+    async def process_request(self, req, resp):
+        from api.caller import OPEN
+
+        req.context.caller = OPEN
+
+
 @pytest.fixture
 def client(inbox):
-    app = falcon.asgi.App()
+    app = falcon.asgi.App(middleware=[AsEveryone()])
     app.add_route("/api/v1/notifications/{user_id}", NotificationListResource(inbox))
     app.add_route("/api/v1/notifications/{user_id}/read", NotificationReadResource(inbox))
     return AppClient(app)
 
 
-def test_resources_declare_their_roles():
-    assert NotificationListResource.roles == {"GET": "read", "POST": "submit"}
-    assert NotificationReadResource.roles == {"GET": "read", "POST": "submit"}
+def test_resources_declare_their_scope_and_open_to_user_tokens_for_their_own_inbox():
+    from api.auth import Access
+
+    expected = {"GET": Access("notifications:inbox", users=True), "POST": Access("notifications:inbox", users=True)}
+    assert NotificationListResource.access == expected == NotificationReadResource.access
 
 
 def test_http_get_lists_unread_first_and_pages(client, inbox):

@@ -79,7 +79,9 @@ def test_schedule_errors_conflicts_and_roles(api, schedules):
         answer = getattr(api, method)("/api/v1/schedules/missing", json={"enabled": False})
         assert answer.status_code == 404 and answer.json["error"]["fields"] == {"schedule_id": "no such schedule"}
     reader = {"Authorization": f"Bearer {READER}"}
-    assert api.simulate_get("/api/v1/schedules", headers=reader).status_code == 403
+    assert api.simulate_get("/api/v1/schedules", headers=reader).status_code == 200  # the read role has schedules:read
+    refused = api.simulate_post("/api/v1/schedules", headers=reader, json={"actor": "echo", "interval_seconds": 5})
+    assert refused.status_code == 403 and "schedules:write" in refused.json["error"]["description"]
     assert api.simulate_get("/api/v1/schedules", headers={"Authorization": "Bearer wrong-token-0123456"}).status_code == 401
     assert "/api/v1/schedules/{schedule_id}" in api.simulate_get("/openapi.json").json["paths"]
 

@@ -124,7 +124,8 @@ class Inbox:
     def add(self, user_id: str, item_id: str, *, title: str = "", body: str, data: Optional[dict] = None) -> tuple[dict, bool]:
         """Store an item unless one with ``item_id`` exists; returns (item, created)."""
         created_ms = int(time.time() * 1000)
-        item = {"id": item_id, "title": title, "body": body, "data": data or {}, "created_at": now_iso()}
+        # The item names its owner: the inbox it is in is the only one it is shown from.
+        item = {"id": item_id, "user_id": user_id, "title": title, "body": body, "data": data or {}, "created_at": now_iso()}
         created = self._add(
             keys=self.keys(user_id),
             args=[item_id, json.dumps(item, ensure_ascii=False), created_ms, self.max_items, self.ttl_seconds],
