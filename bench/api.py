@@ -57,11 +57,12 @@ def free_port() -> int:
 class ApiServer:
     """The API for namespace *ns* on a free loopback port, started at once; :meth:`wait_ready` before use."""
 
-    def __init__(self, ns: str, workdir: Path, task_modules: str = "", root: Path = ROOT, name: str = ""):
+    def __init__(self, ns: str, workdir: Path, task_modules: str = "", root: Path = ROOT, name: str = "",
+                 extra_env: dict[str, str] | None = None):
         """*root*: the checkout to serve (another commit's, to compare against); *name* tells logs apart."""
         self.port = free_port()
         env = {**os.environ, "CLAW_NAMESPACE": ns, "CLAW_QUEUE_PREFIX": QUEUE_PREFIX, "CLAW_API_TOKENS": f"{TOKEN}:admin",
-               "CLAW_BROKER_URL": BROKER_URL, "CLAW_REDIS_URL": REDIS_URL, "PYTHONPATH": str(root)}
+               "CLAW_BROKER_URL": BROKER_URL, "CLAW_REDIS_URL": REDIS_URL, "PYTHONPATH": str(root), **(extra_env or {})}
         if task_modules:
             env["CLAW_TASK_MODULES"] = task_modules
         self.log_path = workdir / f"api-{ns}{name}.log"
@@ -155,22 +156,29 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 
 def run_wrk(port: int, endpoint: str, script: Path, duration: str) -> dict[str, float]:
-    url = f"http://127.0.0.1:{port}{'/' if endpoint in ('status lookup', FLOOR) else ENDPOINTS[endpoint]}"
-    done = subprocess.run([*WRK, f"-d{duration}", "-s", str(script), url], capture_output=True, text=True, check=True)
+    return run_wrk_path(port, "/" if endpoint in ("status lookup", FLOOR) else ENDPOINTS[endpoint], script, duration)
+
+
+def run_wrk_path(port: int, path: str, script: Path, duration: str) -> dict[str, float]:
+    """``wrk`` at *path* (the script may build each request's own) for *duration*."""
+    done = subprocess.run([*WRK, f"-d{duration}", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
+                          capture_output=True, text=True, check=True)
     return parse_wrk(done.stdout)
 
 
-def forget_submitted(client: redis.Redis, ns: str, loaded_at: float) -> None:
+def forget_submitted(client: redis.Redis, ns: str, loaded_at: float, queue: str = "notification_default") -> None:
     """Remove the records a submit run added (all newer than the load) and their messages."""
     from pipeline.engine import make_store
+    from pipeline.owners import Owner
     from pipeline.settings import load_settings
+    from pipeline.state import NewTask
 
     store = make_store(load_settings(namespace=ns, queue_prefix=QUEUE_PREFIX, redis_url=REDIS_URL, broker_url=BROKER_URL))
-    queue = QUEUE_PREFIX + "notification_default"
     ids = client.zrangebyscore(store.keys.index(), f"({int(loaded_at * 1_000_000)}", "+inf")
     for start in range(0, len(ids), 1000):
-        store.forget(ids[start:start + 1000], "send_notification", queue)
-    purge_queues(queue)
+        records = [r for r in store.get_many(ids[start:start + 1000]) if r is not None]
+        store.forget([NewTask(r["task_id"], r["actor"], r["queue"], 0, 0, [], {}, owner=Owner.of_record(r)) for r in records])
+    purge_queues(QUEUE_PREFIX + queue)
 
 
 @contextlib.contextmanager

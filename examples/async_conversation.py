@@ -40,7 +40,7 @@ def token_from_env() -> str:
     if not token and TOKEN_FILE.exists():
         token = TOKEN_FILE.read_text().strip()
     if not token:
-        sys.exit("set CLAW_TOKEN (an API token with the submit role), or run `make run` to create var/dev-admin-token")
+        sys.exit("set CLAW_TOKEN (a service token with the submit role), or run `make run` to create var/dev-admin-token")
     return token
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -136,4 +137,23 @@ def test_tiny_observability_bench_reports_every_side_and_leaves_nothing_behind(t
     rows = {line.split(" | ")[0].lstrip("| "): line for line in out.read_text().splitlines() if line.startswith("| ")}
     assert set(rows) >= {"off", "on"} and rows["off"].count("| 1.00 |") == 2
     assert "export requests" in out.read_text() and "(0 export requests)" not in out.read_text()
+
+
+def test_tiny_ownership_bench_measures_both_tokens_on_every_endpoint_without_errors_and_leaves_nothing_behind(tmp_path):
+    """200 records, 20 of one user, one 1-second rep per endpoint and token: every row has both, no errors."""
+    run = f"t{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "BENCH_RUN": run, "CLAW_REDIS_URL": REDIS_URL, "CLAW_BROKER_URL": BROKER_URL}
+    out = tmp_path / "ownership.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ownership", "--records", "200", "--user-tasks", "20", "--reps", "1",
+         "--duration", "1s", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row[0].lstrip("| ") for row in rows] == ["submit", "status lookup", "list (limit 50)", "list of one user (limit 50)"]
+    for row in rows:
+        figures = [float(n.replace(",", "")) for cell in row[1:4] for n in re.findall(r"\d[\d,]*(?:\.\d+)?", cell)]
+        assert len(figures) == 7 and all(value > 0 for value in figures), row
+        assert row[-1].strip(" |") == "0/0", row  # every answer a 2xx, with either token
     assert_nothing_left(run)

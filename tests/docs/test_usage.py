@@ -14,6 +14,8 @@ import shutil
 
 import pytest
 
+from api.auth import Access
+
 from tests.conftest import ROOT
 from tests.docs.conftest import fenced_blocks, run_blocks, user_environment
 
@@ -27,10 +29,12 @@ EXPECTED_NORUN = [
     "cp .env.example .env                       # then set every password and the API tokens",
     "PYTHONPATH=. CLAW_TASK_MODULES=examples.report_tasks .venv/bin/claw-pipeline worker --queues reports --processes 2 --threads 4",
     "pip install ./clients/python      # into the calling service's environment (make install puts it in .venv)",
+    "CLAW_CORS_ORIGINS=http://127.0.0.1:8080 make run        # the API, allowing the page's origin",
     "CLAW_WORKER_METRICS_PORT=9191 .venv/bin/claw-pipeline worker --queues reports &",
     "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4318 .venv/bin/claw-pipeline run",
     "claw-pipeline worker --queues ai_high_priority --processes 2 --threads 8",
     "kill -TERM <supervisor pid>                       # or Ctrl-C, or `docker compose stop worker-ai`",
+    'CLAW_API_TOKENS="ops:Xk3...:admin,billing:sha256=9f86d081884c7d65...:submit,chat:Zp81...:tasks:submit:generate_ai_response+users:mint"',
 ]
 
 pytestmark = pytest.mark.timeout(300)
@@ -92,7 +96,7 @@ def test_every_api_route_is_in_the_endpoint_table():
 
 
 class _OpenApi:
-    roles = {"GET": "read"}
+    access = {"GET": Access(None, users=True)}
 
     def on_get(self, req, resp):  # pragma: no cover - only its responders are listed
         pass
@@ -115,8 +119,12 @@ def test_the_builtin_task_table_matches_the_declarations():
 
 
 def _rate_cell(policy) -> str:
+    from pipeline.registry import OwnerOr
+
     if policy.rate_limit_per_key:
-        return f"{policy.rate_limit_per_key} per `{policy.rate_limit_key}`, `{policy.rate_limit}` in all"
+        key = policy.rate_limit_key
+        per = f"user (else `{key.argument}`)" if isinstance(key, OwnerOr) else f"`{key}`"
+        return f"{policy.rate_limit_per_key} per {per}, `{policy.rate_limit}` in all"
     return str(policy.rate_limit or "–")
 
 
