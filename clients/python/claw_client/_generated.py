@@ -40,6 +40,28 @@ class ActorStats(_Model):
     runtime_ms: dict[str, Optional[float]] = Field(description='p50/p95 over the last 500 finished tasks.')
 
 
+class AuditEntry(_Model):
+    id: str
+    at: float
+    who: str = Field(description="A token's name, user:<id>, dashboard:<token name>, cli:<os user>, or anonymous.")
+    action: str
+    target: str
+    outcome: str = Field(description='The HTTP status (or what happened).')
+    address: str
+    detail: dict[str, Any]
+
+
+class AuditPage(_Model):
+    entries: list[AuditEntry]
+    next_cursor: Optional[str] = Field(default=None, description='Pass as `cursor` for older entries; null on the last page.')
+
+
+class AuditQuery(_Model):
+    limit: int = Field(default=100)
+    cursor: Optional[str] = Field(default=None, description='`next_cursor` of the previous page.')
+    action: Optional[str] = Field(default=None, description='Only entries whose action starts with this, e.g. `POST /api/v1/tasks/cancel`.')
+
+
 class BulkAccepted(_Model):
     task_ids: list[str] = Field(description='In the order of the submitted tasks.')
     count: int
@@ -56,6 +78,8 @@ class BulkItem(_Model):
     delay_seconds: Optional[float] = Field(default=None)
     eta: Optional[datetime] = Field(default=None)
     queue: Optional[str] = Field(default=None, description="Another declared queue for this task (default: the actor's).")
+    user_id: Optional[str] = Field(default=None, description='The end user the task is for (its owner).')
+    tenant_id: Optional[str] = Field(default=None, description="The owner's tenant (needs user_id).")
 
 
 class CancelOutcome(_Model):
@@ -98,8 +122,10 @@ class DeleteKnowledgeVectorsSubmission(_Model):
     priority: Optional[int] = Field(default=None, description="0 (lowest) to 9; default: the actor's.")
     delay_seconds: Optional[float] = Field(default=None, description='Start no earlier than this many seconds from now.')
     eta: Optional[datetime] = Field(default=None, description='Start no earlier than this ISO 8601 time (naive = UTC); not with delay_seconds.')
-    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task.')
+    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task; keys are per token and actor.')
     queue: Optional[str] = Field(default=None, description="Another declared queue for this task (default: the actor's); a worker must consume it.")
+    user_id: Optional[str] = Field(default=None, description="The end user the task is for (its owner); a user token's own user when left out, and only that one.")
+    tenant_id: Optional[str] = Field(default=None, description="The owner's tenant (needs user_id).")
     knowledge_base_id: str
     document_ids: Optional[list[str]] = Field(default=None)
     all_documents: bool = Field(default=False)
@@ -123,8 +149,10 @@ class GenerateAiResponseSubmission(_Model):
     priority: Optional[int] = Field(default=None, description="0 (lowest) to 9; default: the actor's.")
     delay_seconds: Optional[float] = Field(default=None, description='Start no earlier than this many seconds from now.')
     eta: Optional[datetime] = Field(default=None, description='Start no earlier than this ISO 8601 time (naive = UTC); not with delay_seconds.')
-    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task.')
+    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task; keys are per token and actor.')
     queue: Optional[str] = Field(default=None, description="Another declared queue for this task (default: the actor's); a worker must consume it.")
+    user_id: Optional[str] = Field(default=None, description="The end user the task is for (its owner); a user token's own user when left out, and only that one.")
+    tenant_id: Optional[str] = Field(default=None, description="The owner's tenant (needs user_id).")
     conversation_id: str
     user_message: str
     knowledge_base_id: Optional[str] = Field(default=None)
@@ -201,6 +229,7 @@ class ListQuery(_Model):
     until: Optional[Union[datetime, float]] = Field(default=None, description='Enqueued at or before (ISO 8601 or epoch seconds).')
     limit: int = Field(default=50, description='Page size, at most 500.')
     cursor: Optional[str] = Field(default=None, description='`next_cursor` of the previous page.')
+    user_id: Optional[str] = Field(default=None, description="Only this user's tasks (from the user's own index). A user token always lists its own.")
 
 
 class MarkReadBody(_Model):
@@ -227,8 +256,22 @@ class MessagesQuery(_Model):
     before: Optional[int] = Field(default=None, description='Deprecated: `cursor` under its earlier name.')
 
 
+class MintBody(_Model):
+    user_id: str = Field(description='The user the browser acts for.')
+    tenant_id: Optional[str] = Field(default=None, description="The user's tenant: which knowledge bases it may search.")
+    ttl_seconds: Optional[int] = Field(default=None, description='Lifetime (default 900; at most CLAW_USER_TOKEN_MAX_TTL_SECONDS).')
+
+
+class MintedToken(_Model):
+    token: str = Field(description='Send it as `Authorization: Bearer <token>`.')
+    expires_at: float = Field(description='Epoch seconds.')
+    user_id: str
+    tenant_id: Optional[str] = Field(default=None)
+
+
 class NewBase(_Model):
     name: str
+    tenant_id: Optional[str] = Field(default=None, description='The tenant whose user tokens may search it (and ask AI questions over it); without one, user tokens without a tenant may.')
 
 
 class OpenApiDocument(_Model):
@@ -361,8 +404,10 @@ class SendNotificationSubmission(_Model):
     priority: Optional[int] = Field(default=None, description="0 (lowest) to 9; default: the actor's.")
     delay_seconds: Optional[float] = Field(default=None, description='Start no earlier than this many seconds from now.')
     eta: Optional[datetime] = Field(default=None, description='Start no earlier than this ISO 8601 time (naive = UTC); not with delay_seconds.')
-    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task.')
+    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task; keys are per token and actor.')
     queue: Optional[str] = Field(default=None, description="Another declared queue for this task (default: the actor's); a worker must consume it.")
+    user_id: Optional[str] = Field(default=None, description="The end user the task is for (its owner); a user token's own user when left out, and only that one.")
+    tenant_id: Optional[str] = Field(default=None, description="The owner's tenant (needs user_id).")
     channel: Literal['email', 'push', 'sms', 'system'] = Field(description='email, push, sms or system (in-app inbox).')
     subject: str = Field(default='', description='Email subject / push and inbox title; none for sms.')
     body: str = Field(description='Plain-text content.')
@@ -389,6 +434,12 @@ class Stats(_Model):
     workers_online: int
     throughput: dict[str, dict[str, int]] = Field(description='Finished tasks per final state: last_minute, last_hour.')
     broker_error: Optional[str] = Field(default=None)
+
+
+class StatsAnswer(_Model):
+    """`Stats` for a service token, `UserStats` for a user token."""
+
+    pass
 
 
 class TaskError(_Model):
@@ -421,7 +472,7 @@ class TaskProgress(_Model):
 
 
 class TaskRecord(_Model):
-    """A task's record. Times are epoch seconds; kwargs are redacted."""
+    """A task's record. Times are epoch seconds. The fields its task declares sensitive are `***` unless the caller is its owner, the token that submitted it, or holds `tasks:sensitive`; the error's traceback needs `tasks:control`."""
 
     task_id: str
     actor: str
@@ -447,6 +498,9 @@ class TaskRecord(_Model):
     idempotency_key: Optional[str] = Field(default=None)
     cancel_requested: Optional[float] = Field(default=None)
     request_id: Optional[str] = Field(default=None, description='X-Request-ID of the API request that submitted it.')
+    user_id: Optional[str] = Field(default=None, description='The end user the task is for.')
+    tenant_id: Optional[str] = Field(default=None)
+    submitted_by: Optional[str] = Field(default=None, description="Who submitted it: a token's name, user:<id>, scheduler, cli, python, task:<id>.")
 
 
 class UpdateKnowledgeBaseSubmission(_Model):
@@ -455,10 +509,19 @@ class UpdateKnowledgeBaseSubmission(_Model):
     priority: Optional[int] = Field(default=None, description="0 (lowest) to 9; default: the actor's.")
     delay_seconds: Optional[float] = Field(default=None, description='Start no earlier than this many seconds from now.')
     eta: Optional[datetime] = Field(default=None, description='Start no earlier than this ISO 8601 time (naive = UTC); not with delay_seconds.')
-    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task.')
+    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task; keys are per token and actor.')
     queue: Optional[str] = Field(default=None, description="Another declared queue for this task (default: the actor's); a worker must consume it.")
+    user_id: Optional[str] = Field(default=None, description="The end user the task is for (its owner); a user token's own user when left out, and only that one.")
+    tenant_id: Optional[str] = Field(default=None, description="The owner's tenant (needs user_id).")
     knowledge_base_id: str
     mode: Literal['incremental', 'full', 'rebuild'] = Field(default='incremental')
+
+
+class UserStats(_Model):
+    """What a user token sees of the stats: its own user's tasks per state."""
+
+    user_id: str
+    states: dict[str, int]
 
 
 class VectorizeDocumentSubmission(_Model):
@@ -467,8 +530,10 @@ class VectorizeDocumentSubmission(_Model):
     priority: Optional[int] = Field(default=None, description="0 (lowest) to 9; default: the actor's.")
     delay_seconds: Optional[float] = Field(default=None, description='Start no earlier than this many seconds from now.')
     eta: Optional[datetime] = Field(default=None, description='Start no earlier than this ISO 8601 time (naive = UTC); not with delay_seconds.')
-    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task.')
+    idempotency_key: Optional[str] = Field(default=None, description='Submitting the same key again (within the idempotency TTL) returns the first task; keys are per token and actor.')
     queue: Optional[str] = Field(default=None, description="Another declared queue for this task (default: the actor's); a worker must consume it.")
+    user_id: Optional[str] = Field(default=None, description="The end user the task is for (its owner); a user token's own user when left out, and only that one.")
+    tenant_id: Optional[str] = Field(default=None, description="The owner's tenant (needs user_id).")
     document_id: Optional[str] = Field(default=None)
     knowledge_base_id: Optional[str] = Field(default=None)
     source: Optional[str] = Field(default=None, description='Unique within the base, e.g. a path.')
@@ -536,7 +601,9 @@ class WorkflowBody(_Model):
     callback: Optional[WorkflowStep] = Field(default=None, description='chord: gets `results` (and `failures`).')
     on_failure: Optional[Literal['skip', 'run_with_summary']] = Field(default=None, description='chord: `skip` (default) the callback when a member failed, or `run_with_summary`.')
     name: Optional[str] = Field(default=None, description='A label shown with the workflow.')
-    idempotency_key: Optional[str] = Field(default=None, description='The same key within an hour returns the same workflow.')
+    idempotency_key: Optional[str] = Field(default=None, description='The same key within an hour (from the same token) returns the same workflow.')
+    user_id: Optional[str] = Field(default=None, description='The end user the workflow (and every task of it) is for.')
+    tenant_id: Optional[str] = Field(default=None, description="The owner's tenant (needs user_id).")
 
 
 class WorkflowCancelled(_Model):
@@ -598,9 +665,9 @@ class _Operations:
         """Cancel every task of a workflow that has not finished"""
         return self._call('POST', f'/api/v1/workflows/{_quote(workflow_id)}/cancel', 'cancelWorkflow', query={}, body=None, model=WorkflowCancelled)
 
-    def create_knowledge_base(self, *, name: str) -> KnowledgeBase:
+    def create_knowledge_base(self, *, name: str, tenant_id: Optional[str] = None) -> KnowledgeBase:
         """Create a knowledge base for the configured embedder (200 with the existing one)"""
-        return self._call('POST', f'/api/v1/knowledge', 'createKnowledgeBase', query={}, body={'name': name}, model=KnowledgeBase)
+        return self._call('POST', f'/api/v1/knowledge', 'createKnowledgeBase', query={}, body={'name': name, 'tenant_id': tenant_id}, model=KnowledgeBase)
 
     def create_schedule(self, *, id: Optional[str] = None, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Add a schedule"""
@@ -634,9 +701,9 @@ class _Operations:
         """One schedule"""
         return self._call('GET', f'/api/v1/schedules/{_quote(schedule_id)}', 'getSchedule', query={}, body=None, model=ScheduleView)
 
-    def get_task_stats(self) -> Stats:
+    def get_task_stats(self) -> StatsAnswer:
         """Counts per state, actor and queue; runtimes; throughput; queue depths"""
-        return self._call('GET', f'/api/v1/tasks/stats', 'getTaskStats', query={}, body=None, model=Stats)
+        return self._call('GET', f'/api/v1/tasks/stats', 'getTaskStats', query={}, body=None, model=StatsAnswer)
 
     def get_task_status(self, task_id: str) -> TaskRecord:
         """A task's record (with its result once finished)"""
@@ -645,6 +712,10 @@ class _Operations:
     def get_workflow(self, workflow_id: str, *, offset: Optional[int] = None, limit: Optional[int] = None, cursor: Optional[str] = None) -> WorkflowRecord:
         """A workflow: state, counts, progress, result and a page of its tasks"""
         return self._call('GET', f'/api/v1/workflows/{_quote(workflow_id)}', 'getWorkflow', query={'offset': offset, 'limit': limit, 'cursor': cursor}, body=None, model=WorkflowRecord)
+
+    def list_audit_entries(self, *, limit: Optional[int] = None, cursor: Optional[str] = None, action: Optional[str] = None) -> AuditPage:
+        """The audit log, newest first: admin actions and refused authentications"""
+        return self._call('GET', f'/api/v1/audit', 'listAuditEntries', query={'limit': limit, 'cursor': cursor, 'action': action}, body=None, model=AuditPage)
 
     def list_conversation_messages(self, conversation_id: str, *, limit: Optional[int] = None, cursor: Optional[str] = None, before: Optional[int] = None) -> MessagePage:
         """A page of a conversation's messages, oldest first"""
@@ -666,9 +737,9 @@ class _Operations:
         """Every schedule with its next and last run"""
         return self._call('GET', f'/api/v1/schedules', 'listSchedules', query={}, body=None, model=ScheduleList)
 
-    def list_tasks(self, *, state: Optional[Literal['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'CANCELLED']] = None, actor: Optional[str] = None, queue: Optional[str] = None, since: Optional[Union[datetime, float]] = None, until: Optional[Union[datetime, float]] = None, limit: Optional[int] = None, cursor: Optional[str] = None) -> TaskPage:
+    def list_tasks(self, *, state: Optional[Literal['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'CANCELLED']] = None, actor: Optional[str] = None, queue: Optional[str] = None, since: Optional[Union[datetime, float]] = None, until: Optional[Union[datetime, float]] = None, limit: Optional[int] = None, cursor: Optional[str] = None, user_id: Optional[str] = None) -> TaskPage:
         """Tasks, newest first, filtered and paged"""
-        return self._call('GET', f'/api/v1/tasks/list', 'listTasks', query={'state': state, 'actor': actor, 'queue': queue, 'since': since, 'until': until, 'limit': limit, 'cursor': cursor}, body=None, model=TaskPage)
+        return self._call('GET', f'/api/v1/tasks/list', 'listTasks', query={'state': state, 'actor': actor, 'queue': queue, 'since': since, 'until': until, 'limit': limit, 'cursor': cursor, 'user_id': user_id}, body=None, model=TaskPage)
 
     def list_workers(self) -> WorkerList:
         """Live worker processes (oldest first)"""
@@ -677,6 +748,10 @@ class _Operations:
     def mark_notifications_read(self, user_id: str, *, ids: Optional[list[str]] = None, all: Optional[bool] = None) -> MarkReadOutcome:
         """Mark some (ids) or all of a user's notifications read"""
         return self._call('POST', f'/api/v1/notifications/{_quote(user_id)}/read', 'markNotificationsRead', query={}, body={'ids': ids, 'all': all}, model=MarkReadOutcome)
+
+    def mint_user_token(self, *, user_id: str, tenant_id: Optional[str] = None, ttl_seconds: Optional[int] = None) -> MintedToken:
+        """Mint a short-lived token for one user's browser"""
+        return self._call('POST', f'/api/v1/auth/user-tokens', 'mintUserToken', query={}, body={'user_id': user_id, 'tenant_id': tenant_id, 'ttl_seconds': ttl_seconds}, model=MintedToken)
 
     def requeue_dead_letters(self, *, queue: str, task_ids: Optional[list[str]] = None) -> Requeued:
         """Move dead-lettered messages back to their queue and their tasks back to PENDING"""
@@ -706,29 +781,29 @@ class _Operations:
         """Submit up to 1,000 tasks of any actors at once"""
         return self._call('POST', f'/api/v1/tasks/bulk', 'submitBulk', query={}, body={'tasks': tasks}, model=BulkAccepted)
 
-    def submit_delete_knowledge_vectors(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, document_ids: Optional[list[str]] = None, all_documents: Optional[bool] = None) -> Accepted:
+    def submit_delete_knowledge_vectors(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, document_ids: Optional[list[str]] = None, all_documents: Optional[bool] = None) -> Accepted:
         """Submit delete_knowledge_vectors"""
-        return self._call('POST', f'/api/v1/tasks/knowledge/delete', 'submitDeleteKnowledgeVectors', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'knowledge_base_id': knowledge_base_id, 'document_ids': document_ids, 'all_documents': all_documents}, model=Accepted)
+        return self._call('POST', f'/api/v1/tasks/knowledge/delete', 'submitDeleteKnowledgeVectors', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'knowledge_base_id': knowledge_base_id, 'document_ids': document_ids, 'all_documents': all_documents}, model=Accepted)
 
-    def submit_generate_ai_response(self, *, conversation_id: str, user_message: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, knowledge_base_id: Optional[str] = None) -> Accepted:
+    def submit_generate_ai_response(self, *, conversation_id: str, user_message: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, knowledge_base_id: Optional[str] = None) -> Accepted:
         """Submit generate_ai_response"""
-        return self._call('POST', f'/api/v1/tasks/ai/generate', 'submitGenerateAiResponse', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'conversation_id': conversation_id, 'user_message': user_message, 'knowledge_base_id': knowledge_base_id}, model=Accepted)
+        return self._call('POST', f'/api/v1/tasks/ai/generate', 'submitGenerateAiResponse', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'conversation_id': conversation_id, 'user_message': user_message, 'knowledge_base_id': knowledge_base_id}, model=Accepted)
 
-    def submit_send_notification(self, *, channel: Literal['email', 'push', 'sms', 'system'], body: str, recipient: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, subject: Optional[str] = None, html_body: Optional[str] = None, data: Optional[dict[str, Any]] = None, app: Optional[str] = None, dedup_key: Optional[str] = None) -> Accepted:
+    def submit_send_notification(self, *, channel: Literal['email', 'push', 'sms', 'system'], body: str, recipient: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, subject: Optional[str] = None, html_body: Optional[str] = None, data: Optional[dict[str, Any]] = None, app: Optional[str] = None, dedup_key: Optional[str] = None) -> Accepted:
         """Submit send_notification"""
-        return self._call('POST', f'/api/v1/tasks/notifications/send', 'submitSendNotification', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'channel': channel, 'subject': subject, 'body': body, 'html_body': html_body, 'data': data, 'app': app, 'dedup_key': dedup_key, 'recipient': recipient}, model=Accepted)
+        return self._call('POST', f'/api/v1/tasks/notifications/send', 'submitSendNotification', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'channel': channel, 'subject': subject, 'body': body, 'html_body': html_body, 'data': data, 'app': app, 'dedup_key': dedup_key, 'recipient': recipient}, model=Accepted)
 
-    def submit_update_knowledge_base(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, mode: Optional[Literal['incremental', 'full', 'rebuild']] = None) -> Accepted:
+    def submit_update_knowledge_base(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, mode: Optional[Literal['incremental', 'full', 'rebuild']] = None) -> Accepted:
         """Submit update_knowledge_base"""
-        return self._call('POST', f'/api/v1/tasks/knowledge/update', 'submitUpdateKnowledgeBase', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'knowledge_base_id': knowledge_base_id, 'mode': mode}, model=Accepted)
+        return self._call('POST', f'/api/v1/tasks/knowledge/update', 'submitUpdateKnowledgeBase', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'knowledge_base_id': knowledge_base_id, 'mode': mode}, model=Accepted)
 
-    def submit_vectorize_document(self, *, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, document_id: Optional[str] = None, knowledge_base_id: Optional[str] = None, source: Optional[str] = None, title: Optional[str] = None, text: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, force: Optional[bool] = None) -> Accepted:
+    def submit_vectorize_document(self, *, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, document_id: Optional[str] = None, knowledge_base_id: Optional[str] = None, source: Optional[str] = None, title: Optional[str] = None, text: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, force: Optional[bool] = None) -> Accepted:
         """Submit vectorize_document"""
-        return self._call('POST', f'/api/v1/tasks/knowledge/vectorize', 'submitVectorizeDocument', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'document_id': document_id, 'knowledge_base_id': knowledge_base_id, 'source': source, 'title': title, 'text': text, 'metadata': metadata, 'force': force}, model=Accepted)
+        return self._call('POST', f'/api/v1/tasks/knowledge/vectorize', 'submitVectorizeDocument', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'document_id': document_id, 'knowledge_base_id': knowledge_base_id, 'source': source, 'title': title, 'text': text, 'metadata': metadata, 'force': force}, model=Accepted)
 
-    def submit_workflow(self, *, kind: Literal['chain', 'group', 'chord'], steps: Optional[list[WorkflowStep]] = None, members: Optional[list[WorkflowStep]] = None, callback: Optional[WorkflowStep] = None, on_failure: Optional[Literal['skip', 'run_with_summary']] = None, name: Optional[str] = None, idempotency_key: Optional[str] = None) -> WorkflowAccepted:
+    def submit_workflow(self, *, kind: Literal['chain', 'group', 'chord'], steps: Optional[list[WorkflowStep]] = None, members: Optional[list[WorkflowStep]] = None, callback: Optional[WorkflowStep] = None, on_failure: Optional[Literal['skip', 'run_with_summary']] = None, name: Optional[str] = None, idempotency_key: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None) -> WorkflowAccepted:
         """Submit a chain, group or chord"""
-        return self._call('POST', f'/api/v1/workflows', 'submitWorkflow', query={}, body={'kind': kind, 'steps': steps, 'members': members, 'callback': callback, 'on_failure': on_failure, 'name': name, 'idempotency_key': idempotency_key}, model=WorkflowAccepted)
+        return self._call('POST', f'/api/v1/workflows', 'submitWorkflow', query={}, body={'kind': kind, 'steps': steps, 'members': members, 'callback': callback, 'on_failure': on_failure, 'name': name, 'idempotency_key': idempotency_key, 'user_id': user_id, 'tenant_id': tenant_id}, model=WorkflowAccepted)
 
     def update_schedule(self, schedule_id: str, *, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Change a schedule; {"enabled": false} pauses it"""
@@ -748,9 +823,9 @@ class _AsyncOperations:
         """Cancel every task of a workflow that has not finished"""
         return await self._call('POST', f'/api/v1/workflows/{_quote(workflow_id)}/cancel', 'cancelWorkflow', query={}, body=None, model=WorkflowCancelled)
 
-    async def create_knowledge_base(self, *, name: str) -> KnowledgeBase:
+    async def create_knowledge_base(self, *, name: str, tenant_id: Optional[str] = None) -> KnowledgeBase:
         """Create a knowledge base for the configured embedder (200 with the existing one)"""
-        return await self._call('POST', f'/api/v1/knowledge', 'createKnowledgeBase', query={}, body={'name': name}, model=KnowledgeBase)
+        return await self._call('POST', f'/api/v1/knowledge', 'createKnowledgeBase', query={}, body={'name': name, 'tenant_id': tenant_id}, model=KnowledgeBase)
 
     async def create_schedule(self, *, id: Optional[str] = None, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Add a schedule"""
@@ -784,9 +859,9 @@ class _AsyncOperations:
         """One schedule"""
         return await self._call('GET', f'/api/v1/schedules/{_quote(schedule_id)}', 'getSchedule', query={}, body=None, model=ScheduleView)
 
-    async def get_task_stats(self) -> Stats:
+    async def get_task_stats(self) -> StatsAnswer:
         """Counts per state, actor and queue; runtimes; throughput; queue depths"""
-        return await self._call('GET', f'/api/v1/tasks/stats', 'getTaskStats', query={}, body=None, model=Stats)
+        return await self._call('GET', f'/api/v1/tasks/stats', 'getTaskStats', query={}, body=None, model=StatsAnswer)
 
     async def get_task_status(self, task_id: str) -> TaskRecord:
         """A task's record (with its result once finished)"""
@@ -795,6 +870,10 @@ class _AsyncOperations:
     async def get_workflow(self, workflow_id: str, *, offset: Optional[int] = None, limit: Optional[int] = None, cursor: Optional[str] = None) -> WorkflowRecord:
         """A workflow: state, counts, progress, result and a page of its tasks"""
         return await self._call('GET', f'/api/v1/workflows/{_quote(workflow_id)}', 'getWorkflow', query={'offset': offset, 'limit': limit, 'cursor': cursor}, body=None, model=WorkflowRecord)
+
+    async def list_audit_entries(self, *, limit: Optional[int] = None, cursor: Optional[str] = None, action: Optional[str] = None) -> AuditPage:
+        """The audit log, newest first: admin actions and refused authentications"""
+        return await self._call('GET', f'/api/v1/audit', 'listAuditEntries', query={'limit': limit, 'cursor': cursor, 'action': action}, body=None, model=AuditPage)
 
     async def list_conversation_messages(self, conversation_id: str, *, limit: Optional[int] = None, cursor: Optional[str] = None, before: Optional[int] = None) -> MessagePage:
         """A page of a conversation's messages, oldest first"""
@@ -816,9 +895,9 @@ class _AsyncOperations:
         """Every schedule with its next and last run"""
         return await self._call('GET', f'/api/v1/schedules', 'listSchedules', query={}, body=None, model=ScheduleList)
 
-    async def list_tasks(self, *, state: Optional[Literal['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'CANCELLED']] = None, actor: Optional[str] = None, queue: Optional[str] = None, since: Optional[Union[datetime, float]] = None, until: Optional[Union[datetime, float]] = None, limit: Optional[int] = None, cursor: Optional[str] = None) -> TaskPage:
+    async def list_tasks(self, *, state: Optional[Literal['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'CANCELLED']] = None, actor: Optional[str] = None, queue: Optional[str] = None, since: Optional[Union[datetime, float]] = None, until: Optional[Union[datetime, float]] = None, limit: Optional[int] = None, cursor: Optional[str] = None, user_id: Optional[str] = None) -> TaskPage:
         """Tasks, newest first, filtered and paged"""
-        return await self._call('GET', f'/api/v1/tasks/list', 'listTasks', query={'state': state, 'actor': actor, 'queue': queue, 'since': since, 'until': until, 'limit': limit, 'cursor': cursor}, body=None, model=TaskPage)
+        return await self._call('GET', f'/api/v1/tasks/list', 'listTasks', query={'state': state, 'actor': actor, 'queue': queue, 'since': since, 'until': until, 'limit': limit, 'cursor': cursor, 'user_id': user_id}, body=None, model=TaskPage)
 
     async def list_workers(self) -> WorkerList:
         """Live worker processes (oldest first)"""
@@ -827,6 +906,10 @@ class _AsyncOperations:
     async def mark_notifications_read(self, user_id: str, *, ids: Optional[list[str]] = None, all: Optional[bool] = None) -> MarkReadOutcome:
         """Mark some (ids) or all of a user's notifications read"""
         return await self._call('POST', f'/api/v1/notifications/{_quote(user_id)}/read', 'markNotificationsRead', query={}, body={'ids': ids, 'all': all}, model=MarkReadOutcome)
+
+    async def mint_user_token(self, *, user_id: str, tenant_id: Optional[str] = None, ttl_seconds: Optional[int] = None) -> MintedToken:
+        """Mint a short-lived token for one user's browser"""
+        return await self._call('POST', f'/api/v1/auth/user-tokens', 'mintUserToken', query={}, body={'user_id': user_id, 'tenant_id': tenant_id, 'ttl_seconds': ttl_seconds}, model=MintedToken)
 
     async def requeue_dead_letters(self, *, queue: str, task_ids: Optional[list[str]] = None) -> Requeued:
         """Move dead-lettered messages back to their queue and their tasks back to PENDING"""
@@ -856,29 +939,29 @@ class _AsyncOperations:
         """Submit up to 1,000 tasks of any actors at once"""
         return await self._call('POST', f'/api/v1/tasks/bulk', 'submitBulk', query={}, body={'tasks': tasks}, model=BulkAccepted)
 
-    async def submit_delete_knowledge_vectors(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, document_ids: Optional[list[str]] = None, all_documents: Optional[bool] = None) -> Accepted:
+    async def submit_delete_knowledge_vectors(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, document_ids: Optional[list[str]] = None, all_documents: Optional[bool] = None) -> Accepted:
         """Submit delete_knowledge_vectors"""
-        return await self._call('POST', f'/api/v1/tasks/knowledge/delete', 'submitDeleteKnowledgeVectors', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'knowledge_base_id': knowledge_base_id, 'document_ids': document_ids, 'all_documents': all_documents}, model=Accepted)
+        return await self._call('POST', f'/api/v1/tasks/knowledge/delete', 'submitDeleteKnowledgeVectors', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'knowledge_base_id': knowledge_base_id, 'document_ids': document_ids, 'all_documents': all_documents}, model=Accepted)
 
-    async def submit_generate_ai_response(self, *, conversation_id: str, user_message: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, knowledge_base_id: Optional[str] = None) -> Accepted:
+    async def submit_generate_ai_response(self, *, conversation_id: str, user_message: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, knowledge_base_id: Optional[str] = None) -> Accepted:
         """Submit generate_ai_response"""
-        return await self._call('POST', f'/api/v1/tasks/ai/generate', 'submitGenerateAiResponse', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'conversation_id': conversation_id, 'user_message': user_message, 'knowledge_base_id': knowledge_base_id}, model=Accepted)
+        return await self._call('POST', f'/api/v1/tasks/ai/generate', 'submitGenerateAiResponse', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'conversation_id': conversation_id, 'user_message': user_message, 'knowledge_base_id': knowledge_base_id}, model=Accepted)
 
-    async def submit_send_notification(self, *, channel: Literal['email', 'push', 'sms', 'system'], body: str, recipient: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, subject: Optional[str] = None, html_body: Optional[str] = None, data: Optional[dict[str, Any]] = None, app: Optional[str] = None, dedup_key: Optional[str] = None) -> Accepted:
+    async def submit_send_notification(self, *, channel: Literal['email', 'push', 'sms', 'system'], body: str, recipient: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, subject: Optional[str] = None, html_body: Optional[str] = None, data: Optional[dict[str, Any]] = None, app: Optional[str] = None, dedup_key: Optional[str] = None) -> Accepted:
         """Submit send_notification"""
-        return await self._call('POST', f'/api/v1/tasks/notifications/send', 'submitSendNotification', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'channel': channel, 'subject': subject, 'body': body, 'html_body': html_body, 'data': data, 'app': app, 'dedup_key': dedup_key, 'recipient': recipient}, model=Accepted)
+        return await self._call('POST', f'/api/v1/tasks/notifications/send', 'submitSendNotification', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'channel': channel, 'subject': subject, 'body': body, 'html_body': html_body, 'data': data, 'app': app, 'dedup_key': dedup_key, 'recipient': recipient}, model=Accepted)
 
-    async def submit_update_knowledge_base(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, mode: Optional[Literal['incremental', 'full', 'rebuild']] = None) -> Accepted:
+    async def submit_update_knowledge_base(self, *, knowledge_base_id: str, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, mode: Optional[Literal['incremental', 'full', 'rebuild']] = None) -> Accepted:
         """Submit update_knowledge_base"""
-        return await self._call('POST', f'/api/v1/tasks/knowledge/update', 'submitUpdateKnowledgeBase', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'knowledge_base_id': knowledge_base_id, 'mode': mode}, model=Accepted)
+        return await self._call('POST', f'/api/v1/tasks/knowledge/update', 'submitUpdateKnowledgeBase', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'knowledge_base_id': knowledge_base_id, 'mode': mode}, model=Accepted)
 
-    async def submit_vectorize_document(self, *, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, document_id: Optional[str] = None, knowledge_base_id: Optional[str] = None, source: Optional[str] = None, title: Optional[str] = None, text: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, force: Optional[bool] = None) -> Accepted:
+    async def submit_vectorize_document(self, *, priority: Optional[int] = None, delay_seconds: Optional[float] = None, eta: Optional[datetime] = None, idempotency_key: Optional[str] = None, queue: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None, document_id: Optional[str] = None, knowledge_base_id: Optional[str] = None, source: Optional[str] = None, title: Optional[str] = None, text: Optional[str] = None, metadata: Optional[dict[str, Any]] = None, force: Optional[bool] = None) -> Accepted:
         """Submit vectorize_document"""
-        return await self._call('POST', f'/api/v1/tasks/knowledge/vectorize', 'submitVectorizeDocument', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'document_id': document_id, 'knowledge_base_id': knowledge_base_id, 'source': source, 'title': title, 'text': text, 'metadata': metadata, 'force': force}, model=Accepted)
+        return await self._call('POST', f'/api/v1/tasks/knowledge/vectorize', 'submitVectorizeDocument', query={}, body={'priority': priority, 'delay_seconds': delay_seconds, 'eta': eta, 'idempotency_key': idempotency_key, 'queue': queue, 'user_id': user_id, 'tenant_id': tenant_id, 'document_id': document_id, 'knowledge_base_id': knowledge_base_id, 'source': source, 'title': title, 'text': text, 'metadata': metadata, 'force': force}, model=Accepted)
 
-    async def submit_workflow(self, *, kind: Literal['chain', 'group', 'chord'], steps: Optional[list[WorkflowStep]] = None, members: Optional[list[WorkflowStep]] = None, callback: Optional[WorkflowStep] = None, on_failure: Optional[Literal['skip', 'run_with_summary']] = None, name: Optional[str] = None, idempotency_key: Optional[str] = None) -> WorkflowAccepted:
+    async def submit_workflow(self, *, kind: Literal['chain', 'group', 'chord'], steps: Optional[list[WorkflowStep]] = None, members: Optional[list[WorkflowStep]] = None, callback: Optional[WorkflowStep] = None, on_failure: Optional[Literal['skip', 'run_with_summary']] = None, name: Optional[str] = None, idempotency_key: Optional[str] = None, user_id: Optional[str] = None, tenant_id: Optional[str] = None) -> WorkflowAccepted:
         """Submit a chain, group or chord"""
-        return await self._call('POST', f'/api/v1/workflows', 'submitWorkflow', query={}, body={'kind': kind, 'steps': steps, 'members': members, 'callback': callback, 'on_failure': on_failure, 'name': name, 'idempotency_key': idempotency_key}, model=WorkflowAccepted)
+        return await self._call('POST', f'/api/v1/workflows', 'submitWorkflow', query={}, body={'kind': kind, 'steps': steps, 'members': members, 'callback': callback, 'on_failure': on_failure, 'name': name, 'idempotency_key': idempotency_key, 'user_id': user_id, 'tenant_id': tenant_id}, model=WorkflowAccepted)
 
     async def update_schedule(self, schedule_id: str, *, actor: Optional[str] = None, kwargs: Optional[dict[str, Any]] = None, priority: Optional[int] = None, workflow: Optional[dict[str, Any]] = None, cron: Optional[str] = None, timezone: Optional[str] = None, interval_seconds: Optional[int] = None, enabled: Optional[bool] = None) -> ScheduleView:
         """Change a schedule; {"enabled": false} pauses it"""
@@ -887,6 +970,9 @@ class _AsyncOperations:
 
 Accepted.model_rebuild()
 ActorStats.model_rebuild()
+AuditEntry.model_rebuild()
+AuditPage.model_rebuild()
+AuditQuery.model_rebuild()
 BulkAccepted.model_rebuild()
 BulkBody.model_rebuild()
 BulkItem.model_rebuild()
@@ -910,6 +996,8 @@ MarkReadBody.model_rebuild()
 MarkReadOutcome.model_rebuild()
 MessagePage.model_rebuild()
 MessagesQuery.model_rebuild()
+MintBody.model_rebuild()
+MintedToken.model_rebuild()
 NewBase.model_rebuild()
 OpenApiDocument.model_rebuild()
 ProgressEvent.model_rebuild()
@@ -928,12 +1016,14 @@ SearchResults.model_rebuild()
 SendNotificationSubmission.model_rebuild()
 StateEvent.model_rebuild()
 Stats.model_rebuild()
+StatsAnswer.model_rebuild()
 TaskError.model_rebuild()
 TaskEvents.model_rebuild()
 TaskPage.model_rebuild()
 TaskProgress.model_rebuild()
 TaskRecord.model_rebuild()
 UpdateKnowledgeBaseSubmission.model_rebuild()
+UserStats.model_rebuild()
 VectorizeDocumentSubmission.model_rebuild()
 WaitingEvent.model_rebuild()
 WorkerCommandBody.model_rebuild()
