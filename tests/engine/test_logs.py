@@ -9,7 +9,7 @@ import logging
 
 from pipeline.cli import build_parser
 from pipeline.observability import logs
-from tests.api.conftest import TOKENS, Api
+from tests.api.conftest import SERVICE_TOKENS, Api
 from tests.conftest import wait_for_state, wait_until
 
 
@@ -17,7 +17,7 @@ def test_worker_lines_are_json_with_the_task_and_request_ids(start_worker, engin
     from api.app import create_app  # the API app, in this test only
 
     worker = start_worker("--log-level", "info", extra_env={"CLAW_LOG_FORMAT": "json"})
-    api = Api(create_app(engine, settings.model_copy(update={"api_tokens": {t: r for r, t in TOKENS.items()}})))
+    api = Api(create_app(engine, settings.model_copy(update={"api_tokens": SERVICE_TOKENS})))
     answer = api.post("/api/v1/tasks/bulk", role="submit", headers={"X-Request-ID": "req-logs-7"},
                       json={"tasks": [{"actor": "always_fails", "kwargs": {"message": "logged"}}]})
     task_id = answer.json["task_ids"][0]

@@ -144,3 +144,22 @@ def test_the_submission_quota_is_a_sliding_window_per_user_and_actor(store):
     assert store.take_submit_quota("a", "judy", 3, 1000) == 0 and store.take_submit_quota("b", "ivan", 3, 1000) == 0
     time.sleep(wait / 1000 + 0.05)
     assert store.take_submit_quota("a", "ivan", 3, 1000) == 0
+
+
+def test_cli_admin_commands_are_in_the_audit_log_and_token_new_prints_a_strong_token(engine, capsys):
+    import getpass
+
+    from pipeline import cli
+    from pipeline.tokens import digest, parse_tokens
+
+    task_id = client.submit("echo", kwargs={"value": 1})
+    assert cli.main(["cancel", task_id]) == 0
+    entries, _ = engine.store.audit_page(5)
+    assert (entries[0]["who"], entries[0]["action"], entries[0]["target"], entries[0]["outcome"]) == (
+        f"cli:{getpass.getuser()}", "cancel", task_id, "CANCELLED")
+    capsys.readouterr()
+    assert cli.main(["token", "new", "--name", "billing", "--grant", "tasks:read+users:mint"]) == 0
+    token, entry, hashed = (line.split(None, 1)[1] for line in capsys.readouterr().out.strip().splitlines())
+    (parsed,) = parse_tokens(entry)
+    assert parsed.name == "billing" and parsed.grant == ("tasks:read", "users:mint") and parsed.weak is None
+    assert parse_tokens(hashed)[0].digest == digest(token) == parsed.digest

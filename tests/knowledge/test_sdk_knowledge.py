@@ -57,7 +57,8 @@ def test_knowledge_bases_search_and_conversation_pages(knowledge_api, corpus_bas
         assert deleted.state == "PENDING" and claw.get(deleted.task_id).actor == "delete_knowledge_base"
 
     async def from_async():
-        async with AsyncClient(knowledge_api.url, TOKENS["read"]) as claw:
+        # A backend's token: conversations are users' data, not for the read role (conversations:read).
+        async with AsyncClient(knowledge_api.url, TOKENS["submit"]) as claw:
             hits = await claw.search_knowledge_base(str(corpus_base.kb.id), q="How do I verify webhook signatures?")
             return hits.results[0].source, [m.content async for m in claw.conversation_messages(conversation)]
 
