@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import redis
 
@@ -195,46 +195,43 @@ class Housekeeping:
     # -- daily cleanup ---------------------------------------------------------------------
 
     def remove_orphaned_entries(self, actors: Iterable[str], queues: Iterable[str]) -> int:
-        """Drop index entries whose record is gone, from every index of that state.
+        """Drop index entries whose record is gone: from every index of that state, and from the users' indexes."""
+        actors, queues = list(actors), list(queues)
+        removed = 0
+        for state in STATES:
+            removed += self._drop_orphans(self.keys.index_state(state),
+                                          lambda gone, state=state: self._remove_from_indexes(gone, state, actors, queues))
+        prefix = self.keys.index_owner("")
+        # The users' indexes are found by SCAN: the cleanup is not a request path.
+        for name in self.redis.scan_iter(match=self.keys.index_owner_pattern, count=1000):
+            user_indexes = (name, *(self.keys.index_owner_state(name[len(prefix):], state) for state in STATES))
+            removed += self._drop_orphans(name, lambda gone, names=user_indexes: self._zrem_all(names, gone))
+        return removed
+
+    def _drop_orphans(self, index: str, remove: Callable[[list[str]], None]) -> int:
+        """Page through *index* and hand the ids whose record is gone to *remove*; returns how many.
 
         Entries are paged by rank; removing some of a page moves later ones up
         by that many, which the next offset accounts for. An entry missed
         because a concurrent trim shifted the ranks is caught by the next run.
         """
-        actors, queues = list(actors), list(queues)
-        removed = 0
-        for state in STATES:
-            index = self.keys.index_state(state)
-            offset = 0
-            while ids := self.redis.zrange(index, offset, offset + PAGE - 1):
-                with self.redis.pipeline(transaction=False) as pipe:
-                    for task_id in ids:
-                        pipe.exists(self.keys.task(task_id))
-                    gone = [task_id for task_id, exists in zip(ids, pipe.execute()) if not exists]
-                if gone:
-                    self._remove_from_indexes(gone, state, actors, queues)
-                    removed += len(gone)
-                offset += len(ids) - len(gone)
-        return removed + self._remove_orphaned_owner_entries()
-
-    def _remove_orphaned_owner_entries(self) -> int:
-        """The same for the users' indexes, found by SCAN (the cleanup is not a request path)."""
-        removed, prefix = 0, self.keys.index_owner("")
-        for name in self.redis.scan_iter(match=self.keys.index_owner_pattern, count=1000):
-            user_id, offset = name[len(prefix):], 0
-            while ids := self.redis.zrange(name, offset, offset + PAGE - 1):
-                with self.redis.pipeline(transaction=False) as pipe:
-                    for task_id in ids:
-                        pipe.exists(self.keys.task(task_id))
-                    gone = [task_id for task_id, exists in zip(ids, pipe.execute()) if not exists]
-                if gone:
-                    with self.redis.pipeline(transaction=False) as pipe:
-                        for index in (name, *(self.keys.index_owner_state(user_id, state) for state in STATES)):
-                            pipe.zrem(index, *gone)
-                        pipe.execute()
-                    removed += len(gone)
-                offset += len(ids) - len(gone)
+        removed, offset = 0, 0
+        while ids := self.redis.zrange(index, offset, offset + PAGE - 1):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for task_id in ids:
+                    pipe.exists(self.keys.task(task_id))
+                gone = [task_id for task_id, exists in zip(ids, pipe.execute()) if not exists]
+            if gone:
+                remove(gone)
+                removed += len(gone)
+            offset += len(ids) - len(gone)
         return removed
+
+    def _zrem_all(self, names: Iterable[str], ids: list[str]) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zrem(name, *ids)
+            pipe.execute()
 
     def _remove_from_indexes(self, ids: list[str], state: str, actors: list[str], queues: list[str]) -> None:
         """The record (and with it the actor and queue) is gone, so remove from every index it could be in."""
@@ -243,10 +240,7 @@ class Housekeeping:
             names += [self.keys.index_actor(actor), self.keys.index_state_actor(state, actor)]
         for queue in queues:
             names += [self.keys.index_queue(queue), self.keys.index_state_queue(state, queue)]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.zrem(name, *ids)
-            pipe.execute()
+        self._zrem_all(names, ids)
 
     def remove_old_buckets(self, oldest_read: int) -> int:
         """Throughput buckets older than *oldest_read* (normally they expire by themselves).
