@@ -90,6 +90,19 @@ def _event(sse: ServerSentEvent) -> TaskEvent:
     return TaskEvent(sse.event, sse.id or None, parsed)
 
 
+#: What sending a request came to: the server's response, or the error that stopped it.
+_Outcome = Union[httpx.Response, httpx.TransportError]
+
+
+def _answer(outcome: _Outcome) -> httpx.Response:
+    """The final outcome of a call: its response, or the error it stands for raised."""
+    if isinstance(outcome, httpx.TransportError):
+        raise outcome
+    if outcome.is_error:
+        raise error_from(outcome)
+    return outcome
+
+
 class _Shared:
     """Settings and request building common to both clients."""
 
@@ -108,6 +121,20 @@ class _Shared:
         if self.idempotency_keys and "idempotency_key" in body and body["idempotency_key"] is None:
             body = {**body, "idempotency_key": new_idempotency_key()}
         return encode(body)
+
+    def _pause_before_resending(self, attempt: int, method: str, body: Optional[dict[str, Any]],
+                                outcome: _Outcome) -> Optional[float]:
+        """Seconds to wait before sending attempt *attempt* again, or None when *outcome* is the answer
+        (or the error) to give: the attempts are used up, or sending again could do the thing twice."""
+        if attempt + 1 >= self.retries.attempts:
+            return None
+        if isinstance(outcome, httpx.TransportError):
+            if isinstance(outcome, httpx.ConnectError) or may_repeat(method, body, None):
+                return self.retries.delay(attempt)
+            return None
+        if outcome.status_code in RETRY_STATUSES and may_repeat(method, body, outcome.status_code):
+            return self.retries.delay(attempt, outcome)
+        return None
 
     @staticmethod
     def _submit_method(actor: str) -> str:
@@ -151,19 +178,12 @@ class Client(_Shared, _Operations):
         attempt = 0
         while True:
             try:
-                response = self.http.request(method, path, params=params, json=body, headers=headers)
+                outcome: _Outcome = self.http.request(method, path, params=params, json=body, headers=headers)
             except httpx.TransportError as exc:
-                if attempt + 1 >= self.retries.attempts or not (isinstance(exc, httpx.ConnectError)
-                                                                or may_repeat(method, body, None)):
-                    raise
-                time.sleep(self.retries.delay(attempt))
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt + 1 >= self.retries.attempts \
-                        or not may_repeat(method, body, response.status_code):
-                    if response.is_error:
-                        raise error_from(response)
-                    return response
-                time.sleep(self.retries.delay(attempt, response))
+                outcome = exc
+            if (pause := self._pause_before_resending(attempt, method, body, outcome)) is None:
+                return _answer(outcome)
+            time.sleep(pause)
             attempt += 1
 
     # -- tasks --------------------------------------------------------------------------------------
@@ -309,19 +329,12 @@ class AsyncClient(_Shared, _AsyncOperations):
         attempt = 0
         while True:
             try:
-                response = await self.http.request(method, path, params=params, json=body, headers=headers)
+                outcome: _Outcome = await self.http.request(method, path, params=params, json=body, headers=headers)
             except httpx.TransportError as exc:
-                if attempt + 1 >= self.retries.attempts or not (isinstance(exc, httpx.ConnectError)
-                                                                or may_repeat(method, body, None)):
-                    raise
-                await asyncio.sleep(self.retries.delay(attempt))
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt + 1 >= self.retries.attempts \
-                        or not may_repeat(method, body, response.status_code):
-                    if response.is_error:
-                        raise error_from(response)
-                    return response
-                await asyncio.sleep(self.retries.delay(attempt, response))
+                outcome = exc
+            if (pause := self._pause_before_resending(attempt, method, body, outcome)) is None:
+                return _answer(outcome)
+            await asyncio.sleep(pause)
             attempt += 1
 
     async def submit(self, actor: str, **arguments: Any) -> Accepted:
