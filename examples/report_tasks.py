@@ -30,7 +30,7 @@ class ReportArgs(pydantic.BaseModel):
     retry_backoff_ms=10_000,  # first retry after ~10 s, then ~20 s, ~40 s ... (at most 20 minutes)
     soft_time_limit=60,       # SoftTimeLimitExceeded is raised inside the task after 60 s
     time_limit=90,            # HardTimeLimitExceeded after 90 s (never retried)
-    rate_limit="30/m",        # at most 30 starts per minute across all workers; extra ones wait
+    rate_limit="60/m",        # at most 60 starts per minute across all workers; extra ones wait
     args_model=ReportArgs,    # arguments checked at submit (HTTP 422) and again when the task runs
 )
 def build_report(*, account_id: str, months: int = 12) -> dict:
