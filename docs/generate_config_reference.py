@@ -23,7 +23,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Optional, Union
 
 import annotated_types
 from pydantic import BaseModel, SecretStr
@@ -108,21 +108,30 @@ def _base_type(annotation: Any, field: FieldInfo) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+#: How each bound a field's metadata can carry reads: its type, the attribute holding the limit, the words before it.
+_BOUNDS = (
+    (annotated_types.Ge, "ge", "≥"),
+    (annotated_types.Gt, "gt", ">"),
+    (annotated_types.Le, "le", "≤"),
+    (annotated_types.Lt, "lt", "<"),
+    (annotated_types.MinLen, "min_length", "length ≥"),
+    (annotated_types.MaxLen, "max_length", "length ≤"),
+)
+
+
+def _bound(item: object) -> Optional[str]:
+    """*item* in words (``≥ 1``) when it is one of the bounds, else None."""
+    for kind, attribute, words in _BOUNDS:
+        if isinstance(item, kind):
+            return f"{words} {getattr(item, attribute)}"
+    return None
+
+
 def _constraints(field: FieldInfo) -> list[str]:
     parts = []
     for item in field.metadata:
-        if isinstance(item, annotated_types.Ge):
-            parts.append(f"≥ {item.ge}")
-        elif isinstance(item, annotated_types.Gt):
-            parts.append(f"> {item.gt}")
-        elif isinstance(item, annotated_types.Le):
-            parts.append(f"≤ {item.le}")
-        elif isinstance(item, annotated_types.Lt):
-            parts.append(f"< {item.lt}")
-        elif isinstance(item, annotated_types.MinLen):
-            parts.append(f"length ≥ {item.min_length}")
-        elif isinstance(item, annotated_types.MaxLen):
-            parts.append(f"length ≤ {item.max_length}")
+        if (bound := _bound(item)) is not None:
+            parts.append(bound)
         elif getattr(item, "pattern", None):
             parts.append(f"matches `{item.pattern}`")
     return parts

@@ -25,6 +25,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tests.api.conftest import TOKENS, TOKENS_ENV, Server
 from tests.conftest import ROOT, wait_for_state, wait_until
+from tests.local_http import reply
 
 pytestmark = pytest.mark.timeout(120)
 KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
@@ -62,12 +63,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
                         "parent": span.parent_span_id.hex() or None,
                         "attributes": {a.key: _value(a.value) for a in span.attributes},
                     })
-        answer = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        reply(self, 200, ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf")
 
 
 def _value(value):
@@ -90,28 +86,24 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self.server.headers_seen.append(dict(self.headers))
-        body = json.dumps({"message_id": "sms-1"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply(self, 200, json.dumps({"message_id": "sms-1"}).encode())
+
+
+def _serving(server: ThreadingHTTPServer):
+    """A fixture's body: *server* while the test runs, then shut down and closed."""
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from _serving(Receiver())
 
 
 @pytest.fixture
 def gateway():
-    server = Gateway()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from _serving(Gateway())
 
 
 def test_one_trace_from_the_caller_through_api_message_and_worker_to_the_outbound_http_call(

@@ -33,6 +33,7 @@ import requests
 from psycopg import sql
 
 from tests.conftest import free_port, wait_until
+from tests.local_http import reply
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -135,6 +136,23 @@ def new_base(knowledge_db):
         return kb
 
     return create
+
+
+@pytest.fixture
+def stored_conversation(knowledge_db):
+    """Store a conversation of three exchanges (q0/a0, q1/a1, q2/a2): ``stored_conversation("name")`` -> its id."""
+    from pipeline.knowledge import store
+    from pipeline.knowledge.db import connection
+
+    def store_turns(prefix: str = "conv") -> str:
+        conversation = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        with connection() as conn:
+            for turn in range(3):
+                store.save_exchange(conn, store.Exchange(conversation, str(uuid.uuid4()), f"q{turn}", f"a{turn}",
+                                                         provider="extractive"))
+        return conversation
+
+    return store_turns
 
 
 def corpus_text(name: str) -> str:
@@ -294,14 +312,7 @@ class _ChatHandler(BaseHTTPRequestHandler):
         state.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
         script = state.script.pop(0) if state.script else Script(chunks=["ok"])
         if script.status != 200 or script.body is not None:
-            payload = json.dumps(script.body or {}).encode()
-            self.send_response(script.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in script.headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            reply(self, script.status, json.dumps(script.body or {}).encode(), headers=script.headers)
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")

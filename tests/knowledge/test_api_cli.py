@@ -83,15 +83,8 @@ def test_search_endpoint_bad_and_unknown_base(api, knowledge_db):
     assert unknown.status_code == 404
 
 
-def test_messages_endpoint_pages_backwards(api, knowledge_db):
-    from pipeline.knowledge import store
-    from pipeline.knowledge.db import connection
-
-    conversation = f"conv-{uuid.uuid4().hex[:8]}"
-    with connection() as conn:
-        for turn in range(3):
-            store.save_exchange(conn, store.Exchange(conversation, str(uuid.uuid4()), f"q{turn}", f"a{turn}",
-                                                     provider="extractive"))
+def test_messages_endpoint_pages_backwards(api, stored_conversation):
+    conversation = stored_conversation()
     first = api.simulate_get(f"/api/v1/conversations/{conversation}/messages", params={"limit": "4"})
     assert first.status_code == 200
     assert [m["content"] for m in first.json["messages"]] == ["q1", "a1", "q2", "a2"]

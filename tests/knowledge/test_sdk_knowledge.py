@@ -24,15 +24,8 @@ def knowledge_api(env, engine, knowledge_db):
     server.close()
 
 
-def test_knowledge_bases_search_and_conversation_pages(knowledge_api, corpus_base):
-    from pipeline.knowledge import store
-    from pipeline.knowledge.db import connection
-
-    conversation = f"sdk-conv-{uuid.uuid4().hex[:8]}"
-    with connection() as conn:
-        for turn in range(3):
-            store.save_exchange(conn, store.Exchange(conversation, str(uuid.uuid4()), f"q{turn}", f"a{turn}",
-                                                     provider="extractive"))
+def test_knowledge_bases_search_and_conversation_pages(knowledge_api, corpus_base, stored_conversation):
+    conversation = stored_conversation("sdk-conv")
     with Client(knowledge_api.url, TOKENS["submit"]) as claw:
         name = f"sdk-{uuid.uuid4().hex[:6]}"
         created = claw.create_knowledge_base(name=name)

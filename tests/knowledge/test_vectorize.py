@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PermanentError, SoftTimeLimitExceeded
+from tests.threads import at_once
 
 from .conftest import corpus_text, wait_until
 
@@ -205,19 +206,7 @@ def test_two_attempts_racing_on_one_document_leave_one_set_of_chunks(new_base):
     text = corpus_text("zh-kb-troubleshooting.md") + "\n\n" + corpus_text("zh-sso.md")
     with connection() as conn:
         doc_id = str(store.upsert_document(conn, kb.id, "zh.md", "zh", text).id)
-    results, errors = [], []
-
-    def attempt():
-        try:
-            results.append(vectorize_document(document_id=doc_id, force=True))
-        except Exception as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=attempt) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = at_once(lambda: vectorize_document(document_id=doc_id, force=True), 2)
     assert not errors
     rows = _rows(doc_id)
     assert rows["chunks"] == rows["positions"] == results[0]["chunks"] == results[1]["chunks"]

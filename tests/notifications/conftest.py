@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 import redis
@@ -32,6 +32,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pipeline.notifications.config import NotificationSettings
+from tests.local_http import reply
 
 sys.path.insert(0, str(Path(__file__).parent))  # for ``import notify_helpers`` in any import mode
 
@@ -53,6 +54,11 @@ def make_settings():
         return NotificationSettings(**overrides)
 
     return make
+
+
+def with_defaults(make_settings: Callable[..., NotificationSettings], **defaults: Any) -> Callable[..., NotificationSettings]:
+    """A channel's settings factory: *defaults*, replaced by whatever a call names."""
+    return lambda **overrides: make_settings(**{**defaults, **overrides})
 
 
 # --- Redis ----------------------------------------------------------------------------------------
@@ -316,13 +322,7 @@ class HttpServer:
                     time.sleep(answer.delay)
                 payload = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
                 try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    reply(self, answer.status, payload, headers=answer.headers)
                 except OSError:
                     self.close_connection = True  # the caller is gone
 
@@ -351,32 +351,24 @@ def http_server():
 
 @pytest.fixture
 def push_settings(make_settings, http_server):
-    def make(**overrides: Any) -> NotificationSettings:
-        values = dict(
-            push_apps={
-                "shop": {"url": f"{http_server.url}/hooks/push", "secret": HMAC_SECRET},
-                "admin": {"url": f"{http_server.url}/hooks/admin", "secret": "another-secret-value-42"},
-            },
-            push_default_app="shop",
-            push_timeout_seconds=5,
-        )
-        values.update(overrides)
-        return make_settings(**values)
-
-    return make
+    return with_defaults(
+        make_settings,
+        push_apps={
+            "shop": {"url": f"{http_server.url}/hooks/push", "secret": HMAC_SECRET},
+            "admin": {"url": f"{http_server.url}/hooks/admin", "secret": "another-secret-value-42"},
+        },
+        push_default_app="shop",
+        push_timeout_seconds=5,
+    )
 
 
 @pytest.fixture
 def sms_settings(make_settings, http_server):
-    def make(**overrides: Any) -> NotificationSettings:
-        values = dict(
-            sms_url=f"{http_server.url}/v1/sms",
-            sms_api_key=SMS_KEY,
-            sms_sender="CLAW",
-            sms_template_id="tpl-otp-1",
-            sms_timeout_seconds=5,
-        )
-        values.update(overrides)
-        return make_settings(**values)
-
-    return make
+    return with_defaults(
+        make_settings,
+        sms_url=f"{http_server.url}/v1/sms",
+        sms_api_key=SMS_KEY,
+        sms_sender="CLAW",
+        sms_template_id="tpl-otp-1",
+        sms_timeout_seconds=5,
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import threading
 import time
 
 import pytest
@@ -19,6 +18,7 @@ from pipeline.notifications.channels.system import Inbox, InboxSystem
 from pipeline.notifications.dedup import Deduplicator, delivery_token
 from pipeline.notifications.models import NotificationArgs
 from pipeline.notifications.service import deliver
+from tests.threads import at_once
 
 
 class SimulatedCrash(BaseException):
@@ -33,6 +33,22 @@ def email_note(**overrides) -> NotificationArgs:
 
 def dedup(redis_ns, **kwargs) -> Deduplicator:
     return Deduplicator(redis_ns.client, redis_ns.namespace, **kwargs)
+
+
+def accepted_then_crashed(adapter):
+    """A send the provider accepts, after which the worker dies before any post-processing."""
+
+    def send(notification, token):
+        adapter.send(notification, token)
+        raise SimulatedCrash()
+
+    return send
+
+
+def crash_after_acceptance_and_outlive_the_lease(redis_ns, adapter, note, task_id: str, lease_seconds: float) -> None:
+    with pytest.raises(SimulatedCrash):
+        dedup(redis_ns, lease_seconds=lease_seconds).deliver(note, task_id, accepted_then_crashed(adapter))
+    time.sleep(lease_seconds + 0.1)
 
 
 def message_ids(server) -> list[str]:
@@ -67,13 +83,8 @@ def test_one_key_is_scoped_by_channel_and_recipient(smtp_plain, email_settings, 
 def test_crash_after_provider_accepted_is_not_sent_again_on_redelivery(smtp_plain, email_settings, redis_ns):
     adapter = SmtpEmail(email_settings(smtp_plain))
     guard = dedup(redis_ns, lease_seconds=30)
-
-    def accept_then_crash(notification, token):
-        adapter.send(notification, token)  # the provider accepted it...
-        raise SimulatedCrash()  # ...and the worker died before any post-processing
-
     with pytest.raises(SimulatedCrash):
-        guard.deliver(email_note(), "task-7", accept_then_crash)
+        guard.deliver(email_note(), "task-7", accepted_then_crashed(adapter))
     assert len(smtp_plain.messages) == 1
 
     # RabbitMQ redelivers the unacked message to another worker
@@ -97,14 +108,7 @@ def test_after_the_lease_an_unknown_outcome_is_resent_with_the_same_idempotency_
     """The documented window: died between acceptance and recording, lease over -> resend, same key."""
     adapter = HttpSms(sms_settings())
     note = NotificationArgs(channel="sms", recipient="+14155550100", body="code 1")
-
-    def accept_then_crash(notification, token):
-        adapter.send(notification, token)
-        raise SimulatedCrash()
-
-    with pytest.raises(SimulatedCrash):
-        dedup(redis_ns, lease_seconds=0.3).deliver(note, "task-9", accept_then_crash)
-    time.sleep(0.4)
+    crash_after_acceptance_and_outlive_the_lease(redis_ns, adapter, note, "task-9", lease_seconds=0.3)
     receipt = dedup(redis_ns, lease_seconds=0.3, unknown_outcome="resend").deliver(note, "task-9", adapter.send)
     assert receipt["duplicate"] is False
     keys = [r.headers["Idempotency-Key"] for r in http_server.requests]
@@ -114,14 +118,7 @@ def test_after_the_lease_an_unknown_outcome_is_resent_with_the_same_idempotency_
 def test_unknown_outcome_policy_fail_never_resends(http_server, sms_settings, redis_ns):
     adapter = HttpSms(sms_settings())
     note = NotificationArgs(channel="sms", recipient="+14155550100", body="code 2")
-
-    def accept_then_crash(notification, token):
-        adapter.send(notification, token)
-        raise SimulatedCrash()
-
-    with pytest.raises(SimulatedCrash):
-        dedup(redis_ns, lease_seconds=0.2).deliver(note, "task-10", accept_then_crash)
-    time.sleep(0.3)
+    crash_after_acceptance_and_outlive_the_lease(redis_ns, adapter, note, "task-10", lease_seconds=0.2)
     with pytest.raises(PermanentError, match="may have been sent; not resending"):
         dedup(redis_ns, lease_seconds=0.2, unknown_outcome="fail").deliver(note, "task-10", adapter.send)
     assert len(http_server.requests) == 1
@@ -154,21 +151,10 @@ def test_concurrent_deliveries_of_one_key_send_once(http_server, push_settings, 
     http_server.answer(Answer(200, {"id": "slow"}, delay=0.3))
     settings = push_settings()
     note = NotificationArgs(channel="push", recipient="user-3", body="Hello")
-    outcomes: list[object] = []
-
-    def run():
-        try:
-            outcomes.append(deliver(note, "task-13", settings=settings, redis=redis_ns.client, namespace=redis_ns.namespace))
-        except TransientError as exc:
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    receipts, errors = at_once(
+        lambda: deliver(note, "task-13", settings=settings, redis=redis_ns.client, namespace=redis_ns.namespace), 4)
     assert len(http_server.requests) == 1
-    assert sum(isinstance(o, dict) for o in outcomes) == 1 and sum(isinstance(o, TransientError) for o in outcomes) == 3
+    assert len(receipts) == 1 and len(errors) == 3 and all(isinstance(e, TransientError) for e in errors)
 
 
 def test_system_inbox_has_no_duplicate_window_even_after_the_lease(redis_ns, make_settings):
