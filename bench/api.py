@@ -16,6 +16,7 @@ messages purged, so every run sees exactly the loaded count.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
@@ -30,7 +31,7 @@ from typing import Callable, Iterator
 
 import redis
 
-from bench.common import BROKER_URL, QUEUE_PREFIX, REDIS_URL, ROOT, RUN, console, delete_namespace, namespace, purge_queues, stop, wait_http
+from bench.common import BROKER_URL, QUEUE_PREFIX, REDIS_URL, ROOT, RUN, console, delete_namespace, namespace, purge_queues, stop, summary, wait_http
 from bench.load_records import load
 
 API_WORKERS = 2
@@ -164,6 +165,29 @@ def run_wrk_path(port: int, path: str, script: Path, duration: str) -> dict[str,
     done = subprocess.run([*WRK, f"-d{duration}", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
                           capture_output=True, text=True, check=True)
     return parse_wrk(done.stdout)
+
+
+def wrk_arguments(doc: str, records: int, out: str) -> argparse.ArgumentParser:
+    """The options of a bench running wrk against loaded records: --records, --reps, --duration, --out (a file
+    of bench/results)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--records", type=int, default=records)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--duration", default="10s")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / out)
+    return parser
+
+
+def compared(first: list[dict], second: list[dict]) -> dict:
+    """Two sides' wrk runs of one endpoint as table cells: ``rps`` (median and range) and ``p99`` (median, ms)
+    of each side, ``ratio`` second/first of the median req/s, ``errors`` of each side (``first/second``)."""
+    rps = [summary([r["rps"] for r in runs]) for runs in (first, second)]
+    return {
+        "rps": [f"{s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f})" for s in rps],
+        "ratio": f"{rps[1]['median'] / rps[0]['median']:.2f}",
+        "p99": [f"{summary([r['p99_ms'] for r in runs])['median']:.1f}" for runs in (first, second)],
+        "errors": "/".join(str(sum(r["non_2xx"] + r["socket_errors"] for r in runs)) for runs in (first, second)),
+    }
 
 
 def forget_submitted(client: redis.Redis, ns: str, loaded_at: float, queue: str = "notification_default") -> None:

@@ -13,7 +13,6 @@ the table to ``--out`` (``bench/results/api-compare.md``).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -21,18 +20,14 @@ from pathlib import Path
 
 import redis
 
-from bench.api import ENDPOINTS, ApiServer, forget_submitted, run_wrk, wrk_scripts
-from bench.common import QUEUE_PREFIX, REDIS_URL, ROOT, RUN, clean_run, console, delete_namespace, namespace, stop, summary
+from bench.api import ENDPOINTS, ApiServer, compared, forget_submitted, run_wrk, wrk_arguments, wrk_scripts
+from bench.common import QUEUE_PREFIX, REDIS_URL, RUN, clean_run, console, delete_namespace, namespace, report, stop
 from bench.load_records import load
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = wrk_arguments(__doc__, records=10_000, out="api-compare.md")
     parser.add_argument("--baseline", required=True, type=Path, help="a checkout of the commit to compare with")
-    parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--duration", default="10s")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "api-compare.md")
     args = parser.parse_args(argv)
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     ns = namespace("compare")
@@ -64,17 +59,10 @@ def main(argv: list[str] | None = None) -> int:
              "", "| endpoint | baseline req/s | new req/s | new/baseline | baseline p99 ms | new p99 ms | errors (base/new) |",
              "|---|---|---|---|---|---|---|"]
     for endpoint in ENDPOINTS:
-        base = summary([r["rps"] for r in results["baseline"][endpoint]])
-        new = summary([r["rps"] for r in results["new"][endpoint]])
-        p99b = summary([r["p99_ms"] for r in results["baseline"][endpoint]])
-        p99n = summary([r["p99_ms"] for r in results["new"][endpoint]])
-        errors = [sum(r["non_2xx"] + r["socket_errors"] for r in results[side][endpoint]) for side in ("baseline", "new")]
-        lines.append(f"| {endpoint} | {base['median']:,.0f} ({base['min']:,.0f}–{base['max']:,.0f}) | "
-                     f"{new['median']:,.0f} ({new['min']:,.0f}–{new['max']:,.0f}) | {new['median'] / base['median']:.2f} | "
-                     f"{p99b['median']:.1f} | {p99n['median']:.1f} | {errors[0]}/{errors[1]} |")
-    text = "\n".join(lines) + "\n"
-    console.print(text)
-    args.out.write_text(text)
+        cells = compared(results["baseline"][endpoint], results["new"][endpoint])
+        lines.append(f"| {endpoint} | {cells['rps'][0]} | {cells['rps'][1]} | {cells['ratio']} | "
+                     f"{cells['p99'][0]} | {cells['p99'][1]} | {cells['errors']} |")
+    report(lines, args.out)
     return 0
 
 

@@ -119,5 +119,12 @@ def wait_http(port: int, path: str, process: subprocess.Popen, timeout: float = 
     raise RuntimeError(f"127.0.0.1:{port}{path} did not answer within {timeout}s")
 
 
+def report(lines: list[str], out: Path) -> None:
+    """Print a results table and write it to *out*."""
+    text = "\n".join(lines) + "\n"
+    console.print(text)
+    out.write_text(text)
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}

@@ -24,7 +24,6 @@ table to ``--out`` (``bench/results/ownership.md``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -36,8 +35,8 @@ from pathlib import Path
 import redis
 import requests
 
-from bench.api import TOKEN, ApiServer, forget_submitted, run_wrk_path
-from bench.common import BROKER_URL, QUEUE_PREFIX, REDIS_URL, ROOT, RUN, clean_run, console, delete_namespace, namespace, purge_queues, stop, summary
+from bench.api import TOKEN, ApiServer, compared, forget_submitted, run_wrk_path, wrk_arguments
+from bench.common import BROKER_URL, QUEUE_PREFIX, REDIS_URL, RUN, clean_run, console, delete_namespace, namespace, purge_queues, report, stop
 from bench.load_records import load
 
 USER = f"bench-user-{RUN}"
@@ -87,12 +86,8 @@ def forget_conversation() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=100_000)
+    parser = wrk_arguments(__doc__, records=100_000, out="ownership.md")
     parser.add_argument("--user-tasks", type=int, default=500)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--duration", default="10s")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ownership.md")
     args = parser.parse_args(argv)
     from pipeline import client as claw
     from pipeline.engine import make_engine
@@ -145,17 +140,12 @@ def main(argv: list[str] | None = None) -> int:
              "", "| endpoint | service token req/s | user token req/s | user/service | p99 ms (service / user) | errors (service/user) |",
              "|---|---|---|---|---|---|"]
     for endpoint in ENDPOINTS:
-        service, user = (summary([r["rps"] for r in results[(endpoint, side)]]) for side in SIDES)
-        p99 = [summary([r["p99_ms"] for r in results[(endpoint, side)]])["median"] for side in SIDES]
-        errors = [sum(r["non_2xx"] + r["socket_errors"] for r in results[(endpoint, side)]) for side in SIDES]
-        lines.append(f"| {endpoint} | {service['median']:,.0f} ({service['min']:,.0f}–{service['max']:,.0f}) | "
-                     f"{user['median']:,.0f} ({user['min']:,.0f}–{user['max']:,.0f}) | {user['median'] / service['median']:.2f} | "
-                     f"{p99[0]:.1f} / {p99[1]:.1f} | {errors[0]}/{errors[1]} |")
+        cells = compared(*(results[(endpoint, side)] for side in SIDES))
+        lines.append(f"| {endpoint} | {cells['rps'][0]} | {cells['rps'][1]} | {cells['ratio']} | "
+                     f"{cells['p99'][0]} / {cells['p99'][1]} | {cells['errors']} |")
     lines += ["", "`list (limit 50)`: the service token pages the global index (every record), the user token its own; "
                   "`list of one user`: both page the user's index (the service token with `?user_id=`)."]
-    text = "\n".join(lines) + "\n"
-    console.print(text)
-    args.out.write_text(text)
+    report(lines, args.out)
     return 0
 
 

@@ -24,6 +24,13 @@ from bench.common import BROKER_URL, QUEUE_PREFIX, REDIS_URL, ROOT, namespace, p
 PROCESSES, THREADS = 2, 8
 
 
+def start_module(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m module args`` in the checkout, its output discarded: a system's worker."""
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
+                            env=env or {**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def ready_count(queue: str) -> int:
     connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
     try:
@@ -82,10 +89,8 @@ class Claw:
         client.submit("bench_noop", kwargs={"i": i}, engine=self.engine)
 
     def start_worker(self) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", "-p", str(PROCESSES), "-t", str(THREADS), "-Q", "bench_claw"],
-            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        return start_module("pipeline.cli", "worker", "-p", str(PROCESSES), "-t", str(THREADS), "-Q", "bench_claw",
+                            env=self.env)
 
     def round_trip(self, i: int, timeout: float = 10) -> float:
         """Submit, then wait for SUCCESS on the task's event channel (what the SSE endpoint streams)."""
@@ -115,63 +120,62 @@ class Claw:
         self.engine.close()
 
 
-class RawDramatiq:
+class _Reference:
+    """A system claw-pipeline is compared with: its app, queue and tasks in a module of bench/ (imported
+    when the system is), timed from the call to its result; it keeps no records to verify."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+        self.queue = module.QUEUE
+
+    def round_trip(self, i: int, timeout: float = 10) -> float:
+        start = time.perf_counter()
+        self.call(i, timeout)
+        return time.perf_counter() - start
+
+    def verify(self, n: int) -> None:
+        pass
+
+
+class RawDramatiq(_Reference):
     name = "raw Dramatiq"
 
     def __init__(self) -> None:
         import bench.raw_dramatiq as module
 
-        self.module = module
-        self.queue = module.QUEUE
+        super().__init__(module)
 
     def enqueue(self, i: int) -> None:
         self.module.noop.send(i)
 
     def start_worker(self) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "bench.raw_dramatiq", "-p", str(PROCESSES), "-t", str(THREADS), "-Q", self.queue],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        return start_module("dramatiq", "bench.raw_dramatiq", "-p", str(PROCESSES), "-t", str(THREADS), "-Q", self.queue)
 
-    def round_trip(self, i: int, timeout: float = 10) -> float:
-        start = time.perf_counter()
+    def call(self, i: int, timeout: float) -> None:
         message = self.module.noop_result.send(i)
         message.get_result(backend=self.module.backend, block=True, timeout=int(timeout * 1000))
-        return time.perf_counter() - start
-
-    def verify(self, n: int) -> None:
-        pass
 
     def cleanup(self) -> None:
         self.module.broker.close()
 
 
-class CeleryBench:
+class CeleryBench(_Reference):
     name = "Celery"
 
     def __init__(self) -> None:
         import bench.celery_app as module
 
-        self.module = module
-        self.queue = module.QUEUE
+        super().__init__(module)
 
     def enqueue(self, i: int) -> None:
         self.module.noop.delay(i)
 
     def start_worker(self) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "-c", str(PROCESSES), "-P", "prefork",
-             "-Q", self.queue, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        return start_module("celery", "-A", "bench.celery_app", "worker", "-c", str(PROCESSES), "-P", "prefork",
+                            "-Q", self.queue, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning")
 
-    def round_trip(self, i: int, timeout: float = 10) -> float:
-        start = time.perf_counter()
+    def call(self, i: int, timeout: float) -> None:
         self.module.noop.delay(i).get(timeout=timeout)
-        return time.perf_counter() - start
-
-    def verify(self, n: int) -> None:
-        pass
 
     def cleanup(self) -> None:
         pass

@@ -72,7 +72,9 @@ Ranking = Literal["fused", "neutral", "cosine"]
 
 
 @dataclass
-class Hit:
+class FoundChunk:
+    """A stored chunk found for a question."""
+
     chunk_id: int
     document_id: str
     title: str
@@ -80,6 +82,10 @@ class Hit:
     position: int
     text: str
     similarity: float  # cosine similarity of chunk and question
+
+
+@dataclass
+class Hit(FoundChunk):
     score: float  # the ranking score: fused (unbounded, higher is better), language-neutral similarity or cosine
 
     def as_source(self) -> dict:
@@ -92,16 +98,9 @@ class Hit:
 
 
 @dataclass
-class Candidate:
+class Candidate(FoundChunk):
     """A chunk found by the first stage, with what the second stage needs."""
 
-    chunk_id: int
-    document_id: str
-    title: str
-    source: str
-    position: int
-    text: str
-    similarity: float
     script: str
     vector: np.ndarray
     use_vector: Optional[np.ndarray]  # the second embedder's, where stored
