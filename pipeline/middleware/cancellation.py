@@ -16,31 +16,27 @@ import threading
 import time
 
 import redis
-from dramatiq.middleware import Middleware
 from dramatiq.middleware.threading import raise_thread_exception
 
 from pipeline.context import peek_current
 from pipeline.errors import TaskCancelled
+from pipeline.middleware.background import BackgroundThread
 
 logger = logging.getLogger("pipeline.cancellation")
 #: A cancel heard before its task registered here is remembered this long.
 EARLY_CANCEL_MEMORY_SECONDS = 60
 
 
-class Cancellation(Middleware):
+class Cancellation(BackgroundThread):
+    thread_name = "claw-cancel-listener"
+
     def __init__(self, client: redis.Redis, channel: str):
+        super().__init__()
         self.redis = client
         self.channel = channel
         self.lock = threading.Lock()
         self.running: dict[str, tuple[int, threading.Event]] = {}
         self.early: dict[str, float] = {}
-        self.stopping = threading.Event()
-
-    def after_worker_boot(self, broker, worker):
-        threading.Thread(target=self._listen, name="claw-cancel-listener", daemon=True).start()
-
-    def before_worker_shutdown(self, broker, worker):
-        self.stopping.set()
 
     def before_process_message(self, broker, message):
         ctx = peek_current()
@@ -73,7 +69,8 @@ class Cancellation(Middleware):
             raise_thread_exception(thread_id, TaskCancelled)
             return True
 
-    def _listen(self) -> None:
+    def run_in_background(self) -> None:
+        """Hear the cancel requests published for running tasks (resubscribing after a lost connection)."""
         while not self.stopping.is_set():
             try:
                 pubsub = self.redis.pubsub(ignore_subscribe_messages=True)

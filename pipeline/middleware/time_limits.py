@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from dramatiq.middleware import Middleware
 from dramatiq.middleware.threading import raise_thread_exception
 
 from pipeline.delivery import delivery_of
 from pipeline.errors import HardTimeLimitExceeded, SoftTimeLimitExceeded
+from pipeline.middleware.background import BackgroundThread
 from pipeline.registry import policy_of
 
 logger = logging.getLogger("pipeline.time_limits")
@@ -41,19 +41,15 @@ class Deadline:
     blocked_reported: bool = False
 
 
-class TimeLimits(Middleware):
+class TimeLimits(BackgroundThread):
+    thread_name = "claw-time-limits"
+
     def __init__(self, on_blocked: Optional[Callable[[object, float], None]] = None):
+        super().__init__()
         #: Called with (message, seconds the other running tasks may still need).
         self.on_blocked = on_blocked
         self.deadlines: dict[int, Deadline] = {}
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    def after_worker_boot(self, broker, worker):
-        threading.Thread(target=self._watch, name="claw-time-limits", daemon=True).start()
-
-    def before_worker_shutdown(self, broker, worker):
-        self.stopping.set()
 
     def before_process_message(self, broker, message):
         delivery = delivery_of(message)
@@ -78,7 +74,8 @@ class TimeLimits(Middleware):
             others = [d.hard - now for d in self.deadlines.values() if d.message is not excluding]
         return max([0.0, *others])
 
-    def _watch(self) -> None:
+    def run_in_background(self) -> None:
+        """Check the running tasks' deadlines every CHECK_INTERVAL_SECONDS."""
         while not self.stopping.wait(CHECK_INTERVAL_SECONDS):
             now = time.monotonic()
             with self.lock:

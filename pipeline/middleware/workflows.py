@@ -19,34 +19,28 @@ them, and nothing counts a group.
 from __future__ import annotations
 
 import logging
-import threading
-
-from dramatiq.middleware import Middleware
 
 from pipeline.maintenance.follow_ups import publish_overdue
+from pipeline.middleware.background import BackgroundThread
 from pipeline.state import FINAL_STATES, StateStore
 from pipeline.follow_ups import FollowUpPublisher, publish_due
 
 logger = logging.getLogger("pipeline.workflow")
 
 
-class WorkflowFollowUps(Middleware):
+class WorkflowFollowUps(BackgroundThread):
+    thread_name = "claw-follow-ups"
+
     def __init__(self, store: StateStore, overdue_seconds: float):
+        super().__init__()
         self.store = store
         self.overdue_seconds = overdue_seconds
-        self.stopping = threading.Event()
         self.broker = None
 
     def bind(self, broker) -> None:
         """Called once the broker exists: publish due tasks through it."""
         self.broker = broker
         self.store.follow_ups_due = FollowUpPublisher(self.store, broker)
-
-    def after_worker_boot(self, broker, worker):
-        threading.Thread(target=self._sweep_loop, name="claw-follow-ups", daemon=True).start()
-
-    def before_worker_shutdown(self, broker, worker):
-        self.stopping.set()
 
     def after_skip_message(self, broker, message):
         place = message.options.get("claw_workflow")
@@ -72,7 +66,8 @@ class WorkflowFollowUps(Middleware):
             return [i for i in self.store.workflow_task_ids(workflow_id, position + 1, position + 2) if i]
         return []
 
-    def _sweep_loop(self) -> None:
+    def run_in_background(self) -> None:
+        """Sweep the due set for follow-ups left there past the grace period."""
         while not self.stopping.wait(self.overdue_seconds / 3):
             try:
                 publish_overdue(self.store, self.broker, self.overdue_seconds)
