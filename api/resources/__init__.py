@@ -15,6 +15,13 @@ from pipeline.task import REGISTRY, queue_names
 
 EngineProvider = Callable[[], Engine]
 
+
+class EngineResource:
+    """A resource that needs nothing but the engine: ``self.engine()``."""
+
+    def __init__(self, engine: EngineProvider):
+        self.engine = engine
+
 API_PREFIX = "/api/v1/tasks"
 
 

@@ -16,17 +16,14 @@ from api.auth import Access
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import HealthSnapshot
-from api.resources import EngineProvider
+from api.resources import EngineResource
 from api.validation import Endpoint
 
 
-class HealthSnapshotResource:
+class HealthSnapshotResource(EngineResource):
     access = {"GET": Access("tasks:read", users=False)}
     endpoints = {"GET": Endpoint("The latest health check: backlogs, workers, failure rates, lost tasks", "tasks", operation_id="getHealthSnapshot",
                                  response=HealthSnapshot, errors=(404,))}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         snapshot = await run_blocking(self.engine().store.health_snapshot)

@@ -46,7 +46,7 @@ from api.models import (
     SearchQuery,
     SearchResults,
 )
-from api.resources import EngineProvider, status_url
+from api.resources import EngineResource, status_url
 from api.validation import Endpoint, validate
 from pipeline import client
 from pipeline.knowledge import extra
@@ -126,14 +126,11 @@ class KnowledgeBasesResource:
 _ANY = object()
 
 
-class KnowledgeBaseResource:
+class KnowledgeBaseResource(EngineResource):
     access = {"DELETE": Access("knowledge:write", users=False, audit=True)}
     endpoints = {"DELETE": Endpoint("Delete a knowledge base as a whole (a delete_knowledge_base task)", TAG,
                                     operation_id="deleteKnowledgeBase",
                                     response=Accepted, status=202, errors=(404, 503))}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_delete(self, req: falcon.Request, resp: falcon.Response, kb_id: str) -> None:
         path = validate(KbPath, {"kb_id": kb_id}, status=400, title="Invalid path parameter")

@@ -31,7 +31,7 @@ from api.blocking import run_blocking
 from api.caller import Caller
 from api.errors import ApiError
 from api.models import OPTION_FIELDS, Accepted, BulkAccepted, BulkBody, SubmitOptions, submission_model
-from api.resources import EngineProvider, status_url
+from api.resources import EngineProvider, EngineResource, status_url
 from api.scopes import SUBMIT_PREFIX, submit_scopes
 from api.validation import Endpoint, operation_id
 from pipeline import client
@@ -122,7 +122,7 @@ class SubmitResource:
                            f"retry in {math.ceil(wait_ms / 1000)} s", headers={"Retry-After": str(math.ceil(wait_ms / 1000))})
 
 
-class BulkSubmitResource:
+class BulkSubmitResource(EngineResource):
     # Any service token may call it; each task needs its actor's submit scope (checked below).
     access = {"POST": Access(None, users=False)}
     endpoints = {"POST": Endpoint(
@@ -132,9 +132,6 @@ class BulkSubmitResource:
                     "pipeline and published in one AMQP transaction: all are accepted, or none. Each task needs "
                     "its actor's submit scope (403 naming `tasks.<index>.actor` otherwise).",
     )}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = await self.endpoints["POST"].parse_body(req)

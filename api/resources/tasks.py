@@ -30,7 +30,7 @@ from api.models import (
     TaskRecord,
     UserStats,
 )
-from api.resources import EngineProvider, known_actors, known_queues, queue_of, status_url
+from api.resources import EngineProvider, EngineResource, known_actors, known_queues, queue_of, status_url
 from api.validation import Endpoint, check_task_id
 from pipeline import client
 from pipeline.errors import BrokerUnavailable
@@ -66,13 +66,10 @@ class TaskStatusResource:
         resp.media = caller.view(record)
 
 
-class TaskListResource:
+class TaskListResource(EngineResource):
     access = {"GET": Access("tasks:read", users=True)}
     endpoints = {"GET": Endpoint("Tasks, newest first, filtered and paged", TAG, operation_id="listTasks", query=ListQuery, response=TaskPage,
                                  description="A user token lists its own user's tasks (user_id is set for it).")}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = self.endpoints["GET"].parse_query(req)
@@ -89,29 +86,23 @@ class TaskListResource:
         resp.media = {"tasks": [caller.view(task) for task in tasks], "next_cursor": cursor}
 
 
-class TaskCancelResource:
+class TaskCancelResource(EngineResource):
     access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint(
         "Cancel a task: PENDING/RETRY never run, STARTED is interrupted", TAG, operation_id="cancelTask", response=CancelOutcome,
         errors=(400, 404, 409),
     )}
 
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
-
     async def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         resp.media = await run_blocking(client.cancel, check_task_id(task_id), engine=self.engine())
 
 
-class TaskRetryResource:
+class TaskRetryResource(EngineResource):
     access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint(
         "Re-run a FAILURE or CANCELLED task as a new task", TAG, operation_id="retryTask", response=RetryAccepted, status=202,
         errors=(400, 404, 409, 503),
     )}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         original = check_task_id(task_id)
@@ -199,16 +190,13 @@ class DeadLetterResource:
         return {"tasks": tasks, "next_cursor": cursor, "dead_lettered": depths, "undecodable": engine.store.undecodable()}
 
 
-class DeadLetterRequeueResource:
+class DeadLetterRequeueResource(EngineResource):
     access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint(
         "Move dead-lettered messages back to their queue and their tasks back to PENDING", TAG, operation_id="requeueDeadLetters",
         body=RequeueBody, response=Requeued, errors=(503,),
         description="Tasks that were retried by hand meanwhile, or that finished otherwise, stay dead-lettered.",
     )}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = await self.endpoints["POST"].parse_body(req)

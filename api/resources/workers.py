@@ -13,18 +13,15 @@ from api.auth import Access
 from api.blocking import run_blocking
 from api.errors import ApiError
 from api.models import WorkerCommandBody, WorkerCommandSent, WorkerList
-from api.resources import EngineProvider
+from api.resources import EngineProvider, EngineResource
 from api.validation import Endpoint
 
 TAG = "workers"
 
 
-class WorkerListResource:
+class WorkerListResource(EngineResource):
     access = {"GET": Access("workers:read", users=False)}
     endpoints = {"GET": Endpoint("Live worker processes (oldest first)", TAG, operation_id="listWorkers", response=WorkerList)}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         workers = await run_blocking(self.engine().workers.list)

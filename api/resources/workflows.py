@@ -29,7 +29,7 @@ from api.models import (
     WorkflowRecord,
     WorkflowRetried,
 )
-from api.resources import EngineProvider
+from api.resources import EngineResource
 from api.scopes import SUBMIT_PREFIX, submit_scopes
 from api.validation import Endpoint, read_json_object
 from pipeline import workflow
@@ -84,7 +84,7 @@ def shown_to(record: dict[str, Any], caller: Caller) -> dict[str, Any]:
     return shown
 
 
-class WorkflowSubmitResource:
+class WorkflowSubmitResource(EngineResource):
     # Any service token; it needs the submit scope of every actor in the workflow (checked in _submit).
     access = {"POST": Access(None, users=False)}
     endpoints = {"POST": Endpoint(
@@ -94,22 +94,16 @@ class WorkflowSubmitResource:
                     "200 when the idempotency key named an existing workflow.",
     )}
 
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
-
     async def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = await read_json_object(req)
         resp.media, created = await run_blocking(_submit, body, self.engine(), caller_of(req))
         resp.status = falcon.HTTP_202 if created else falcon.HTTP_200
 
 
-class WorkflowResource:
+class WorkflowResource(EngineResource):
     access = {"GET": Access("tasks:read", users=False)}
     endpoints = {"GET": Endpoint("A workflow: state, counts, progress, result and a page of its tasks", TAG,
                                  operation_id="getWorkflow", query=WorkflowMembersQuery, response=WorkflowRecord, errors=(400, 404))}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
         query = self.endpoints["GET"].parse_query(req)
@@ -120,25 +114,19 @@ class WorkflowResource:
                       "next_cursor": str(following) if query.limit and following < record["total"] else None}
 
 
-class WorkflowCancelResource:
+class WorkflowCancelResource(EngineResource):
     access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint("Cancel every task of a workflow that has not finished", TAG,
                                   operation_id="cancelWorkflow", response=WorkflowCancelled, errors=(400, 404, 409), body_required=False)}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
         resp.media = await run_blocking(workflow.cancel, check_workflow_id(workflow_id), engine=self.engine())
 
 
-class WorkflowRetryResource:
+class WorkflowRetryResource(EngineResource):
     access = {"POST": Access("tasks:control", users=False, audit=True)}
     endpoints = {"POST": Endpoint("Re-run the failed tasks of a workflow and what follows them", TAG,
                                   operation_id="retryWorkflow", response=WorkflowRetried, status=202, errors=(400, 404, 409), body_required=False)}
-
-    def __init__(self, engine: EngineProvider):
-        self.engine = engine
 
     async def on_post(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
         resp.media = await run_blocking(workflow.retry, check_workflow_id(workflow_id), engine=self.engine())
