@@ -19,10 +19,9 @@ from urllib.parse import urlencode
 
 import falcon
 
-from api.dashboard.web import PREFIX, Resource, redirect, responder
+from api.dashboard.web import PREFIX, Resource, control, redirect, responder
 from api.resources import known_actors, known_queues
 from pipeline import client
-from pipeline.errors import InvalidTransition, TaskNotFound
 from pipeline.state.keys import FINAL_STATES, STATES
 
 PAGE_SIZE = 50
@@ -140,21 +139,17 @@ class TaskActionPage(Resource):
 
     @responder("tasks:control")
     def on_post(self, req: falcon.Request, resp: falcon.Response, session, form, task_id: str, action: str) -> None:
-        engine = self.dashboard.engine()
-        try:
-            if action == "cancel":
-                outcome = client.cancel(task_id, engine=engine)
-                notice = "cancelled" if outcome["state"] == "CANCELLED" else "interrupting"
-                redirect(resp, f"{PREFIX}/tasks/{task_id}?notice={notice}")
-            elif action == "retry":
-                new_id = client.retry(task_id, engine=engine, submitted_by=f"dashboard:{session.name}")
-                redirect(resp, f"{PREFIX}/tasks/{new_id}?notice=retried")
-            else:
-                self.dashboard.error(req, resp, session, 404, "Unknown action", f"There is no task action {action!r}.")
-        except TaskNotFound:
-            show_task(self.dashboard, req, resp, session, task_id)
-        except InvalidTransition as exc:
-            show_task(self.dashboard, req, resp, session, task_id, status=409, problem=str(exc))
+        def cancel() -> str:
+            outcome = client.cancel(task_id, engine=self.dashboard.engine())
+            notice = "cancelled" if outcome["state"] == "CANCELLED" else "interrupting"
+            return f"{PREFIX}/tasks/{task_id}?notice={notice}"
+
+        def retry() -> str:
+            new_id = client.retry(task_id, engine=self.dashboard.engine(), submitted_by=f"dashboard:{session.name}")
+            return f"{PREFIX}/tasks/{new_id}?notice=retried"
+
+        control(self.dashboard, req, resp, session, "task", action, {"cancel": cancel, "retry": retry},
+                lambda **problem: show_task(self.dashboard, req, resp, session, task_id, **problem))
 
 
 class TaskJson(Resource):

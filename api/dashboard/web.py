@@ -24,7 +24,7 @@ from api.blocking import run_blocking
 from api.dashboard.sessions import Session, Sessions
 from api.dashboard.templating import make_environment
 from api.resources import EngineProvider
-from pipeline.errors import BrokerUnavailable
+from pipeline.errors import BrokerUnavailable, InvalidTransition, TaskNotFound
 from pipeline.queues import QueueStatsCache
 
 logger = logging.getLogger("api.dashboard")
@@ -123,6 +123,23 @@ def redirect(resp: falcon.Response, location: str) -> None:
     """303 See Other (set on the response, not raised, so a Set-Cookie on it is kept)."""
     resp.status = falcon.HTTP_303
     resp.location = location
+
+
+def control(ui: Dashboard, req: falcon.Request, resp: falcon.Response, session: Session, kind: str,
+            action: str, actions: dict[str, Callable[[], str]], show: Callable[..., None]) -> None:
+    """A control button's POST on a task or workflow: ``actions[action]()`` does it and names the page to go
+    to next (an unknown action is a 404 page); a record that is gone, or a refused change (409, with the
+    reason), shows the record's own page with ``show(**problem)``."""
+    act = actions.get(action)
+    if act is None:
+        ui.error(req, resp, session, 404, "Unknown action", f"There is no {kind} action {action!r}.")
+        return
+    try:
+        redirect(resp, act())
+    except TaskNotFound:
+        show()
+    except InvalidTransition as exc:
+        show(status=409, problem=str(exc))
 
 
 def secure_headers(resp: falcon.Response) -> None:

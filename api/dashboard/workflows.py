@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import falcon
 
-from api.dashboard.web import PREFIX, Resource, redirect, responder
+from api.dashboard.web import PREFIX, Resource, control, responder
 from api.resources.workflows import shown_to
 from pipeline import workflow
-from pipeline.errors import InvalidTransition, TaskNotFound
+from pipeline.errors import TaskNotFound
 
 PAGE_SIZE = 100
 
@@ -45,17 +45,13 @@ class WorkflowActionPage(Resource):
 
     @responder("tasks:control")
     def on_post(self, req: falcon.Request, resp: falcon.Response, session, form, workflow_id: str, action: str) -> None:
-        engine = self.dashboard.engine()
-        try:
-            if action == "cancel":
-                workflow.cancel(workflow_id, engine=engine)
-            elif action == "retry":
-                workflow.retry(workflow_id, engine=engine)
-            else:
-                self.dashboard.error(req, resp, session, 404, "Unknown action", f"There is no workflow action {action!r}.")
-                return
-            redirect(resp, f"{PREFIX}/workflows/{workflow_id}?notice={'cancelled' if action == 'cancel' else 'retried'}")
-        except TaskNotFound:
-            show_workflow(self.dashboard, req, resp, session, workflow_id)
-        except InvalidTransition as exc:
-            show_workflow(self.dashboard, req, resp, session, workflow_id, status=409, problem=str(exc))
+        def cancel() -> str:
+            workflow.cancel(workflow_id, engine=self.dashboard.engine())
+            return f"{PREFIX}/workflows/{workflow_id}?notice=cancelled"
+
+        def retry() -> str:
+            workflow.retry(workflow_id, engine=self.dashboard.engine())
+            return f"{PREFIX}/workflows/{workflow_id}?notice=retried"
+
+        control(self.dashboard, req, resp, session, "workflow", action, {"cancel": cancel, "retry": retry},
+                lambda **problem: show_workflow(self.dashboard, req, resp, session, workflow_id, **problem))
