@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLAW := $(VENV)/bin/claw-pipeline
 
-.PHONY: install services test-deps run test test-all test-reliability test-ha bench clean
+.PHONY: install services test-deps run test test-all test-reliability test-ha test-redis-cluster bench clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,13 @@ test-reliability: install services test-deps
 # Redis master + replica + 3 Sentinels, a 3-node RabbitMQ cluster.
 test-ha: install services test-deps
 	CLAW_RELIABILITY=full $(PY) -m pytest tests/ha tests/reliability/test_redis_failover.py tests/reliability/test_rabbitmq_node_loss.py -p no:cacheprovider
+	$(PY) -m tests.reliability.report
+
+# The engine and API suites against a 3-master Redis Cluster of their own (free ports, data under /tmp;
+# the state store in 16 shards), then slots moved under load.
+test-redis-cluster: install services test-deps
+	$(PY) -m tests.redis_cluster tests/engine tests/api tests/ha/test_redis_cluster.py -m "not slow" -p no:cacheprovider
+	CLAW_RELIABILITY=full $(PY) -m pytest tests/reliability/test_redis_cluster_reshard.py -p no:cacheprovider
 	$(PY) -m tests.reliability.report
 
 bench: install services test-deps

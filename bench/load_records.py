@@ -55,22 +55,24 @@ def record(index: int, now: float, queue_prefix: str = "") -> tuple[str, dict[st
     return task.task_id, fields
 
 
-def load(client: redis.Redis, namespace: str, count: int, queue_prefix: str = "") -> list[str]:
-    """Write *count* records; returns a sample of 1,000 ids (for lookups).
+def load(client: redis.Redis, namespace: str, count: int, queue_prefix: str = "", shards: int = 1,
+         first: int = 0, now: float | None = None) -> list[str]:
+    """Write records *first*..*count*-1 (of a store with *shards* shards; a cluster client for a
+    cluster); returns a sample of 1,000 ids (for lookups).
 
     Index entries are grouped per sorted set: one ZADD per index and batch.
     """
-    keys, now, sample = Keys(namespace), time.time(), []
-    for start in range(0, count, BATCH):
+    keys, now, sample = Keys(namespace, shards), time.time() if now is None else now, []
+    for start in range(first, count, BATCH):
         indexes: dict[str, dict[str, str]] = defaultdict(dict)
         with client.pipeline(transaction=False) as pipe:
             for index in range(start, min(start + BATCH, count)):
                 task_id, fields = record(index, now, queue_prefix)
-                if len(sample) < 1000 and index % max(1, count // 1000) == 0:
+                if len(sample) < 1000 and index % max(1, (count - first) // 1000) == 0:
                     sample.append(task_id)
                 score, actor, queue, state = fields["score"], fields["actor"], fields["queue"], fields["state"]
                 pipe.hset(keys.task(task_id), mapping=fields)
-                for key in keys.indexes(actor, queue, state):
+                for key in keys.of(task_id).indexes(actor, queue, state):
                     indexes[key][task_id] = score
             for key, members in indexes.items():
                 pipe.zadd(key, members)

@@ -115,7 +115,21 @@ def make_results_backend(settings: Settings) -> RedisBackend:
     # Redis client can read them; the backend gets its own binary client,
     # without a read timeout (a blocking get_result waits as long as asked).
     client = make_redis(settings.redis_url, decode_responses=False, socket_timeout=None, health_check_interval=0)
-    return RedisBackend(client=client, namespace=Keys(settings.namespace).results_namespace, encoder=JSONEncoder())
+    keys = Keys(settings.namespace, settings.shards)
+    backend = RedisBackend if keys.shards == 1 else ShardedResults
+    backend = backend(client=client, namespace=keys.results_namespace, encoder=JSONEncoder())
+    backend.keys = keys
+    return backend
+
+
+class ShardedResults(RedisBackend):
+    """Results kept in their task's shard: FINISH writes a task's result in the step that finishes it,
+    so on a Redis Cluster the result's key must share the record's slot (one shard: Dramatiq's own names)."""
+
+    keys: Keys
+
+    def build_message_key(self, message) -> str:
+        return f"{self.keys.of(message.message_id).prefix}:r:{super().build_message_key(message)}"
 
 
 def engine_middleware(

@@ -24,7 +24,7 @@ from pipeline.engine import Engine, get_engine
 from pipeline.errors import BrokerUnavailable, InvalidArguments, InvalidTransition, SubmissionInProgress, TaskNotFound
 from pipeline.owners import LOCAL, Owner
 from pipeline.publisher import publish_batch
-from pipeline.state import WAITING, NewTask, exception_result, new_task_id, new_task_ids, untracked
+from pipeline.state import WAITING, NewTask, exception_result, idempotency_claim, new_task_id, new_task_ids, untracked
 from pipeline.observability import logs
 from pipeline.observability.message import stamp
 from pipeline.registry import MAX_DELAY_MS, MAX_PRIORITY, get_task, policy_of, queue_names
@@ -176,7 +176,15 @@ def submit(
     engine = engine or get_engine()
     sub = Submission(actor, args, kwargs or {}, priority, delay_ms, eta, idempotency_key, queue, user_id, tenant_id,
                      submitted_by)
-    task_id = _check_task_id(task_id) if task_id else new_task_id()
+    chosen = _check_task_id(task_id) if task_id else None
+    task_id = chosen or new_task_id()
+    if idempotency_key:
+        # The record is created in the shard its key is bound in (one step binds both; see pipeline.state.keys).
+        task_id = engine.store.keys.id_for_claim(task_id, idempotency_claim(sub.owner().submitted_by, actor,
+                                                                            idempotency_key))
+        if chosen and task_id != chosen:
+            raise InvalidArguments("task id and idempotency key", {
+                "task_id": "cannot be chosen together with an idempotency key on a sharded state store"})
     record, message, delay = _prepare(engine, sub, task_id, _retry_of)
     if idempotency_key:
         return _submit_idempotent(engine, record, message, delay)

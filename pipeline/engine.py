@@ -20,6 +20,7 @@ from pipeline.middleware.time_limits import TimeLimits
 from pipeline.redis_client import redis_for
 from pipeline.settings import Settings, get_settings
 from pipeline.state import StateStore, WorkerRegistry
+from pipeline.state.keys import shared_namespace
 from pipeline.state.replicas import ReplicaWait
 
 
@@ -53,12 +54,12 @@ def make_store(settings: Settings) -> StateStore:
     durable = ReplicaWait(settings.wait_replicas, settings.redis_wait_timeout_ms)
     return StateStore(
         client, settings.namespace, settings.result_ttl_seconds, settings.idempotency_ttl_seconds, grace, durable,
-        settings.audit_max_entries,
+        settings.audit_max_entries, settings.shards,
     )
 
 
 def make_registry(settings: Settings) -> WorkerRegistry:
-    return WorkerRegistry(redis_for(settings.redis_url), settings.namespace, settings.worker_ttl_seconds)
+    return WorkerRegistry(redis_for(settings.redis_url), shared_namespace(settings), settings.worker_ttl_seconds)
 
 
 def make_engine(

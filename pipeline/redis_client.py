@@ -8,6 +8,8 @@ server or to the master a set of Sentinels points at:
     redis://[[user]:password@]host:6379/0             one server (also rediss://, unix://)
     redis+sentinel://[[user]:password@]host1:26379,host2:26379/mymaster/0
     rediss+sentinel://...                             the same over TLS
+    redis+cluster://[[user]:password@]host1:7000,host2:7001[/0]
+    rediss+cluster://...                              a Redis Cluster (database 0 only)
 
 For a Sentinel URL the password (and user) are the Redis servers'; the
 Sentinels' own password, if they have one, is the ``sentinel_password`` query
@@ -16,6 +18,13 @@ every time it opens a connection and drops connections to a master that was
 demoted, so after a failover every process reconnects to the new master by
 itself: what fails meanwhile is a ``redis.ConnectionError`` like any outage
 (the API answers 503, workers wait and retry).
+
+A Cluster URL names some of the cluster's nodes; the client
+(:class:`redis.cluster.RedisCluster`, its asyncio twin for ASGI code) learns
+the slot map from them, sends each command to the node of its key's slot and
+follows MOVED/ASK redirections while slots are resharded. The state store
+then spreads its keys over 16 shards, each one hash tag (one slot), so every
+script stays on one node (see :mod:`pipeline.state.keys`).
 """
 
 from __future__ import annotations
@@ -28,10 +37,14 @@ from typing import Any, Callable, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.sentinel
 
-from pipeline.redis_url import SentinelTarget, is_sentinel_url, parse_sentinel_url
+from pipeline.redis_url import (
+    SentinelTarget, is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url,
+)
 from pipeline.settings import get_settings
 
 logger = logging.getLogger("pipeline.state")
@@ -52,7 +65,8 @@ UNAVAILABLE_REPLY = re.compile(r"(?:^|caused error: )(NOREPLICAS|MASTERDOWN|READ
 
 def unavailable(exc: BaseException) -> bool:
     """Whether *exc* means "Redis cannot serve this now, try again" (an outage, a failover), not a bug."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError,
+                        redis.exceptions.TryAgainError, redis.exceptions.MasterDownError)):
         return True
     return isinstance(exc, redis.ResponseError) and UNAVAILABLE_REPLY.search(str(exc)) is not None
 
@@ -76,6 +90,11 @@ def _sentinel_arguments(target: SentinelTarget, options: dict[str, Any]) -> tupl
 def make_redis(url: str, **options: Any) -> redis.Redis:
     """A new client (with its own connection pool) for *url*; *options* override :data:`DEFAULTS`."""
     options = {**DEFAULTS, **options}
+    if is_cluster_url(url):
+        target = parse_cluster_url(url)
+        return redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in target.nodes],
+            username=target.username, password=target.password, ssl=target.ssl, **options)
     if not is_sentinel_url(url):
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
@@ -87,6 +106,11 @@ def make_redis(url: str, **options: Any) -> redis.Redis:
 def make_async_redis(url: str, **options: Any) -> redis.asyncio.Redis:
     """The asyncio client for the same URL forms (for ASGI code); the caller closes it."""
     options = {**DEFAULTS, **options}
+    if is_cluster_url(url):
+        target = parse_cluster_url(url)
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in target.nodes],
+            username=target.username, password=target.password, ssl=target.ssl, **options)
     if not is_sentinel_url(url):
         return redis.asyncio.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)

@@ -14,13 +14,13 @@ from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.amqp import node_urls
 from pipeline.errors import ConfigError
 from pipeline.observability.logs import FORMATS, LEVELS
-from pipeline.redis_url import check_url, is_sentinel_url
+from pipeline.redis_url import SHARD_COUNTS, check_url, is_cluster_url, is_sentinel_url
 from pipeline.registry import parse_rate_limit
 from pipeline.tokens import NAME as KEY_ID, ServiceToken, describe, parse_tokens
 
@@ -41,7 +41,13 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="Redis for task state, results, heartbeats: one server (redis://, rediss://, unix://) or a "
-                    "Sentinel-managed master (redis+sentinel://[:password@]host1:26379,host2:26379/mymaster/0).",
+                    "Sentinel-managed master (redis+sentinel://[:password@]host1:26379,host2:26379/mymaster/0) "
+                    "or a Redis Cluster (redis+cluster://[:password@]host1:7000,host2:7001).",
+    )
+    redis_shards: Optional[int] = Field(
+        None, description="Shards of the task-state store (1, 2, 4, 8 or 16; every process of a deployment must "
+                          "agree, and changing it strands the stored tasks); unset: 16 with a Cluster URL (each "
+                          "shard one hash slot), 1 (the plain key names) otherwise.",
     )
     redis_wait_replicas: Optional[int] = Field(
         None, ge=0, le=16,
@@ -226,6 +232,30 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str) -> str:
         check_url(value)
         return value
+
+    @field_validator("redis_shards")
+    @classmethod
+    def _check_redis_shards(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and value not in SHARD_COUNTS:
+            raise ValueError(f"must be one of {', '.join(map(str, SHARD_COUNTS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_cluster(self) -> "Settings":
+        if is_cluster_url(self.redis_url):
+            if self.redis_shards == 1:
+                raise ValueError("redis_shards: a Redis Cluster needs at least 2 shards (unset: 16)")
+            if self.redis_wait_replicas:
+                raise ValueError("redis_wait_replicas: WAIT is not used on a Redis Cluster (a replica per shard "
+                                 "master is not waited for; see docs/reliability.md)")
+        return self
+
+    @property
+    def shards(self) -> int:
+        """Shards of the state store (``redis_shards`` resolved)."""
+        if self.redis_shards is not None:
+            return self.redis_shards
+        return 16 if is_cluster_url(self.redis_url) else 1
 
     @property
     def wait_replicas(self) -> int:

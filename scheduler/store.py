@@ -111,7 +111,7 @@ class ScheduleStore:
     @classmethod
     def for_engine(cls, engine) -> "ScheduleStore":
         """The store of *engine*'s deployment (its Redis, namespace and timezone)."""
-        return cls(engine.store.redis, engine.settings.namespace, engine.settings.timezone)
+        return cls(engine.store.redis, engine.store.keys.shared, engine.settings.timezone)
 
     def run_key(self, schedule_id: str) -> str:
         return self.keys.schedule_runs(schedule_id)

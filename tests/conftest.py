@@ -28,6 +28,7 @@ QUEUE_PREFIX = f"t{os.environ['CLAW_TEST_RUN']}_"
 
 from tests import sample_tasks  # noqa: E402  (declares the sample tasks with this run's queues)
 
+#: A redis+cluster:// URL runs the suite against a Redis Cluster (``make test-redis-cluster`` starts one).
 REDIS_URL = os.environ.get("CLAW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BROKER_URL = os.environ.get("CLAW_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
@@ -53,18 +54,39 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def store_shards() -> int:
+    """The state store's shard count for this run (CLAW_REDIS_SHARDS, or what the URL implies)."""
+    from pipeline.settings import Settings
+
+    return Settings(redis_url=REDIS_URL).shards
+
+
 @pytest.fixture
 def redis_client():
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    from pipeline.redis_client import make_redis
+
+    client = make_redis(REDIS_URL, socket_timeout=None, health_check_interval=0)
     yield client
     client.close()
+
+
+def namespace_keys(client, name: str) -> list[str]:
+    """Every key of namespace *name*: the plain names, and with shards the shared ones ({name}:...)
+    and the shards' ({name:sNN}:...). A SCAN: for tests only."""
+    return [key for pattern in (f"{name}:*", f"{{{name}}}:*", f"{{{name}:s*")
+            for key in client.scan_iter(pattern, count=1000)]
+
+
+def due_follow_ups(store) -> int:
+    """How many workflow follow-ups wait to be published, over every shard."""
+    return sum(store.redis.zcard(keys.follow_ups_due) for keys in store.keys.all_shards())
 
 
 @pytest.fixture
 def namespace(redis_client):
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield name
-    keys = list(redis_client.scan_iter(f"{name}:*", count=1000))
+    keys = namespace_keys(redis_client, name)
     for start in range(0, len(keys), 500):
         redis_client.delete(*keys[start : start + 500])
 

@@ -71,7 +71,7 @@ class Sessions:
     def __init__(self, settings: Settings, client: Callable[[], redis.Redis]):
         self.settings = settings
         self.client = client
-        self.keys = Keys(settings.namespace)
+        self.keys = Keys(settings.namespace, settings.shards)
         self.tokens = TokenTable(settings)
         self.login_limit = parse_rate_limit(settings.dashboard_login_limit)
         self._secret: Optional[bytes] = None

@@ -27,6 +27,7 @@ from pipeline.notifications.config import get_notification_settings
 from pipeline.notifications.models import USER_ID_RE
 from pipeline.redis_client import get_redis
 from pipeline.settings import get_settings
+from pipeline.state.keys import shared_namespace
 
 
 def _check_user(req: falcon.Request, user_id: str) -> None:
@@ -46,7 +47,8 @@ class _InboxResource:
 
     def _inbox(self) -> Inbox:
         if self._inbox_obj is None:
-            self._inbox_obj = Inbox.from_settings(get_redis(), get_settings().namespace, get_notification_settings())
+            self._inbox_obj = Inbox.from_settings(get_redis(), shared_namespace(get_settings()),
+                                                get_notification_settings())
         return self._inbox_obj
 
     async def call(self, method: Callable[[Inbox], Any]) -> Any:

@@ -16,6 +16,7 @@ from pipeline.notifications.models import NotificationArgs
 from pipeline.notifications.registry import CHANNELS
 from pipeline.redis_client import get_redis
 from pipeline.settings import get_settings
+from pipeline.state.keys import shared_namespace
 
 
 def provider_for(channel: str, settings: NotificationSettings) -> str:
@@ -36,7 +37,7 @@ def _defaults(settings, redis, namespace):
     if redis is None:
         redis = get_redis()
     if namespace is None:
-        namespace = get_settings().namespace
+        namespace = shared_namespace(get_settings())
     return settings, redis, namespace
 
 

@@ -15,11 +15,13 @@
 """
 
 from pipeline.state.keys import FINAL_STATES, STATES, UNFINISHED_STATES, WAITING, Keys
-from pipeline.state.records import NewTask, error_fields, exception_result, new_task_id, new_task_ids, untracked
+from pipeline.state.records import (
+    NewTask, error_fields, exception_result, idempotency_claim, new_task_id, new_task_ids, untracked,
+)
 from pipeline.state.store import StateStore
 from pipeline.state.workers import WorkerRegistry, worker_identity
 
 __all__ = [
     "FINAL_STATES", "STATES", "UNFINISHED_STATES", "WAITING", "Keys", "NewTask", "StateStore", "WorkerRegistry",
-    "error_fields", "exception_result", "new_task_id", "new_task_ids", "untracked", "worker_identity",
+    "error_fields", "exception_result", "idempotency_claim", "new_task_id", "new_task_ids", "untracked", "worker_identity",
 ]

@@ -55,8 +55,7 @@ SCAN_KEYS = 256
 # now_ms ('' = Redis TIME), stale_ms, redelivered (1/0)
 # A limit of 0 means none. Returns {'RUN'}, {'PASS'} (not this limiter's to decide: the task is
 # finished, or this is a second copy of a running task) or {'WAIT', wait_ms, eta_ms}.
-ADMIT = script(r"""
-local tkey = KEYS[1]
+_DECIDE = r"""
 local actor, id, k, prio = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local glimit, gwindow, klimit, kwindow = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local now = tonumber(ARGV[10])
@@ -121,7 +120,7 @@ local function slot(log, limit, window, m)
   return base + rounds * window
 end
 
-local state = redis.call('HGET', tkey, 'state')
+local state = STATE
 local waiting = fair_waiting(actor, k)
 if state and (FINAL[state] or (state == 'STARTED' and not redelivered)) then
   if redis.call('ZSCORE', waiting, id) then forget(k, id) end
@@ -227,11 +226,13 @@ local eta = math.max(slot(glog, glimit, gwindow, rounds_ahead * redis.call('ZCAR
 redis.call('ZADD', fair_due(actor, k), eta, id)
 local life = eta - now + stale * 2
 for _, key in ipairs({waiting, fair_due(actor, k), fair_tag(actor, k), queue_keys, clock}) do keep(key, life) end
-
+"""
+# A task told to wait shows when its turn should come; one redelivered after its worker died waits
+# again, as PENDING. (In ADMIT with the decision, or on its own with shards: see Admission.admit.)
+_MARK_WAITING = r"""
 if state then
   local at = string.format('%.3f', eta / 1000)
   if state == 'STARTED' then
-    -- Redelivered after its worker died: it waits again, as PENDING.
     local r = redis.call('HMGET', tkey, 'actor', 'queue', 'score')
     redis.call('HSET', tkey, 'state', 'PENDING')
     move(id, r[3], r[1], r[2], 'STARTED', 'PENDING')
@@ -240,8 +241,16 @@ if state then
   redis.call('HSET', tkey, 'eta', at, 'wait_reason', 'rate_limit')
   redis.call('PUBLISH', events_channel(id), '{"type":"waiting","reason":"rate_limit","eta":' .. at .. '}')
 end
-return {'WAIT', eta - now, eta}
-""")
+"""
+ADMIT = script("local tkey = KEYS[1]\n" + _DECIDE.replace("STATE", "redis.call('HGET', tkey, 'state')")
+               + _MARK_WAITING + "return {'WAIT', eta - now, eta}")
+# With shards the task's record and the actor's windows are in different slots: the decision runs
+# on the windows' slot with the state read beforehand (ARGV[13], '' = no record), then MARK_WAITING
+# on the task's. KEYS: the actor's fair_keys (names the slot).
+ADMIT_SHARED = script(_DECIDE.replace("STATE", "ARGV[13] ~= '' and ARGV[13] or nil") + "return {'WAIT', eta - now, eta}")
+# KEYS: task. ARGV: P, id, state, eta_ms, now_ms
+MARK_WAITING = script("local tkey, id, state, eta, now = KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+                      + _MARK_WAITING)
 
 
 @dataclass(frozen=True)
@@ -267,7 +276,9 @@ class Admission:
     """Admitting rate-limited tasks: a part of :class:`pipeline.state.store.StateStore`."""
 
     def _register_admission_scripts(self, client: redis.Redis) -> None:
-        self._admit = client.register_script(ADMIT)
+        self._admit = self._register(ADMIT)
+        self._admit_shared = self._register(ADMIT_SHARED)
+        self._mark_waiting = self._register(MARK_WAITING)
 
     def admit(
         self,
@@ -287,12 +298,26 @@ class Admission:
         *now_ms* replaces Redis's clock (tests drive a simulated one).
         """
         argv = [
-            self.namespace, actor, task_id, key, priority,
+            self.keys.of(task_id).prefix, actor, task_id, key, priority,
             limits.global_limit, limits.global_window_ms, limits.key_limit, limits.key_window_ms,
             "" if now_ms is None else now_ms, stale_ms, "1" if redelivered else "0",
         ]
-        reply = self._hot(self._admit, task_id, argv)
+        if self.keys.shards == 1:
+            reply = self._hot(self._admit, task_id, argv)
+        else:
+            reply = self._admit_sharded(actor, task_id, argv)
         outcome = reply[0]
         if outcome == "WAIT":
             return Decision("WAIT", int(reply[1]), int(reply[2]))
         return Decision(outcome)
+
+    def _admit_sharded(self, actor: str, task_id: str, argv: list) -> list:
+        """ADMIT in two steps, each on one slot: the decision on the actor's windows, then the task's
+        record. The state may change in between (a cancel): the decision is then one made a moment
+        early, which START and the stale-entry cleanup already handle (see the module's docstring)."""
+        state = self.redis.hget(self.keys.task(task_id), "state") or ""
+        reply = self._admit_shared(keys=[self.keys.fair_keys(actor)], args=[*argv, state])
+        if reply[0] == "WAIT" and state:
+            self._mark_waiting(keys=[self.keys.task(task_id)],
+                               args=[self.keys.of(task_id).prefix, task_id, state, reply[2], int(reply[2]) - int(reply[1])])
+        return reply

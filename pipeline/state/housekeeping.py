@@ -18,8 +18,8 @@ from pipeline.encoder import to_json
 from pipeline.state.keys import STATES
 from pipeline.state.lua import script
 
-# Removes the index entries of finished tasks whose result TTL has passed.
-# ARGV: P, now, limit
+# Removes the index entries of finished tasks whose result TTL has passed (in one shard).
+# KEYS: the shard's expiry set (names the shard's slot). ARGV: P, now, limit
 TRIM = script(r"""
 local due = redis.call('ZRANGEBYSCORE', expiry_key(), '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, member in ipairs(due) do
@@ -54,7 +54,7 @@ redis.call('HDEL', key, 'finished_at', 'error', 'result', 'runtime_ms', 'started
 redis.call('HSET', key, 'state', 'PENDING', 'attempts', '0')
 move(id, r[4], r[2], r[3], 'FAILURE', 'PENDING')
 for _, k in ipairs(entry_keys(r[2], r[3], owner_of(id))) do redis.call('ZADD', k, r[4], id) end
-redis.call('DEL', ARGV[4])
+if ARGV[4] ~= '' then redis.call('DEL', ARGV[4]) end
 event(id, 'PENDING', now)
 return {'RESET', r[6] or ''}
 """)
@@ -70,7 +70,8 @@ local owner = owner_of(id)
 for _, k in ipairs(state_keys('FAILURE', r[2], r[3], owner)) do redis.call('ZREM', k, id) end
 for _, k in ipairs(entry_keys(r[2], r[3], owner)) do redis.call('ZREM', k, id) end
 redis.call('ZREM', expiry_key(), expiry_member(id, r[2], r[3], 'FAILURE'))
-redis.call('DEL', key, ARGV[3])
+redis.call('DEL', key)
+if ARGV[3] ~= '' then redis.call('DEL', ARGV[3]) end
 return 1
 """)
 
@@ -127,18 +128,22 @@ class Housekeeping:
 
 
     def _register_housekeeping_scripts(self, client: redis.Redis) -> None:
-        self._trim = client.register_script(TRIM)
-        self._requeue_failed = client.register_script(REQUEUE_FAILED)
-        self._delete_failed = client.register_script(DELETE_FAILED)
-        self._lost_to_pending = client.register_script(LOST_TO_PENDING)
-        self._lost_again = client.register_script(LOST_AGAIN)
-        self._trim_undecodable = client.register_script(TRIM_UNDECODABLE)
+        self._trim = self._register(TRIM)
+        self._requeue_failed = self._register(REQUEUE_FAILED)
+        self._delete_failed = self._register(DELETE_FAILED)
+        self._lost_to_pending = self._register(LOST_TO_PENDING)
+        self._lost_again = self._register(LOST_AGAIN)
+        self._trim_undecodable = self._register(TRIM_UNDECODABLE)
 
     # -- expiry ----------------------------------------------------------------------------
 
     def trim_expired(self, limit: int = 1000, now: Optional[float] = None) -> int:
-        """Remove index entries of records whose result TTL has passed; returns how many."""
-        return int(self._trim(args=[self.namespace, f"{time.time() if now is None else now:.6f}", limit]))
+        """Remove index entries of records whose result TTL has passed; returns how many (*limit* per shard)."""
+        at = f"{time.time() if now is None else now:.6f}"
+        with self.redis.pipeline(transaction=False) as pipe:
+            for keys in self.keys.all_shards():
+                self._trim(keys=[keys.expiry], args=[keys.prefix, at, limit], client=pipe)
+            return sum(map(int, pipe.execute()))
 
     # -- undecodable messages --------------------------------------------------------------
 
@@ -164,12 +169,12 @@ class Housekeeping:
         Returns (RESET | MISSING | RETRIED | the state it is in, the error it had).
         """
         outcome, error = self._requeue_failed(keys=[self.keys.task(task_id)],
-                                              args=[self.namespace, task_id, f"{time.time():.6f}", result_key])
+                                              args=[self.keys.of(task_id).prefix, task_id, f"{time.time():.6f}", result_key])
         return outcome, error
 
     def delete_failed(self, task_id: str, result_key: str) -> bool:
         """Remove a FAILURE record with its index entries and result; False if it is in another state."""
-        return bool(self._delete_failed(keys=[self.keys.task(task_id)], args=[self.namespace, task_id, result_key]))
+        return bool(self._delete_failed(keys=[self.keys.task(task_id)], args=[self.keys.of(task_id).prefix, task_id, result_key]))
 
     # -- lost tasks ------------------------------------------------------------------------
 
@@ -180,12 +185,12 @@ class Housekeeping:
         task moved on (redelivered or finished) since it was read.
         """
         previous = self._lost_to_pending(keys=[self.keys.task(task_id)],
-                                         args=[self.namespace, task_id, worker, f"{time.time():.6f}", to_json(error)])
+                                         args=[self.keys.of(task_id).prefix, task_id, worker, f"{time.time():.6f}", to_json(error)])
         return tuple(previous) if previous else None
 
     def restore_lost(self, task_id: str, worker: str, previous: tuple[str, str]) -> None:
         """Undo :meth:`requeue_lost` (its message could not be published)."""
-        self._lost_again(keys=[self.keys.task(task_id)], args=[self.namespace, task_id, worker, *previous])
+        self._lost_again(keys=[self.keys.task(task_id)], args=[self.keys.of(task_id).prefix, task_id, worker, *previous])
 
     def still_started_by(self, task_id: str, worker: Optional[str]) -> bool:
         """Whether the task is still STARTED by *worker* (not redelivered or finished since)."""
@@ -198,14 +203,15 @@ class Housekeeping:
         """Drop index entries whose record is gone: from every index of that state, and from the users' indexes."""
         actors, queues = list(actors), list(queues)
         removed = 0
-        for state in STATES:
-            removed += self._drop_orphans(self.keys.index_state(state),
-                                          lambda gone, state=state: self._remove_from_indexes(gone, state, actors, queues))
-        prefix = self.keys.index_owner("")
-        # The users' indexes are found by SCAN: the cleanup is not a request path.
-        for name in self.redis.scan_iter(match=self.keys.index_owner_pattern, count=1000):
-            user_indexes = (name, *(self.keys.index_owner_state(name[len(prefix):], state) for state in STATES))
-            removed += self._drop_orphans(name, lambda gone, names=user_indexes: self._zrem_all(names, gone))
+        for keys in self.keys.all_shards():
+            for state in STATES:
+                removed += self._drop_orphans(keys.index_state(state), lambda gone, keys=keys, state=state:
+                                              self._remove_from_indexes(keys, gone, state, actors, queues))
+            prefix = keys.index_owner("")
+            # The users' indexes are found by SCAN: the cleanup is not a request path.
+            for name in self.redis.scan_iter(match=keys.index_owner_pattern, count=1000):
+                user_indexes = (name, *(keys.index_owner_state(name[len(prefix):], state) for state in STATES))
+                removed += self._drop_orphans(name, lambda gone, names=user_indexes: self._zrem_all(names, gone))
         return removed
 
     def _drop_orphans(self, index: str, remove: Callable[[list[str]], None]) -> int:
@@ -233,13 +239,14 @@ class Housekeeping:
                 pipe.zrem(name, *ids)
             pipe.execute()
 
-    def _remove_from_indexes(self, ids: list[str], state: str, actors: list[str], queues: list[str]) -> None:
-        """The record (and with it the actor and queue) is gone, so remove from every index it could be in."""
-        names = [self.keys.index_all, self.keys.index_state(state)]
+    def _remove_from_indexes(self, keys, ids: list[str], state: str, actors: list[str], queues: list[str]) -> None:
+        """The record (and with it the actor and queue) is gone, so remove from every index (of its
+        shard, *keys*) it could be in."""
+        names = [keys.index_all, keys.index_state(state)]
         for actor in actors:
-            names += [self.keys.index_actor(actor), self.keys.index_state_actor(state, actor)]
+            names += [keys.index_actor(actor), keys.index_state_actor(state, actor)]
         for queue in queues:
-            names += [self.keys.index_queue(queue), self.keys.index_state_queue(state, queue)]
+            names += [keys.index_queue(queue), keys.index_state_queue(state, queue)]
         self._zrem_all(names, ids)
 
     def remove_old_buckets(self, oldest_read: int) -> int:
@@ -247,12 +254,13 @@ class Housekeeping:
 
         A SCAN: this is the daily cleanup, bounded by the data, not a request path.
         """
-        prefix = self.keys.throughput("")
         old = []
-        for name in self.redis.scan_iter(match=self.keys.throughput_pattern, count=1000):
-            suffix = name[len(prefix):]
-            if suffix.isdigit() and int(suffix) < oldest_read:
-                old.append(name)
+        for keys in self.keys.all_shards():
+            prefix = keys.throughput("")
+            for name in self.redis.scan_iter(match=keys.throughput_pattern, count=1000):
+                suffix = name[len(prefix):]
+                if suffix.isdigit() and int(suffix) < oldest_read:
+                    old.append(name)
         for start in range(0, len(old), PAGE):
             self.redis.delete(*old[start : start + PAGE])
         return len(old)

@@ -5,10 +5,13 @@ publishes an event in one atomic step: a worker that dies mid-update leaves
 either the old state or the new one, never half of each, and the counts
 (ZCARD of the indexes) can never drift from the records.
 
-Key names: a script gets the task's own key as ``KEYS[1]`` and the namespace
-as ``ARGV[1]``; every other name (indexes by the record's state, actor and
+Key names: a script gets the task's own key as ``KEYS[1]`` and its shard's
+prefix (see :mod:`pipeline.state.keys`; the namespace with one shard) as
+``ARGV[1]``; every other name (indexes by the record's state, actor and
 queue, which only the script knows) comes from a Lua function generated here
 by calling the :class:`Keys` method with placeholders. No script spells a key.
+A name outside the shards (the cancel channel, an actor's rate-limit
+windows) is built from the namespace, which the prelude reads off the prefix.
 
 Scores are carried as strings read from the record, because Lua numbers
 print with 14 significant digits and would corrupt microsecond scores.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.state.keys import FINAL_STATES, Keys
+from pipeline.state.keys import FINAL_STATES, ShardKeys
 
 #: Lua function name -> (Keys attribute, its parameters; none for a property).
 KEY_FUNCTIONS = {
@@ -57,7 +60,7 @@ _MARKED = re.compile("\x00([A-Za-z]+)\x00")
 
 def key_function(lua_name: str, attribute: str, params: tuple[str, ...] | None) -> str:
     """``local function <lua_name>(params) return <the name Keys.<attribute> builds> end``."""
-    keys = Keys(_MARK.format("P"))
+    keys = ShardKeys(_MARK.format("NS"), _MARK.format("P"))
     value = getattr(keys, attribute)
     text = value(*(_MARK.format(p) for p in params)) if params is not None else value
     parts = _MARKED.split(text)  # literal, placeholder, literal, ...
@@ -70,6 +73,9 @@ def key_function(lua_name: str, attribute: str, params: tuple[str, ...] | None) 
 
 #: The parts a script may start with, in an order where each comes after what it uses.
 PARTS: dict[str, str] = {
+    # A shard's prefix is "{<namespace>:s<nn>}" and the shared names' "{<namespace>}";
+    # with one shard both are the namespace itself.
+    "NS": r"local NS = (string.gsub(P, '^({.*):s%d%d}$', '%1}'))",
     "FINAL": "local FINAL = {" + ", ".join(f"{state}=true" for state in FINAL_STATES) + "}",
     **{name: key_function(name, attribute, params) for name, (attribute, params) in KEY_FUNCTIONS.items()},
     "owner_of": r"""

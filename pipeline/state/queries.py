@@ -3,11 +3,17 @@
 Every request-path read here is O(1) or O(page) in Redis round trips,
 whatever the number of stored tasks: counts are ZCARDs of the indexes, lists
 are ZREVRANGEBYSCORE pages, lookups are pipelined HGETALLs.
+
+With several shards (:mod:`pipeline.state.keys`) a count is the sum of the
+shards' ZCARDs and a page merges the shards' pages by (score, id), in one
+pipelined round trip either way: the order (and so the cursor) is the one a
+single index would give.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import time
 from typing import Any, Iterable, Optional
@@ -44,7 +50,7 @@ end
 return {minute, hour}
 """)
 
-# p50 / p95 / sample count of each actor's last 500 runtimes (ms), sorted in Redis.
+# p50 / p95 / sample count of each actor's last 500 runtimes (ms), sorted in Redis (one shard).
 # ARGV: P, actor, actor, ...
 RUNTIMES = script(r"""
 local out = {}
@@ -64,13 +70,23 @@ return out
 """)
 
 
+# ZCARD of each name of one shard (ARGV: the names), for counts over many shards: one call per
+# shard instead of one command per index and shard. KEYS: a name of the shard (names its slot).
+ZCARDS = r"""
+local out = {}
+for i = 1, #ARGV do out[i] = redis.call('ZCARD', ARGV[i]) end
+return out
+"""
+
+
 class RecordQueries:
     """Reading records: a part of :class:`pipeline.state.store.StateStore`."""
 
 
     def _register_query_scripts(self, client: redis.Redis) -> None:
-        self._throughput = client.register_script(THROUGHPUT)
-        self._runtimes = client.register_script(RUNTIMES)
+        self._throughput = self._register(THROUGHPUT)
+        self._runtimes = self._register(RUNTIMES)
+        self._zcards = self._register(ZCARDS)
 
     def ping(self) -> float:
         """Seconds Redis took to answer a PING (raises when it does not answer)."""
@@ -130,16 +146,18 @@ class RecordQueries:
         have; an actor or queue filter then applies to that page.
         """
         if user_id is not None:
-            key = self.keys.index_owner_state(user_id, state) if state else self.keys.index_owner(user_id)
+            def key(keys):
+                return keys.index_owner_state(user_id, state) if state else keys.index_owner(user_id)
         else:
-            key = self.keys.index(state=state, actor=actor, queue=None if actor else queue)
+            def key(keys):
+                return keys.index(state=state, actor=actor, queue=None if actor else queue)
         high = f"{int(until * 1_000_000)}" if until is not None else "+inf"
         low = f"{int(since * 1_000_000)}" if since is not None else "-inf"
         offset = 0
         if cursor:
             cursor_score, offset = decode_cursor(cursor)
             high = str(cursor_score)
-        entries = self.redis.zrevrangebyscore(key, high, low, start=offset, num=limit, withscores=True)
+        entries = self._page(key, high, low, offset, limit)
         records = [r for r in self.get_many([task_id for task_id, _ in entries]) if r is not None]
         if user_id is not None and (actor or queue):
             records = [r for r in records if r["actor"] == (actor or r["actor"]) and r["queue"] == (queue or r["queue"])]
@@ -153,19 +171,42 @@ class RecordQueries:
             ties += offset
         return records, encode_cursor(last, ties)
 
+    def _page(self, key, high: str, low: str, offset: int, limit: int) -> list[tuple[str, float]]:
+        """Entries *offset*..*offset*+*limit* of the index *key* (a function of a shard's Keys) between
+        *high* and *low*, newest first: with several shards, each shard's first offset+limit, merged
+        in the order one sorted set would give (score, then id, descending)."""
+        shards = self.keys.all_shards()
+        if len(shards) == 1:
+            return self.redis.zrevrangebyscore(key(shards[0]), high, low, start=offset, num=limit, withscores=True)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for keys in shards:
+                pipe.zrevrangebyscore(key(keys), high, low, start=0, num=offset + limit, withscores=True)
+            pages = pipe.execute()
+        merged = heapq.merge(*pages, key=lambda entry: (entry[1], entry[0]), reverse=True)
+        return list(merged)[offset:offset + limit]
+
+    def _sum_over_shards(self, names: list) -> list[int]:
+        """ZCARD of each name (functions of a shard's Keys), summed over the shards, in one round trip."""
+        shards = self.keys.all_shards()
+        with self.redis.pipeline(transaction=False) as pipe:
+            if len(shards) == 1:
+                for name in names:
+                    pipe.zcard(name(shards[0]))
+                return pipe.execute()
+            for keys in shards:
+                self._zcards(keys=[keys.expiry], args=[name(keys) for name in names], client=pipe)
+            per_shard = pipe.execute()
+        return [sum(counts[i] for counts in per_shard) for i in range(len(names))]
+
     def count_by_state(self, actors: Iterable[str], queues: Iterable[str]) -> dict[str, Any]:
         """Task counts per state, per actor and state, and per queue and state."""
         actors, queues = list(actors), list(queues)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for state in STATES:
-                pipe.zcard(self.keys.index_state(state))
-            for actor in actors:
-                for state in STATES:
-                    pipe.zcard(self.keys.index_state_actor(state, actor))
-            for queue in queues:
-                for state in STATES:
-                    pipe.zcard(self.keys.index_state_queue(state, queue))
-            counts = iter(pipe.execute())
+        names = [lambda keys, state=state: keys.index_state(state) for state in STATES]
+        for actor in actors:
+            names += [lambda keys, state=state, actor=actor: keys.index_state_actor(state, actor) for state in STATES]
+        for queue in queues:
+            names += [lambda keys, state=state, queue=queue: keys.index_state_queue(state, queue) for state in STATES]
+        counts = iter(self._sum_over_shards(names))
         per_state = {state: next(counts) for state in STATES}
         per_actor = {actor: {state: next(counts) for state in STATES} for actor in actors}
         per_queue = {queue: {state: next(counts) for state in STATES} for queue in queues}
@@ -173,42 +214,68 @@ class RecordQueries:
 
     def count_for_owner(self, user_id: str) -> dict[str, int]:
         """One user's task counts per state (ZCARDs of the user's indexes)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for state in STATES:
-                pipe.zcard(self.keys.index_owner_state(user_id, state))
-            return dict(zip(STATES, pipe.execute()))
+        names = [lambda keys, state=state: keys.index_owner_state(user_id, state) for state in STATES]
+        return dict(zip(STATES, self._sum_over_shards(names)))
 
     def runtimes(self, actors: Iterable[str]) -> dict[str, dict[str, Optional[float]]]:
         """p50/p95 runtime (ms) per actor over its last 500 finished tasks (sorted in Redis)."""
         actors = list(actors)
         if not actors:
             return {}
-        rows = self._runtimes(args=[self.namespace, *actors])
+        shards = self.keys.all_shards()
+        if len(shards) > 1:
+            return self._runtimes_over_shards(actors, shards)
+        rows = self._runtimes(args=[shards[0].prefix, *actors])
         return {
             actor: {"p50": float(p50) if p50 else None, "p95": float(p95) if p95 else None, "samples": int(n)}
             for actor, (p50, p95, n) in zip(actors, rows)
         }
 
+    def _runtimes_over_shards(self, actors: list[str], shards) -> dict[str, dict[str, Optional[float]]]:
+        """:meth:`runtimes` over several shards: each shard's latest share of the 500 samples, sorted here."""
+        share = -(-500 // len(shards))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for actor in actors:
+                for keys in shards:
+                    pipe.lrange(keys.runtimes(actor), 0, share - 1)
+            replies = pipe.execute()
+        out = {}
+        for i, actor in enumerate(actors):
+            samples = sorted(float(v) for reply in replies[i * len(shards):(i + 1) * len(shards)] for v in reply)
+            n = len(samples)
+
+            def at(q: float) -> float:
+                return samples[min(n - 1, int(q * (n - 1) + 0.5))]
+
+            out[actor] = {"p50": at(0.5) if n else None, "p95": at(0.95) if n else None, "samples": n}
+        return out
+
     def throughput(self, now: Optional[float] = None) -> dict[str, dict[str, int]]:
         """Finished tasks per final state over the last minute and the last hour (10 s buckets)."""
         current = int((time.time() if now is None else now) // 10)
-        minute, hour = self._throughput(args=[self.namespace, current])
-        return {
-            "last_minute": dict(zip(FINAL_STATES, map(int, minute))),
-            "last_hour": dict(zip(FINAL_STATES, map(int, hour))),
-        }
+        minute, hour = [0] * len(FINAL_STATES), [0] * len(FINAL_STATES)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for keys in self.keys.all_shards():
+                # The bucket names the shard (its slot) for a cluster client.
+                self._throughput(keys=[keys.throughput(current)], args=[keys.prefix, current], client=pipe)
+            for shard_minute, shard_hour in pipe.execute():
+                minute = [a + int(b) for a, b in zip(minute, shard_minute)]
+                hour = [a + int(b) for a, b in zip(hour, shard_hour)]
+        return {"last_minute": dict(zip(FINAL_STATES, minute)), "last_hour": dict(zip(FINAL_STATES, hour))}
 
     def throughput_series(self, minutes: int = 60, now: Optional[float] = None) -> list[dict[str, Any]]:
         """Per-minute finished counts for charts (oldest first)."""
         current = int((time.time() if now is None else now) // 10)
         first = current - minutes * 6 + 1
+        shards = self.keys.all_shards()
         with self.redis.pipeline(transaction=False) as pipe:
             for bucket in range(first, current + 1):
-                pipe.hmget(self.keys.throughput(bucket), FINAL_STATES)
+                for keys in shards:
+                    pipe.hmget(keys.throughput(bucket), FINAL_STATES)
             buckets = pipe.execute()
         series = []
         for minute in range(minutes):
-            chunk = buckets[minute * 6 : minute * 6 + 6]
+            chunk = buckets[minute * 6 * len(shards) : (minute * 6 + 6) * len(shards)]
             point = {"t": (first + minute * 6) * 10}
             for i, state in enumerate(FINAL_STATES):
                 point[state] = sum(int(values[i] or 0) for values in chunk)
@@ -219,12 +286,19 @@ class RecordQueries:
 
     def oldest_pending(self, queues: list[str], lookahead: int) -> dict[str, tuple[int, list[tuple[str, float]]]]:
         """Per queue: how many tasks are PENDING, and the *lookahead* oldest (id, score in µs)."""
+        shards = self.keys.all_shards()
         with self.redis.pipeline(transaction=False) as pipe:
             for queue in queues:
-                pipe.zcard(self.keys.index_state_queue("PENDING", queue))
-                pipe.zrange(self.keys.index_state_queue("PENDING", queue), 0, lookahead - 1, withscores=True)
+                for keys in shards:
+                    pipe.zcard(keys.index_state_queue("PENDING", queue))
+                    pipe.zrange(keys.index_state_queue("PENDING", queue), 0, lookahead - 1, withscores=True)
             replies = pipe.execute()
-        return {queue: (count, oldest) for queue, count, oldest in zip(queues, replies[0::2], replies[1::2])}
+        out = {}
+        for i, queue in enumerate(queues):
+            mine = replies[i * 2 * len(shards):(i + 1) * 2 * len(shards)]
+            oldest = list(heapq.merge(*mine[1::2], key=lambda entry: (entry[1], entry[0])))[:lookahead]
+            out[queue] = (sum(mine[0::2]), oldest)
+        return out
 
     def etas(self, task_ids: list[str]) -> list[Optional[float]]:
         """Each task's eta (None where it has none)."""
@@ -236,20 +310,27 @@ class RecordQueries:
     def finished_since(self, actors: list[str], since: float) -> dict[str, tuple[int, int]]:
         """Per actor: (FAILURE, SUCCESS) counts of tasks enqueued since *since*."""
         low = int(since * 1_000_000)
+        shards = self.keys.all_shards()
         with self.redis.pipeline(transaction=False) as pipe:
             for actor in actors:
-                pipe.zcount(self.keys.index_state_actor("FAILURE", actor), low, "+inf")
-                pipe.zcount(self.keys.index_state_actor("SUCCESS", actor), low, "+inf")
+                for keys in shards:
+                    pipe.zcount(keys.index_state_actor("FAILURE", actor), low, "+inf")
+                    pipe.zcount(keys.index_state_actor("SUCCESS", actor), low, "+inf")
             counts = pipe.execute()
-        return {actor: (failed, succeeded) for actor, failed, succeeded in zip(actors, counts[0::2], counts[1::2])}
+        out = {}
+        for i, actor in enumerate(actors):
+            mine = counts[i * 2 * len(shards):(i + 1) * 2 * len(shards)]
+            out[actor] = (sum(mine[0::2]), sum(mine[1::2]))
+        return out
 
     def started_records(self, page: int = 500) -> list[dict[str, Any]]:
         """Every STARTED record (as many as the workers' total concurrency, so a few pages at most)."""
-        index = self.keys.index_state("STARTED")
-        records, offset = [], 0
-        while ids := self.redis.zrange(index, offset, offset + page - 1):
-            records += [r for r in self.get_many(ids) if r is not None and r["state"] == "STARTED"]
-            offset += len(ids)
+        records = []
+        for keys in self.keys.all_shards():
+            index, offset = keys.index_state("STARTED"), 0
+            while ids := self.redis.zrange(index, offset, offset + page - 1):
+                records += [r for r in self.get_many(ids) if r is not None and r["state"] == "STARTED"]
+                offset += len(ids)
         return records
 
 

@@ -35,7 +35,7 @@ class SubmitQuotas:
     """A part of :class:`pipeline.state.store.StateStore`."""
 
     def _register_quota_scripts(self, client: redis.Redis) -> None:
-        self._take_quota = client.register_script(TAKE)
+        self._take_quota = self._register(TAKE)
 
     def take_submit_quota(self, actor: str, user_id: str, limit: int, window_ms: int) -> int:
         """Count one submission of *actor* by *user_id*: 0, or the milliseconds to wait when over *limit*."""

@@ -142,9 +142,11 @@ if r[1] == 'PENDING' or r[1] == 'RETRY' then
   redis.call('HSET', key, 'state', 'CANCELLED', 'finished_at', now, 'error', ARGV[7])
   redis.call('HDEL', key, 'eta', 'wait_reason')
   move(id, r[4], r[2], r[3], r[1], 'CANCELLED')
-  redis.call('DEL', ARGV[4])
-  redis.call('LPUSH', ARGV[4], ARGV[5])
-  redis.call('PEXPIRE', ARGV[4], ARGV[6])
+  if ARGV[4] ~= '' then
+    redis.call('DEL', ARGV[4])
+    redis.call('LPUSH', ARGV[4], ARGV[5])
+    redis.call('PEXPIRE', ARGV[4], ARGV[6])
+  end
   event(id, 'CANCELLED', now)
   if r[5] then
 """ + WORKFLOW_LUA + r"""
@@ -168,6 +170,13 @@ local r = redis.call('HMGET', key, 'state', 'actor', 'queue')
 if r[1] ~= 'CANCELLED' or redis.call('TTL', key) >= 0 then return 0 end
 finalize(key, ARGV[2], r[2], r[3], 'CANCELLED', tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
 return 1
+""")
+
+# A task's progress report, kept in its record and published to its event stream (a cluster's
+# pipelines refuse PUBLISH, so both go in one script). KEYS: task. ARGV: P, id, progress JSON
+PROGRESS = script(r"""
+redis.call('HSET', KEYS[1], 'progress', ARGV[3])
+redis.call('PUBLISH', events_channel(ARGV[2]), '{"type":"progress","progress":' .. ARGV[3] .. '}')
 """)
 
 # -- what a record is made of ---------------------------------------------------------------
@@ -219,10 +228,8 @@ class NewTask:
     owner: Owner = NOBODY
 
     def idempotency_claim(self) -> str:
-        """The name the idempotency key is bound under: the same key from another caller, or for
-        another actor, is another submission (a token cannot find, or block, another's tasks)."""
-        caller = self.owner.submitted_by or ""
-        return f"{len(caller)}:{caller}:{self.actor}:{self.idempotency_key}"
+        """The name the idempotency key is bound under (see :func:`idempotency_claim`)."""
+        return idempotency_claim(self.owner.submitted_by, self.actor, self.idempotency_key or "")
 
     def fields(self, now: float) -> dict[str, str]:
         """The record as written: arguments as submitted (masked when shown, see :mod:`pipeline.sensitive`)."""
@@ -255,6 +262,13 @@ class NewTask:
         if self.request_id:
             record["request_id"] = self.request_id
         return record
+
+
+def idempotency_claim(submitted_by: Optional[str], actor: str, key: str) -> str:
+    """The name an idempotency key is bound under: the same key from another caller, or for
+    another actor, is another submission (a token cannot find, or block, another's tasks)."""
+    caller = submitted_by or ""
+    return f"{len(caller)}:{caller}:{actor}:{key}"
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:
@@ -296,14 +310,15 @@ class RecordWrites:
 
 
     def _register_record_scripts(self, client: redis.Redis) -> None:
-        self._create = client.register_script(CREATE)
-        self._start = client.register_script(START)
-        self._finish = client.register_script(FINISH)
-        self._cancel = client.register_script(CANCEL)
-        self._drop_cancelled = client.register_script(DROP_CANCELLED)
+        self._create = self._register(CREATE)
+        self._start = self._register(START)
+        self._finish = self._register(FINISH)
+        self._cancel = self._register(CANCEL)
+        self._drop_cancelled = self._register(DROP_CANCELLED)
+        self._progress = self._register(PROGRESS)
         # recording() and _hot() call these by hash, without redis-py's reload-on-miss.
-        for source in (CREATE, START, FINISH):
-            client.script_load(source)
+        for registered in (self._create, self._start, self._finish):
+            client.script_load(registered.script)
 
     # -- enqueue -------------------------------------------------------------------------
 
@@ -316,8 +331,8 @@ class RecordWrites:
         """
         fields = task.fields(time.time())
         fields["unpublished"] = now_field()
-        argv = [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields),
-                task.idempotency_claim(), self.idempotency_ttl]
+        argv = [self.keys.of(task.task_id).prefix, task.task_id, task.actor, task.queue, fields["score"],
+                to_json(fields), task.idempotency_claim(), self.idempotency_ttl]
         bound = self._create(keys=[self.keys.task(task.task_id)], args=argv)
         return bound if isinstance(bound, str) else None
 
@@ -357,7 +372,7 @@ class RecordWrites:
 
     def _create_args(self, task: NewTask, now: float) -> list[str]:
         fields = task.fields(now)
-        return [self.namespace, task.task_id, task.actor, task.queue, fields["score"], to_json(fields)]
+        return [self.keys.of(task.task_id).prefix, task.task_id, task.actor, task.queue, fields["score"], to_json(fields)]
 
     @contextlib.contextmanager
     def recording(self, tasks: list[NewTask]) -> Iterator[None]:
@@ -372,6 +387,12 @@ class RecordWrites:
         then leaves that record alone.
         """
         now = time.time()
+        if self.clustered:
+            # A cluster client sends each script to its slot's node: there is no one connection
+            # to stream the records on, so they are written (in one pipeline per node) first.
+            self.record_enqueued(tasks, now)
+            yield
+            return
         sha, task_key = self._create.sha, self.keys.task
         commands = [("EVALSHA", sha, 1, task_key(task.task_id), *self._create_args(task, now)) for task in tasks]
         wait = self.replica_wait.command()
@@ -426,15 +447,20 @@ class RecordWrites:
 
     def forget(self, tasks: list[NewTask]) -> None:
         """Remove records that were never accepted (the broker refused the message), with
-        their idempotency keys, in one transaction: no key may outlive its record."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            for task in tasks:
-                pipe.delete(self.keys.task(task.task_id))
-                for key in self.keys.indexes(task.actor, task.queue, "PENDING", task.owner.user_id):
-                    pipe.zrem(key, task.task_id)
-                if task.idempotency_key:
-                    pipe.delete(self.keys.idempotency(task.idempotency_claim()))
-            pipe.execute()
+        their idempotency keys, in one transaction per shard: no key may outlive its record."""
+        by_shard: dict[str, list[NewTask]] = {}
+        for task in tasks:
+            by_shard.setdefault(self.keys.of(task.task_id).prefix, []).append(task)
+        for shard_tasks in by_shard.values():
+            with self.redis.pipeline(transaction=True) as pipe:
+                for task in shard_tasks:
+                    keys = self.keys.of(task.task_id)
+                    pipe.delete(keys.task(task.task_id))
+                    for key in keys.indexes(task.actor, task.queue, "PENDING", task.owner.user_id):
+                        pipe.zrem(key, task.task_id)
+                    if task.idempotency_key:
+                        pipe.delete(keys.idempotency(task.idempotency_claim()))
+                pipe.execute()
 
     # -- transitions (workers) -------------------------------------------------------------
 
@@ -451,7 +477,7 @@ class RecordWrites:
         reply was lost (Redis went away after running it) is not taken for a
         second copy of the message.
         """
-        argv = [self.namespace, task_id, worker, now_field(), max_attempts, "1" if redelivered else "0", delivery]
+        argv = [self.keys.of(task_id).prefix, task_id, worker, now_field(), max_attempts, "1" if redelivered else "0", delivery]
         outcome, attempts = self._hot(self._start, task_id, argv)
         return outcome, int(attempts)
 
@@ -470,7 +496,7 @@ class RecordWrites:
         can never finish twice.
         """
         argv: list[Any] = [
-            self.namespace, task_id, state, now_field(), self.result_ttl, self.expiry_grace,
+            self.keys.of(task_id).prefix, task_id, state, now_field(), self.result_ttl, self.expiry_grace,
             result_key, result_value, self.result_ttl * 1000, "" if runtime_ms is None else runtime_ms,
         ]
         for name, value in fields.items():
@@ -505,6 +531,8 @@ class RecordWrites:
         themselves. Connection errors propagate (TaskState waits for Redis
         and retries).
         """
+        if self._worker_scripts is None:  # a cluster: each script goes to its slot's node
+            return script(keys=[self.keys.task(task_id)], args=argv)
         try:
             return self._worker_scripts.execute("EVALSHA", script.sha, 1, self.keys.task(task_id), *argv, durable=durable)
         except redis.exceptions.NoScriptError:
@@ -514,7 +542,7 @@ class RecordWrites:
     def mark_cancelled_dropped(self, task_id: str) -> None:
         """A worker dropped the message of a cancelled task: start its expiry."""
         self._drop_cancelled(keys=[self.keys.task(task_id)],
-                             args=[self.namespace, task_id, now_field(), self.result_ttl, self.expiry_grace])
+                             args=[self.keys.of(task_id).prefix, task_id, now_field(), self.result_ttl, self.expiry_grace])
 
     def still_waiting(self, task_id: str) -> bool:
         """Does a message waiting in the delay queue still have a task to run?
@@ -528,11 +556,7 @@ class RecordWrites:
         return state not in FINAL_STATES
 
     def report_progress(self, task_id: str, progress: dict[str, Any]) -> None:
-        body = to_json(progress)
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.task(task_id), "progress", body)
-            pipe.publish(self.keys.events_channel(task_id), '{"type":"progress","progress":' + body + "}")
-            pipe.execute()
+        self._progress(keys=[self.keys.task(task_id)], args=[self.keys.of(task_id).prefix, task_id, to_json(progress)])
 
     # -- operator actions ------------------------------------------------------------------
 
@@ -541,7 +565,7 @@ class RecordWrites:
         error = to_json({"type": "TaskCancelled", "message": "cancelled before it ran"})
         outcome, previous, *due = self._cancel(
             keys=[self.keys.task(task_id)],
-            args=[self.namespace, task_id, now_field(), result_key, result_value, self.result_ttl * 1000, error,
+            args=[self.keys.of(task_id).prefix, task_id, now_field(), result_key, result_value, self.result_ttl * 1000, error,
                   self.result_ttl, self.expiry_grace],
         )
         self._hand_out(due)

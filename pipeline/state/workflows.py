@@ -170,24 +170,24 @@ class WorkflowRecords:
     """Workflow records: a part of :class:`pipeline.state.store.StateStore`."""
 
     def _register_workflow_scripts(self, client: redis.Redis) -> None:
-        self._seal_workflow = client.register_script(SEAL_WORKFLOW)
-        self._cancel_workflow = client.register_script(CANCEL_WORKFLOW)
-        self._retry_workflow = client.register_script(RETRY_WORKFLOW)
-        self._claim_overdue = client.register_script(CLAIM_OVERDUE)
+        self._seal_workflow = self._register(SEAL_WORKFLOW)
+        self._cancel_workflow = self._register(CANCEL_WORKFLOW)
+        self._retry_workflow = self._register(RETRY_WORKFLOW)
+        self._claim_overdue = self._register(CLAIM_OVERDUE)
 
     # -- submission ------------------------------------------------------------------------
 
     def bound_workflow(self, idempotency_key: str) -> Optional[str]:
         """The workflow an idempotency key names, if it still exists."""
-        bound = self.redis.get(self.keys.workflow_idempotency(idempotency_key))
+        bound = self.redis.get(self.keys.of_claim(idempotency_key).workflow_idempotency(idempotency_key))
         return bound if bound and self.redis.exists(self.keys.workflow(bound)) else None
 
     def record_workflow_tasks(self, workflow_id: str, task_ids: list[str], first: list[NewTask],
                               waiting: list[NewTask]) -> None:
         """Record every task of a workflow before anything is published, in pipelined batches: its
-        positions, the tasks that run at once (PENDING and due) and the follow-ups (WAITING).
-        The workflow is not sealed yet (see :meth:`seal_workflow`)."""
-        now = time.time()
+        positions, the tasks that run at once (PENDING and due) and the follow-ups (WAITING), all in
+        the workflow's shard. The workflow is not sealed yet (see :meth:`seal_workflow`)."""
+        now, due = time.time(), self.keys.of(workflow_id).follow_ups_due
         for start in range(0, len(task_ids), BATCH):
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hset(self.keys.workflow_members(workflow_id),
@@ -196,7 +196,7 @@ class WorkflowRecords:
                 for task in batch:
                     self._create(keys=[self.keys.task(task.task_id)], args=self._create_args(task, now), client=pipe)
                 if batch:
-                    pipe.zadd(self.keys.follow_ups_due, {task.task_id: now for task in batch})
+                    pipe.zadd(due, {task.task_id: now for task in batch})
                 for task in waiting[start:start + BATCH]:
                     pipe.hset(self.keys.task(task.task_id), mapping={**task.fields(now), "state": "WAITING"})
                 self._execute_durably(pipe)
@@ -210,7 +210,7 @@ class WorkflowRecords:
         record = {**fields, "state": "RUNNING", "created_at": now_field()}
         keys = [self.keys.workflow(workflow_id)]
         if idempotency_key:
-            keys.append(self.keys.workflow_idempotency(idempotency_key))
+            keys.append(self.keys.of(workflow_id).workflow_idempotency(idempotency_key))
         return self._seal_workflow(keys=keys, args=[to_json(record), workflow_id, self.idempotency_ttl])
 
     def forget_unsealed(self, workflow_id: str) -> int:
@@ -224,7 +224,7 @@ class WorkflowRecords:
                      for record in records])
         with self.redis.pipeline(transaction=True) as pipe:
             if ids:
-                pipe.zrem(self.keys.follow_ups_due, *ids)
+                pipe.zrem(self.keys.of(workflow_id).follow_ups_due, *ids)
                 pipe.delete(*(self.keys.task(i) for i in ids))
             pipe.delete(self.keys.workflow_members(workflow_id))
             pipe.execute()
@@ -235,29 +235,49 @@ class WorkflowRecords:
         idempotency key turned out to be bound to another workflow when it was sealed)."""
         self.forget(tasks)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.keys.follow_ups_due, *[t.task_id for t in tasks])
+            pipe.zrem(self.keys.of(workflow_id).follow_ups_due, *[t.task_id for t in tasks])
             pipe.delete(self.keys.workflow(workflow_id), self.keys.workflow_members(workflow_id),
                         *(self.keys.task(t.task_id) for t in tasks))
             if idempotency_key:
-                pipe.delete(self.keys.workflow_idempotency(idempotency_key))
+                pipe.delete(self.keys.of(workflow_id).workflow_idempotency(idempotency_key))
             pipe.execute()
 
     # -- due follow-ups --------------------------------------------------------------------
 
+    def _by_due_set(self, task_ids: list[str]) -> dict[str, list[str]]:
+        """*task_ids* grouped by the due set of their shard."""
+        groups: dict[str, list[str]] = {}
+        for task_id in task_ids:
+            groups.setdefault(self.keys.of(task_id).follow_ups_due, []).append(task_id)
+        return groups
+
     def follow_ups_published(self, task_ids: list[str]) -> None:
         if task_ids:
-            self.redis.zrem(self.keys.follow_ups_due, *task_ids)
+            with self.redis.pipeline(transaction=False) as pipe:
+                for due, ids in self._by_due_set(task_ids).items():
+                    pipe.zrem(due, *ids)
+                pipe.execute()
 
     def claim_overdue(self, older_than: float, limit: int = 500) -> list[str]:
-        """Due follow-ups left unpublished for *older_than* seconds (their publisher died)."""
+        """Due follow-ups left unpublished for *older_than* seconds (their publisher died); *limit* per shard."""
         now = time.time()
-        return self._claim_overdue(keys=[self.keys.follow_ups_due], args=[f"{now - older_than:.6f}", f"{now:.6f}", limit])
+        with self.redis.pipeline(transaction=False) as pipe:
+            for keys in self.keys.all_shards():
+                self._claim_overdue(keys=[keys.follow_ups_due], args=[f"{now - older_than:.6f}", f"{now:.6f}", limit],
+                                    client=pipe)
+            return [task_id for ids in pipe.execute() for task_id in ids]
 
     def due_among(self, task_ids: list[str]) -> list[str]:
         if not task_ids:
             return []
-        scores = self.redis.zmscore(self.keys.follow_ups_due, task_ids)
-        return [task_id for task_id, score in zip(task_ids, scores) if score is not None]
+        groups = self._by_due_set(task_ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for due, ids in groups.items():
+                pipe.zmscore(due, ids)
+            replies = pipe.execute()
+        due_ids = {task_id for ids, scores in zip(groups.values(), replies)
+                   for task_id, score in zip(ids, scores) if score is not None}
+        return [task_id for task_id in task_ids if task_id in due_ids]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -301,7 +321,8 @@ class WorkflowRecords:
     def cancel_workflow(self, workflow_id: str) -> str:
         """RUNNING -> CANCELLED (its WAITING follow-ups skipped); returns the state it had."""
         return self._cancel_workflow(keys=[self.keys.workflow(workflow_id)],
-                                     args=[self.namespace, workflow_id, now_field(), self.result_ttl, self.expiry_grace])
+                                     args=[self.keys.of(workflow_id).prefix, workflow_id, now_field(), self.result_ttl,
+                                           self.expiry_grace])
 
     def retry_workflow(self, workflow_id: str, replacements: list[tuple[int, str, NewTask]]) -> tuple[str, list[str]]:
         """Put new tasks in the positions of members that did not succeed; returns (status, due ids).
@@ -310,7 +331,7 @@ class WorkflowRecords:
         retry) or CHANGED (a member changed meanwhile) when nothing was done.
         """
         now = time.time()
-        argv: list[Any] = [self.namespace, workflow_id, f"{now:.6f}"]
+        argv: list[Any] = [self.keys.of(workflow_id).prefix, workflow_id, f"{now:.6f}"]
         for index, old_id, task in replacements:
             argv += [index, old_id, task.task_id, to_json(task.fields(now))]
         reply = self._retry_workflow(keys=[self.keys.workflow(workflow_id)], args=argv)

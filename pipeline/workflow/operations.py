@@ -117,7 +117,7 @@ def retry(workflow_id: str, *, engine: Optional[Engine] = None) -> dict[str, Any
         raise InvalidTransition("no task of the workflow failed or was cancelled (a member's record expired?)",
                                 record["state"])
     replacements = []
-    for old, new_id in zip(failed, new_task_ids(len(failed))):
+    for old, new_id in zip(failed, (engine.store.keys.id_beside(i, workflow_id) for i in new_task_ids(len(failed)))):
         payload = engine.store.payload(old["task_id"]) or {"args": [], "kwargs": {}}
         task = NewTask(task_id=new_id, actor=old["actor"], queue=old["queue"], priority=old["priority"],
                        max_retries=old["max_retries"], args=[], kwargs=payload["kwargs"], retry_of=old["task_id"],

@@ -57,8 +57,15 @@ def submit_checked(shape, *, idempotency_key: Optional[str] = None, submitted_by
     engine = engine or get_engine()
     owner = owner_for(user_id, tenant_id, submitted_by)
     validated = shape.validated()
-    workflow_id = new_task_id()
-    ids = new_task_ids(len(validated))
+    workflow_id, claim = new_task_id(), None
+    if idempotency_key:
+        # Bound per caller, like a task's: another token's key never finds (or blocks) this workflow.
+        caller = owner.submitted_by or ""
+        claim = f"{len(caller)}:{caller}:workflow:{idempotency_key}"
+        # Sealing binds the key and writes the record in one step: both in the key's shard.
+        workflow_id = engine.store.keys.id_for_claim(workflow_id, claim)
+    # Every task of a workflow lives in the workflow's shard, so a member's end is counted in one step.
+    ids = [engine.store.keys.id_beside(task_id, workflow_id) for task_id in new_task_ids(len(validated))]
     sigs = shape.tasks()
     tasks = [_new_task(engine, workflow_id, position, task_id, spec, kwargs, sigs[position].priority, owner)
              for position, (task_id, (spec, kwargs)) in enumerate(zip(ids, validated))]
@@ -73,9 +80,7 @@ def submit_checked(shape, *, idempotency_key: Optional[str] = None, submitted_by
     fields.update(owner.fields())
     if idempotency_key:
         fields["idempotency_key"] = idempotency_key
-        # Bound per caller, like a task's: another token's key never finds (or blocks) this workflow.
-        caller = owner.submitted_by or ""
-        idempotency_key = f"{len(caller)}:{caller}:workflow:{idempotency_key}"
+        idempotency_key = claim
     if idempotency_key and (bound := engine.store.bound_workflow(idempotency_key)):
         return bound, False
     engine.store.record_workflow_tasks(workflow_id, ids, tasks[:first], tasks[first:])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline.state import NewTask, StateStore
+from tests.conftest import store_shards
 from pipeline.state.admission import Limits
 
 T0 = 1_000_000_000  # ms; any start will do
@@ -25,7 +26,7 @@ STALE_MS = 120_000
 
 @pytest.fixture
 def store(redis_client, namespace):
-    return StateStore(redis_client, namespace, result_ttl=60)
+    return StateStore(redis_client, namespace, result_ttl=60, shards=store_shards())
 
 
 @dataclass(order=True)

@@ -15,12 +15,12 @@ from pipeline.middleware.rate_limits import rate_key
 from pipeline.owners import Owner
 from pipeline.registry import REGISTRY, OwnerOr, TaskPolicy
 from pipeline.state import NewTask, StateStore, STATES
-from tests.conftest import wait_for_state
+from tests.conftest import store_shards, wait_for_state
 
 
 @pytest.fixture
 def store(redis_client, namespace):
-    return StateStore(redis_client, namespace, result_ttl=60)
+    return StateStore(redis_client, namespace, result_ttl=60, shards=store_shards())
 
 
 def _task(i: int, user: str | None = None, tenant: str | None = None) -> NewTask:
@@ -30,8 +30,11 @@ def _task(i: int, user: str | None = None, tenant: str | None = None) -> NewTask
 
 def owner_keys(redis_client, store, user: str) -> dict[str, list[str]]:
     """Every index of *user*, by name ('all' or a state), with its members (empty ones left out)."""
-    names = {"all": store.keys.index_owner(user), **{state: store.keys.index_owner_state(user, state) for state in STATES}}
-    found = {name: sorted(redis_client.zrange(key, 0, -1)) for name, key in names.items()}
+    def members(name) -> list[str]:
+        return sorted(member for keys in store.keys.all_shards() for member in redis_client.zrange(name(keys), 0, -1))
+
+    found = {"all": members(lambda keys: keys.index_owner(user)),
+             **{state: members(lambda keys, state=state: keys.index_owner_state(user, state)) for state in STATES}}
     return {name: members for name, members in found.items() if members}
 
 

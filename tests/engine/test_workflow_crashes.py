@@ -19,7 +19,7 @@ from pipeline import workflow
 from pipeline.workflow import signature as sig
 from pipeline.follow_ups import CRASH_KEY_ENV
 from tests import sample_tasks
-from tests.conftest import queue_depth, wait_until
+from tests.conftest import due_follow_ups, namespace_keys, queue_depth, wait_until
 from tests.engine.test_workflows import wait_final
 
 
@@ -66,7 +66,7 @@ def test_the_sweep_publishes_a_follow_up_whose_publisher_never_did(engine, start
         engine.store.follow_ups_due = hook
     assert done["state"] == "SUCCESS" and redis_client.get(f"{ns}:runs") == "1"
     assert done["result"]["failures"][0]["state"] == "CANCELLED"
-    assert not redis_client.zcard(engine.store.keys.follow_ups_due)
+    assert not due_follow_ups(engine.store)
 
 
 def test_callback_runs_once_and_counts_are_exact_when_workers_are_killed_under_load(engine, start_worker, redis_client):
@@ -105,13 +105,13 @@ def test_a_submission_that_dies_before_sealing_leaves_nothing_that_runs_and_is_f
     with pytest.raises(SystemExit):
         workflow.chord([sig("echo", value=i) for i in range(3)], sig("collect")).submit(engine=engine)
     ns = engine.settings.namespace
-    assert redis_client.zcard(engine.store.keys.follow_ups_due) == 3
+    assert due_follow_ups(engine.store) == 3
     assert publish_overdue(engine.store, engine.broker, 0) == 0  # not sealed: nothing is published
-    assert redis_client.zcard(engine.store.keys.follow_ups_due) == 3  # ... and it is left for the submitter
+    assert due_follow_ups(engine.store) == 3  # ... and it is left for the submitter
     monkeypatch.setattr(pipeline.follow_ups, "UNSEALED_SECONDS", 0.0)
     assert publish_overdue(engine.store, engine.broker, 0) == 0
-    assert redis_client.zcard(engine.store.keys.follow_ups_due) == 0
-    left = list(redis_client.scan_iter(f"{ns}:*", count=1000))
+    assert due_follow_ups(engine.store) == 0
+    left = namespace_keys(redis_client, ns)
     assert not [k for k in left if ":t:" in k or ":wf:" in k], left  # no record, position or workflow key
     assert not [k for k in left if ":i:" in k and redis_client.zcard(k)], left  # no index entry
     assert queue_depth(sample_tasks.QUEUE) == 0

@@ -9,7 +9,7 @@ import pytest
 from pipeline import workflow
 from pipeline.errors import InvalidArguments, InvalidTransition
 from pipeline.workflow import signature as sig
-from tests.conftest import wait_until
+from tests.conftest import due_follow_ups, namespace_keys, wait_until
 
 
 def wait_final(engine, workflow_id: str, timeout: float = 60.0) -> dict:
@@ -163,7 +163,7 @@ def test_invalid_workflows_are_refused_before_anything_is_enqueued(engine, redis
         with pytest.raises(InvalidArguments) as caught:
             shape.submit(engine=engine)
         assert field in caught.value.fields, (field, caught.value.fields)
-    assert not list(redis_client.scan_iter(f"{engine.settings.namespace}:*", count=1000))
+    assert not namespace_keys(redis_client, engine.settings.namespace)
 
 
 def test_description_round_trips_and_reports_bad_fields():
@@ -191,5 +191,5 @@ def test_a_large_group_is_submitted_in_bulk_and_counted_exactly(engine, start_wo
     done = wait_until(lambda: (w := engine.store.get_workflow(workflow_id))["state"] != "RUNNING" and w, 300, 0.2)
     assert done["state"] == "SUCCESS"
     assert (done["succeeded"], done["failed"], done["cancelled"], done["members_done"]) == (members, 0, 0, members)
-    assert engine.store.redis.zcard(engine.store.keys.follow_ups_due) == 0
+    assert due_follow_ups(engine.store) == 0
     assert engine.store.count_by_state(["noop"], [])["actors"]["noop"]["SUCCESS"] == members

@@ -11,12 +11,12 @@ import pytest
 
 from tests import sample_tasks
 from tests.conftest import REDIS_URL, purge_test_queues, wait_until
-from tests.ha.servers import RabbitCluster, SentinelGroup
+from tests.ha.servers import RabbitCluster, RedisClusterGroup, SentinelGroup
 
 
 @contextlib.contextmanager
 def running(service):
-    """*service* (a SentinelGroup or a RabbitCluster) started, and stopped afterwards, also when it failed to start."""
+    """*service* (a SentinelGroup, RedisClusterGroup or RabbitCluster) started, and stopped afterwards, also when it failed to start."""
     try:
         yield service.start()
     finally:
@@ -40,6 +40,9 @@ sentinels = service_fixture(SentinelGroup, "module", "Master + 1 replica + 3 Sen
 own_sentinels = service_fixture(SentinelGroup, "function", "A Sentinel group for one test (one that fails it over).")
 rabbit_cluster = service_fixture(RabbitCluster, "module", "Three RabbitMQ nodes in one cluster with the HA policies, "
                                                           "shared by a module's tests (about 35 s to start).")
+redis_cluster = service_fixture(RedisClusterGroup, "module", "A 3-master Redis Cluster shared by a module's tests "
+                                                            "(about 2 s to start).")
+own_redis_cluster = service_fixture(RedisClusterGroup, "function", "A Redis Cluster for one test (one that moves slots).")
 own_rabbit_cluster = service_fixture(RabbitCluster, "function", "A RabbitMQ cluster for one test (one that stops a node).")
 
 

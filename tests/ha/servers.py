@@ -1,4 +1,4 @@
-"""Clustered services of a test's own: Redis master + replicas + Sentinels, and a RabbitMQ cluster.
+"""Clustered services of a test's own: Redis master + replicas + Sentinels, a Redis Cluster, and a RabbitMQ cluster.
 
 Every process here is started by the test on free loopback ports, with its
 data under the test's temporary directory, and stopped by PID when the test
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -147,6 +148,95 @@ class SentinelGroup:
     def stop(self) -> None:
         for process in [*self.sentinels, *self.servers]:
             process.stop()
+
+
+def cluster_port() -> int:
+    """A free port for a cluster node: at most 55535, with its cluster bus port (+10000) free too."""
+    while True:
+        port = free_port()
+        if port <= 55535:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+class RedisClusterGroup:
+    """A Redis Cluster of *masters* masters (no replicas), made by ``redis-cli --cluster create``."""
+
+    def __init__(self, directory: Path, masters: int = 3):
+        self.directory = directory
+        self.servers = [RedisProcess(directory, f"cluster-{i}", cluster_port()) for i in range(masters)]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    def start(self) -> "RedisClusterGroup":
+        for server in self.servers:
+            server.start("--cluster-enabled", "yes", "--cluster-config-file", str(server.directory / "nodes.conf"),
+                         "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no")
+        self.cli("--cluster", "create", *(f"127.0.0.1:{s.port}" for s in self.servers),
+                 "--cluster-replicas", "0", "--cluster-yes")
+        wait_until(self._settled, 30, interval=0.2, message="the cluster to cover every slot on every node")
+        return self
+
+    def _settled(self) -> bool:
+        try:
+            return all(server.client().cluster("info").get("cluster_state") == "ok" for server in self.servers)
+        except redis.RedisError:
+            return False
+
+    def cli(self, *arguments: str, timeout: float = 300) -> str:
+        """Run redis-cli (against the first node unless *arguments* say otherwise); its output."""
+        done = subprocess.run(["redis-cli", *arguments], capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli {' '.join(arguments)}: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+        return done.stdout
+
+    def node_ids(self) -> list[str]:
+        return [server.client().execute_command("CLUSTER", "MYID") for server in self.servers]
+
+    def owner_of(self, slot: int) -> int:
+        """The index of the node serving *slot* now."""
+        for start, end, master, *_ in self.servers[0].client().execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return next(i for i, server in enumerate(self.servers) if server.port == int(master[1]))
+        raise LookupError(f"no node serves slot {slot}")
+
+    def move_slot(self, slot: int, target: int, batch: int = 10) -> int:
+        """Move *slot* with its keys to node *target* while clients keep working, the way
+        ``redis-cli --cluster reshard`` moves each slot: IMPORTING/MIGRATING, MIGRATE of the keys
+        *batch* at a time (clients are redirected with ASK meanwhile), then SETSLOT NODE everywhere.
+        Returns how many keys moved."""
+        source = self.owner_of(slot)
+        if source == target:
+            return 0
+        ids = self.node_ids()
+        origin, destination = self.servers[source].client(), self.servers[target].client()
+        destination.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        origin.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+        moved = 0
+        while keys := origin.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            origin.execute_command("MIGRATE", "127.0.0.1", self.servers[target].port, "", 0, 10_000, "KEYS", *keys)
+            moved += len(keys)
+        for server in (self.servers[target], self.servers[source],
+                       *(s for i, s in enumerate(self.servers) if i not in (source, target))):
+            server.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+        return moved
+
+    def reshard(self, source: int, target: int, slots: int) -> str:
+        """Move *slots* slots (with their keys) from node *source* to node *target* while clients keep working."""
+        ids = self.node_ids()
+        return self.cli("--cluster", "reshard", f"127.0.0.1:{self.servers[0].port}", "--cluster-from", ids[source],
+                        "--cluster-to", ids[target], "--cluster-slots", str(slots), "--cluster-yes",
+                        "--cluster-pipeline", "100")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 class RabbitNode:

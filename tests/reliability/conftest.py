@@ -15,7 +15,9 @@ import pytest
 
 from tests.api.conftest import api, api_settings, make_api, server  # noqa: F401  (the API fixtures, shared)
 from tests.conftest import ROOT
-from tests.ha.fixtures import engine_on, own_rabbit_cluster, own_sentinels  # noqa: F401  (clustered services)
+from tests.ha.fixtures import (  # noqa: F401  (clustered services)
+    engine_on, own_rabbit_cluster, own_redis_cluster, own_sentinels,
+)
 
 ARTIFACTS = ROOT / "test-artifacts" / "reliability"
 FULL = os.environ.get("CLAW_RELIABILITY") == "full"

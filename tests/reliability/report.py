@@ -2,6 +2,7 @@
 
     make test-reliability      # runs the full suite, then this
     make test-ha               # runs the high-availability tests, then this (other rows are kept)
+    make test-redis-cluster    # the same for the Redis Cluster row
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ below was measured by a test that fails if a task is lost or finished twice. Rep
 ```bash
 make test-reliability     # CLAW_RELIABILITY=full pytest tests/reliability, then python -m tests.reliability.report
 make test-ha              # only the failover rows: Redis Sentinel, a RabbitMQ cluster node (clusters of their own)
+make test-redis-cluster   # the suites on a Redis Cluster, then its row: slots moved mid-load (a cluster of its own)
 ```
 
 `make test` runs the same tests at a short scale, except the RabbitMQ cluster one (its three nodes take
