@@ -88,7 +88,7 @@ def bobs_world(api, engine, knowledge):
         generate_ai_response(conversation_id=conversation, user_message=f"remember {SECRET}", knowledge_base_id=kb_id)
     finally:
         set_current(None)
-    Inbox(engine.store.redis, engine.settings.namespace).add(BOB, f"n-{RUN}", title="for bob", body=SECRET)
+    Inbox(engine.store.redis, engine.store.keys.shared).add(BOB, f"n-{RUN}", title="for bob", body=SECRET)
     from pipeline import workflow
 
     workflow_id = workflow.group([workflow.signature("echo", password=SECRET)]).submit(user_id=BOB, submitted_by="backend")
@@ -151,7 +151,7 @@ def test_route_walk_user_a_never_sees_or_touches_user_bs_data_on_any_route(api, 
     assert walked >= 45
     # B's data is untouched by all that.
     assert engine.store.get(bobs_world["task_id"])["state"] == "PENDING"
-    bob_inbox = Inbox(engine.store.redis, engine.settings.namespace).list(BOB)
+    bob_inbox = Inbox(engine.store.redis, engine.store.keys.shared).list(BOB)
     assert bob_inbox["unread"] == 1
 
 
@@ -185,7 +185,7 @@ def test_a_user_token_reads_its_own_tasks_events_conversation_inbox_and_its_tena
     client.cancel(task_id)  # finished: its stream is one final record
     events = as_user(api, alice, "GET", f"/api/v1/tasks/{task_id}/events")
     assert events.status_code == 200 and '"state":"CANCELLED"' in events.text
-    Inbox(engine.store.redis, engine.settings.namespace).add(ALICE, f"a-{RUN}", title="hi", body="for alice")
+    Inbox(engine.store.redis, engine.store.keys.shared).add(ALICE, f"a-{RUN}", title="hi", body="for alice")
     inbox = as_user(api, alice, "GET", f"/api/v1/notifications/{ALICE}")
     assert inbox.status_code == 200 and inbox.json["items"][0]["user_id"] == ALICE
     assert as_user(api, alice, "POST", f"/api/v1/notifications/{ALICE}/read", json={"all": True}).json["marked"] == 1

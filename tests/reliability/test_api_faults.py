@@ -118,7 +118,7 @@ def test_a_client_retrying_after_the_api_was_killed_mid_request_gets_one_task(en
     copies = queue_depth("notification_default")
     start_worker("--queues", "notification_default")
     counts = wait_all_final(engine, sorted(ids), timeout=60)
-    inbox = Inbox.from_settings(engine.store.redis, engine.settings.namespace, get_notification_settings())
+    inbox = Inbox.from_settings(engine.store.redis, engine.store.keys.shared, get_notification_settings())
     delivered = inbox.list("user-1", limit=100)["total"]
     report(fault="API process group SIGKILLed mid-request; client retries with the same idempotency key",
            accepted=tries, completed=counts.get("SUCCESS", 0), failed=counts.get("FAILURE", 0),
