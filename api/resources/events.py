@@ -31,7 +31,6 @@ one more is answered 503 with Retry-After at once, never left hanging.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -46,7 +45,7 @@ from api.caller import Caller
 from api.errors import ApiError
 from api.models import TaskEvents
 from api.resources import EngineProvider
-from api.streams.hub import END, EventHub
+from api.streams.hub import END, EventHub, Subscription
 from api.validation import Endpoint, check_task_id, json_dumps
 from pipeline import client
 from pipeline.registry import REGISTRY
@@ -93,41 +92,51 @@ class TaskEventsResource:
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         task_id = check_task_id(task_id)
+        caller = caller_of(req)
+        store = self.engine().store
+        if not caller.may_read(await run_blocking(store.get, task_id)):  # 404 before the stream starts
+            raise client.not_found(task_id)
+        self._check_cap()
+        gone = req.scope.get("claw.client_gone")
+        subscription = None
+        if gone is not None:
+            # The stream takes its place before its answer starts, with no await between the cap's check and
+            # the subscription on a connected hub: requests arriving while earlier streams start see them counted.
+            subscription = await self.hub.subscribe(store.keys.events_channel(task_id))
+            # Resolved when the client leaves or the request ends: the stream's place is free at once, even when
+            # Falcon stops iterating the stream without closing it (or never starts it).
+            gone.add_done_callback(lambda _: subscription.release())
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("X-Accel-Buffering", "no")  # nginx: pass events on at once
+        resp.sse = self.events(task_id, _last_event_id(req.get_header("Last-Event-ID")), caller=caller,
+                               subscription=subscription)
+
+    def _check_cap(self) -> None:
         if self.hub.open_streams >= self.max_streams:
             raise ApiError(503, "Too many streams",
                            f"this API process holds its maximum of {self.max_streams} open event streams "
                            "(CLAW_API_MAX_STREAMS); retry shortly", headers={"Retry-After": str(CAP_RETRY_AFTER_SECONDS)})
-        caller = caller_of(req)
-        if not caller.may_read(await run_blocking(self.engine().store.get, task_id)):  # 404 before the stream starts
-            raise client.not_found(task_id)
-        resp.set_header("Cache-Control", "no-cache")
-        resp.set_header("X-Accel-Buffering", "no")  # nginx: pass events on at once
-        gone = req.scope.get("claw.client_gone")
-        resp.sse = self.events(task_id, _last_event_id(req.get_header("Last-Event-ID")), gone, caller=caller)
 
-    async def events(self, task_id: str, last_seen: Optional[int] = None,
-                     gone: Optional[asyncio.Future] = None, *, caller: Caller) -> AsyncIterator[SSEvent]:
-        """The stream as *caller* may see it; *last_seen* is the client's Last-Event-ID, *gone* resolves
-        when it disconnects.
+    async def events(self, task_id: str, last_seen: Optional[int] = None, *, caller: Caller,
+                     subscription: Optional[Subscription] = None) -> AsyncIterator[SSEvent]:
+        """The stream as *caller* may see it; *last_seen* is the client's Last-Event-ID; *subscription* to the
+        task's channel, when the request already holds one.
 
         The first event carries the reconnection delay (``retry``), so that a
         stream of one event (a finished task) is one write.
         """
         first = True
-        async with contextlib.aclosing(self._events(task_id, last_seen, gone, _Shown(caller))) as events:
+        async with contextlib.aclosing(self._events(task_id, last_seen, subscription, _Shown(caller))) as events:
             async for event in events:
                 if first:
                     event.retry, first = RECONNECT_MS, False
                 yield event
 
-    async def _events(self, task_id: str, last_seen: Optional[int], gone: Optional[asyncio.Future],
+    async def _events(self, task_id: str, last_seen: Optional[int], subscription: Optional[Subscription],
                       shown: "_Shown") -> AsyncIterator[SSEvent]:
         store = self.engine().store
-        subscription = await self.hub.subscribe(store.keys.events_channel(task_id))
-        if gone is not None:
-            # Resolved when the client leaves or the request ends: the stream's place is free at once, even when
-            # Falcon stops iterating this generator without closing it (its finally then runs at garbage collection).
-            gone.add_done_callback(lambda _: subscription.release())
+        if subscription is None:
+            subscription = await self.hub.subscribe(store.keys.events_channel(task_id))
         try:
             record, history = await run_blocking(store.get_with_history, task_id)
             shown.learn(record)
