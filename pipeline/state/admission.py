@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import redis
 
 from pipeline.state.lua import script
 
@@ -275,7 +274,7 @@ class Decision:
 class Admission:
     """Admitting rate-limited tasks: a part of :class:`pipeline.state.store.StateStore`."""
 
-    def _register_admission_scripts(self, client: redis.Redis) -> None:
+    def _register_admission_scripts(self) -> None:
         self._admit = self._register(ADMIT)
         self._admit_shared = self._register(ADMIT_SHARED)
         self._mark_waiting = self._register(MARK_WAITING)

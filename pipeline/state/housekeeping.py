@@ -12,7 +12,6 @@ import json
 import time
 from typing import Any, Callable, Iterable, Optional
 
-import redis
 
 from pipeline.encoder import to_json
 from pipeline.state.keys import STATES
@@ -126,8 +125,7 @@ PAGE = 500
 class Housekeeping:
     """Expiry, repairs, dead letters and cleanup: a part of :class:`pipeline.state.store.StateStore`."""
 
-
-    def _register_housekeeping_scripts(self, client: redis.Redis) -> None:
+    def _register_housekeeping_scripts(self) -> None:
         self._trim = self._register(TRIM)
         self._requeue_failed = self._register(REQUEUE_FAILED)
         self._delete_failed = self._register(DELETE_FAILED)

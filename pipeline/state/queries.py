@@ -82,8 +82,7 @@ return out
 class RecordQueries:
     """Reading records: a part of :class:`pipeline.state.store.StateStore`."""
 
-
-    def _register_query_scripts(self, client: redis.Redis) -> None:
+    def _register_query_scripts(self) -> None:
         self._throughput = self._register(THROUGHPUT)
         self._runtimes = self._register(RUNTIMES)
         self._zcards = self._register(ZCARDS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 
-import redis
 
 # KEYS: the user's quota set. ARGV: limit, window_ms, member.
 # Returns 0 when the submission is counted, else the milliseconds until it would be.
@@ -34,7 +33,7 @@ return 0
 class SubmitQuotas:
     """A part of :class:`pipeline.state.store.StateStore`."""
 
-    def _register_quota_scripts(self, client: redis.Redis) -> None:
+    def _register_quota_scripts(self) -> None:
         self._take_quota = self._register(TAKE)
 
     def take_submit_quota(self, actor: str, user_id: str, limit: int, window_ms: int) -> int:

@@ -308,8 +308,7 @@ class RecordWrites:
     """Writing records: a part of :class:`pipeline.state.store.StateStore` (which sets
     ``redis``, ``keys``, ``namespace``, the TTLs and the worker ScriptBatcher)."""
 
-
-    def _register_record_scripts(self, client: redis.Redis) -> None:
+    def _register_record_scripts(self) -> None:
         self._create = self._register(CREATE)
         self._start = self._register(START)
         self._finish = self._register(FINISH)
@@ -318,7 +317,7 @@ class RecordWrites:
         self._progress = self._register(PROGRESS)
         # recording() and _hot() call these by hash, without redis-py's reload-on-miss.
         for registered in (self._create, self._start, self._finish):
-            client.script_load(registered.script)
+            self.redis.script_load(registered.script)
 
     # -- enqueue -------------------------------------------------------------------------
 

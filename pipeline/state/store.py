@@ -65,12 +65,12 @@ class StateStore(RecordWrites, RecordQueries, Housekeeping, Admission, WorkflowR
         self.idempotency_ttl = idempotency_ttl
         self.expiry_grace = expiry_grace
         self.audit_max_entries = audit_max_entries
-        self._register_record_scripts(client)
-        self._register_query_scripts(client)
-        self._register_housekeeping_scripts(client)
-        self._register_admission_scripts(client)
-        self._register_workflow_scripts(client)
-        self._register_quota_scripts(client)
+        self._register_record_scripts()
+        self._register_query_scripts()
+        self._register_housekeeping_scripts()
+        self._register_admission_scripts()
+        self._register_workflow_scripts()
+        self._register_quota_scripts()
         # On a cluster each script goes to its slot's node: the workers' threads share no one connection.
         self._worker_scripts = None if self.clustered else ScriptBatcher(client.connection_pool.make_connection,
                                                                          self.replica_wait)

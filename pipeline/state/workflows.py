@@ -30,7 +30,6 @@ import json
 import time
 from typing import Any, Optional
 
-import redis
 
 from pipeline.encoder import to_json
 from pipeline.owners import Owner
@@ -169,7 +168,7 @@ BATCH = 1000
 class WorkflowRecords:
     """Workflow records: a part of :class:`pipeline.state.store.StateStore`."""
 
-    def _register_workflow_scripts(self, client: redis.Redis) -> None:
+    def _register_workflow_scripts(self) -> None:
         self._seal_workflow = self._register(SEAL_WORKFLOW)
         self._cancel_workflow = self._register(CANCEL_WORKFLOW)
         self._retry_workflow = self._register(RETRY_WORKFLOW)
